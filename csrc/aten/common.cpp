@@ -1,0 +1,113 @@
+#include "common.h"
+
+#include <cmath>
+#include <limits>
+
+namespace safesvd {
+
+Guard parse_guard(c10::string_view guard, const char* op) {
+  if (guard == "pinv") return Guard::Pinv;
+  if (guard == "lorentz") return Guard::Lorentz;
+  if (guard == "clamp") return Guard::Clamp;
+  if (guard == "none") return Guard::None;
+  TORCH_CHECK_VALUE(false, op, ": guard must be one of 'pinv', 'lorentz', 'clamp', 'none', got '",
+                    std::string(guard), "'");
+}
+
+std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype,
+                                             c10::optional<double> rtol,
+                                             c10::optional<double> atol, const char* op) {
+  const double eps = real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
+                                              : std::numeric_limits<double>::epsilon();
+  const double r = rtol.has_value() ? *rtol : std::pow(eps, 0.75);
+  const double a = atol.has_value() ? *atol : 0.0;
+  TORCH_CHECK_VALUE(r >= 0 && std::isfinite(r), op, ": rtol must be finite and >= 0, got ", r);
+  TORCH_CHECK_VALUE(a >= 0 && std::isfinite(a), op, ": atol must be finite and >= 0, got ", a);
+  return {r, a};
+}
+
+void check_matrix_input(const Tensor& A, const char* op, bool square) {
+  const auto dt = A.scalar_type();
+  TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble || dt == at::kComplexFloat ||
+                       dt == at::kComplexDouble,
+                   op, ": expected a float32, float64, complex64 or complex128 tensor, got ", dt);
+  TORCH_CHECK_VALUE(A.dim() >= 2, op, ": expected a tensor of shape (..., m, n) with at least 2 ",
+                    "dimensions, got shape ", A.sizes());
+  if (square)
+    TORCH_CHECK_VALUE(A.size(-1) == A.size(-2), op,
+                      ": expected square matrices (..., n, n), got shape ", A.sizes());
+  if (A.device().is_cpu() && A.numel() > 0)
+    TORCH_CHECK_VALUE(at::isfinite(A).all().item<bool>(), op,
+                      ": input contains NaN or Inf; its decomposition is undefined");
+}
+
+void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,
+                     const char* name) {
+  if (!g.has_value() || !g->defined()) return;
+  TORCH_CHECK(g->device() == like.device(), op, ": ", name, " is on ", g->device(),
+              " but the decomposition is on ", like.device());
+  TORCH_CHECK_TYPE(g->scalar_type() == like.scalar_type(), op, ": ", name, " has dtype ",
+                   g->scalar_type(), ", expected ", like.scalar_type());
+  TORCH_CHECK_VALUE(g->sizes() == like.sizes(), op, ": ", name, " has shape ", g->sizes(),
+                    ", expected ", like.sizes());
+}
+
+std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matrices,
+                                               c10::string_view guard,
+                                               c10::optional<double> rtol,
+                                               c10::optional<double> atol) {
+  check_matrix_input(A, "safesvd.svd", /*square=*/false);
+  parse_guard(guard, "safesvd.svd");
+  resolve_tolerances(at::toRealValueType(A.scalar_type()), rtol, atol, "safesvd.svd");
+  return at::linalg_svd(A, full_matrices);
+}
+
+std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO,
+                                        c10::string_view guard, c10::optional<double> rtol,
+                                        c10::optional<double> atol) {
+  check_matrix_input(A, "safesvd.eigh", /*square=*/true);
+  TORCH_CHECK_VALUE(UPLO == "L" || UPLO == "U", "safesvd.eigh: UPLO must be 'L' or 'U', got '",
+                    std::string(UPLO), "'");
+  parse_guard(guard, "safesvd.eigh");
+  resolve_tolerances(at::toRealValueType(A.scalar_type()), rtol, atol, "safesvd.eigh");
+  return at::linalg_eigh(A, UPLO);
+}
+
+std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(
+    const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,
+    const c10::optional<Tensor>& gVh, const Tensor& U, const Tensor& S, const Tensor& Vh,
+    const char* op) {
+  TORCH_CHECK_VALUE(U.dim() >= 2 && Vh.dim() == U.dim() && S.dim() == U.dim() - 1, op,
+                    ": expected U (..., m, p), S (..., k), Vh (..., q, n), got ", U.sizes(), ", ",
+                    S.sizes(), ", ", Vh.sizes());
+  const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1);
+  TORCH_CHECK_VALUE(k == std::min(m, n) && U.size(-1) >= k && Vh.size(-2) >= k, op,
+                    ": inconsistent shapes U ", U.sizes(), ", S ", S.sizes(), ", Vh ", Vh.sizes());
+  TORCH_CHECK_TYPE(S.scalar_type() == at::toRealValueType(U.scalar_type()) &&
+                       Vh.scalar_type() == U.scalar_type(),
+                   op, ": dtypes of U, S, Vh do not match: ", U.scalar_type(), ", ",
+                   S.scalar_type(), ", ", Vh.scalar_type());
+  TORCH_CHECK(S.device() == U.device() && Vh.device() == U.device(), op,
+              ": U, S, Vh must be on one device");
+  check_cotangent(gU, U, op, "grad of U");
+  check_cotangent(gS, S, op, "grad of S");
+  check_cotangent(gVh, Vh, op, "grad of Vh");
+  return {m, n, k};
+}
+
+int64_t check_eigh_backward_args(const c10::optional<Tensor>& gL,
+                                 const c10::optional<Tensor>& gQ, const Tensor& L,
+                                 const Tensor& Q, const char* op) {
+  TORCH_CHECK_VALUE(Q.dim() >= 2 && L.dim() == Q.dim() - 1 && Q.size(-1) == Q.size(-2) &&
+                        L.size(-1) == Q.size(-1),
+                    op, ": expected L (..., n) and Q (..., n, n), got ", L.sizes(), ", ",
+                    Q.sizes());
+  TORCH_CHECK_TYPE(L.scalar_type() == at::toRealValueType(Q.scalar_type()), op,
+                   ": dtypes of L and Q do not match: ", L.scalar_type(), ", ", Q.scalar_type());
+  TORCH_CHECK(L.device() == Q.device(), op, ": L and Q must be on one device");
+  check_cotangent(gL, L, op, "grad of L");
+  check_cotangent(gQ, Q, op, "grad of Q");
+  return Q.size(-1);
+}
+
+}  // namespace safesvd

@@ -1,0 +1,45 @@
+// Every schema of the safesvd operator library, in one place (design.md 2).
+//
+// Kernels live in csrc/cpu/ (CPU), csrc/cuda/ (CUDA) and csrc/aten/composite.cpp
+// (CompositeImplicitAutograd, the differentiable backward). Autograd and fake
+// kernels are registered from Python (python/safesvd/_ops.py).
+#include <torch/library.h>
+
+#ifdef SAFESVD_WITH_PYTHON
+#include <Python.h>
+// Importing safesvd._C runs the static registrations below; the module itself
+// is empty (the pattern of pytorch/extension-cpp).
+extern "C" {
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+#endif
+
+TORCH_LIBRARY(safesvd, m) {
+  // Forward decompositions (ATen). The guard arguments only affect the backward;
+  // they are part of the schema so that autograd sees them.
+  m.def(
+      "svd(Tensor A, bool full_matrices=False, str guard=\"pinv\", float? rtol=None, "
+      "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
+  m.def(
+      "eigh(Tensor A, str UPLO=\"L\", str guard=\"pinv\", float? rtol=None, "
+      "float? atol=None) -> (Tensor L, Tensor Q)");
+
+  // Backward of svd / eigh (design.md 3.1, 3.2). `gauge` is (..., 3):
+  // [relative basis-dependent residual, i, j] (design.md 3.4).
+  m.def(
+      "_svd_backward(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, Tensor Vh, "
+      "str guard, float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
+  m.def(
+      "_eigh_backward(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, "
+      "float? atol) -> (Tensor gA, Tensor gauge)");
+  // The same math as differentiable ATen ops, for create_graph=True.
+  m.def(
+      "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "
+      "Tensor Vh, str guard, float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
+  m.def(
+      "_eigh_backward_composite(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, "
+      "float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
+}

@@ -1,0 +1,118 @@
+"""The gauge check of design.md 3.4.
+
+A loss that changes when the basis of a degenerate subspace is rotated (or the
+phase of a complex singular/eigen vector is changed) has no unique gradient.
+The backward ops report, per matrix, the largest basis-dependent part of the
+cotangent relative to its size, and where it was found; this module turns that
+into a :class:`GaugeWarning` (mode "warn", default), an exception ("raise"),
+or nothing ("ignore").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import torch
+
+
+class GaugeWarning(UserWarning):
+    """The loss depends on an arbitrary choice of basis; the gradient is not unique.
+
+    safesvd still returns a finite gradient: the minimum-norm one, with the
+    basis-dependent part of the cotangent removed. In mode "raise" this class is
+    raised as an exception.
+    """
+
+
+_MODES = ("warn", "raise", "ignore")
+_mode = "warn"
+
+
+def set_gauge_mode(mode: str) -> None:
+    """Set what a basis-dependent loss does in the backward: "warn", "raise" or "ignore"."""
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"gauge mode must be one of {_MODES}, got {mode!r}")
+    _mode = mode
+
+
+def get_gauge_mode() -> str:
+    return _mode
+
+
+@contextlib.contextmanager
+def gauge_mode(mode: str):
+    """Context manager form of :func:`set_gauge_mode`."""
+    previous = _mode
+    set_gauge_mode(mode)
+    try:
+        yield
+    finally:
+        set_gauge_mode(previous)
+
+
+def default_rtol(real_dtype: torch.dtype) -> float:
+    return torch.finfo(real_dtype).eps ** 0.75
+
+
+def _capturing() -> bool:
+    if torch.compiler.is_compiling():
+        return True
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _describe(op: str, spectrum_name: str, values: list, i: int, j: int) -> str:
+    if i == -2:
+        return (
+            f"{op}: the loss reads the extra columns of U / rows of Vh of "
+            "full_matrices=True, which are an arbitrary basis of a complement; their "
+            "cotangent is ignored"
+        )
+    if i == j:
+        return (
+            f"{op}: the loss depends on the phase (complex) or, for a zero singular "
+            f"value, the direction of vector {i} ({spectrum_name}[{i}] = {values[i]:.6g})"
+        )
+    return (
+        f"{op}: the loss depends on the basis inside a degenerate subspace: "
+        f"{spectrum_name}[{i}] = {values[i]:.6g} and {spectrum_name}[{j}] = {values[j]:.6g} "
+        "are equal within the tolerance (or both zero)"
+    )
+
+
+def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: str,
+          rtol: float | None) -> None:
+    """Warn or raise if any matrix of the batch has a basis-dependent cotangent.
+
+    ``gauge`` is the (..., 3) output of a backward op. Reading it costs one small
+    device-to-host copy; mode "ignore", torch.compile tracing and CUDA graph
+    capture skip the check and never synchronize.
+    """
+    if _mode == "ignore" or gauge.numel() == 0 or _capturing():
+        return
+    real_dtype = spectrum.dtype
+    eps = torch.finfo(real_dtype).eps
+    # A basis-independent loss leaves a residual of rounding size, or of the
+    # relative gap of a nearly (not exactly) degenerate pair, which is at most
+    # about rtol: stay well above both.
+    threshold = max(math.sqrt(eps), 10.0 * (rtol if rtol is not None else default_rtol(real_dtype)))
+    flat = gauge.detach().reshape(-1, 3)
+    b = int(flat[:, 0].argmax())
+    residual, i, j = flat[b].tolist()
+    if not residual > threshold:
+        return
+    batch_shape = gauge.shape[:-1]
+    index = tuple(int(x) for x in torch.unravel_index(torch.tensor(b), batch_shape)) if batch_shape else ()
+    values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
+    message = (
+        _describe(op, spectrum_name, values, int(i), int(j))
+        + f" (matrix {index}, relative residual {residual:.3g}). The gradient is not unique; "
+        "safesvd returns the minimum-norm choice, with the basis-dependent part removed. "
+        "Use a loss that does not depend on the basis (projectors, matrix functions, "
+        "singular values), or safesvd.set_gauge_mode('ignore') to silence this."
+    )
+    if _mode == "raise":
+        raise GaugeWarning(message)
+    warnings.warn(message, GaugeWarning, stacklevel=3)
