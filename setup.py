@@ -45,15 +45,21 @@ def torch_tag() -> str:
 
 with_cuda = want_cuda()
 sources = ["csrc/safesvd.cpp"] + sorted(glob.glob("csrc/aten/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-extra = {"cxx": ["-O3"]}
+# -fno-wrapv: Python's CFLAGS carry -fwrapv, which blocks loop optimizations of
+# the fused kernels (measured: 1.5x slower per matrix).
+# -fopenmp: at::parallel_for is an inline `omp parallel` in ATen's headers; without
+# it the batch loop silently runs on one thread.
+extra = {"cxx": ["-O3", "-fno-wrapv", "-fopenmp"]}
 macros = [("SAFESVD_WITH_PYTHON", None)]
 if with_cuda:
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
     extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
-    ext = CUDAExtension("safesvd._C", sources, extra_compile_args=extra, define_macros=macros)
+    ext = CUDAExtension("safesvd._C", sources, extra_compile_args=extra, extra_link_args=["-fopenmp"],
+                        define_macros=macros)
 else:
-    ext = CppExtension("safesvd._C", sources, extra_compile_args=extra, define_macros=macros)
+    ext = CppExtension("safesvd._C", sources, extra_compile_args=extra, extra_link_args=["-fopenmp"],
+                       define_macros=macros)
 
 print(
     f"safesvd build: torch {torch.__version__}, CUDA kernels: {'yes' if with_cuda else 'no'}"

@@ -60,6 +60,32 @@ std::tuple<Tensor, Tensor> eigh_backward_composite(
 void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
                               const c10::optional<Tensor>& gVh, int64_t k);
 
+// Where rel (...) exceeds gauge[..., 0], replace the gauge entry by (rel, i, j).
+void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j);
+
+// The batched-matmul path for large matrices: the products by batched BLAS
+// (at::matmul), J built in one fused per-matrix pass by a device's builder.
+// Builder inputs are (B, k, k) / (B, k), contiguous; UhgU, gVhV, gS, QhgQ, gL
+// may be undefined (absent cotangent). The builder returns J (B, k, k),
+// D = g(S) (B, k) and the raw (unscaled) gauge info (B, 3).
+// `dtype` is the dtype of U (Q), which J takes.
+using SvdJBuilder = std::tuple<Tensor, Tensor, Tensor> (*)(at::ScalarType dtype, const Tensor& UhgU,
+                                                           const Tensor& gVhV, const Tensor& S,
+                                                           const Tensor& gS, Guard guard, double rtol,
+                                                           double atol);
+using EighJBuilder = std::tuple<Tensor, Tensor> (*)(at::ScalarType dtype, const Tensor& QhgQ,
+                                                    const Tensor& L, const Tensor& gL, Guard guard,
+                                                    double rtol, double atol);
+std::tuple<Tensor, Tensor> svd_backward_batched_matmul(
+    const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,
+    const c10::optional<Tensor>& gVh, const Tensor& U, const Tensor& S, const Tensor& Vh,
+    c10::string_view guard, c10::optional<double> rtol, c10::optional<double> atol,
+    SvdJBuilder build_J);
+std::tuple<Tensor, Tensor> eigh_backward_batched_matmul(
+    const c10::optional<Tensor>& gL, const c10::optional<Tensor>& gQ, const Tensor& L,
+    const Tensor& Q, c10::string_view guard, c10::optional<double> rtol,
+    c10::optional<double> atol, EighJBuilder build_J);
+
 // Shared validation of a backward op's arguments; returns (m, n, k).
 std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(
     const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,

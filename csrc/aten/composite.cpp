@@ -42,6 +42,10 @@ Tensor spectrum_tolerance(const Tensor& x, double rtol, double atol) {
   return at::clamp_min(x.detach().abs().amax(-1, /*keepdim=*/true) * rtol, atol);
 }
 
+// X^H with the conjugation done, not a lazy conj view: opcheck's schema check
+// reports lazy-conj inputs of matmul's internal expand as mutated.
+Tensor adjoint_of(const Tensor& X) { return X.transpose(-2, -1).conj_physical(); }
+
 Tensor off_diagonal(int64_t k, const Tensor& like) {
   return at::eye(k, like.options().dtype(at::kBool)).logical_not();
 }
@@ -88,10 +92,16 @@ void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
   if (extra_v) extra = at::maximum(extra, max_abs(gVh->narrow(-2, k, gVh->size(-2) - k), like));
   const Tensor scale = max_abs(gU, like) + max_abs(gVh, like);
   const Tensor rel = at::where(scale > 0, extra / at::where(scale > 0, scale, 1), 0);
-  const Tensor worse = rel > like;
-  gauge.select(-1, 0).copy_(at::where(worse, rel, like));
-  gauge.select(-1, 1).masked_fill_(worse, -2);
-  gauge.select(-1, 2).masked_fill_(worse, -2);
+  const Tensor minus_two = at::full_like(like, -2);
+  merge_gauge(gauge, rel, minus_two, minus_two);
+}
+
+void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j) {
+  const Tensor current = gauge.select(-1, 0);
+  const Tensor worse = rel > current;
+  gauge = at::stack({at::where(worse, rel, current), at::where(worse, i, gauge.select(-1, 1)),
+                     at::where(worse, j, gauge.select(-1, 2))},
+                    -1);
 }
 
 std::tuple<Tensor, Tensor> svd_backward_composite(
@@ -124,12 +134,12 @@ std::tuple<Tensor, Tensor> svd_backward_composite(
 
   Tensor UhgU, VhgV, a, b;
   if (gU) {
-    UhgU = at::matmul(Un.mH(), *gU);
-    a = UhgU - UhgU.mH();
+    UhgU = at::matmul(adjoint_of(Un), *gU);
+    a = UhgU - adjoint_of(UhgU);
   }
   if (gVh) {
-    VhgV = at::matmul(Vhn, gVh->mH());
-    b = VhgV - VhgV.mH();
+    VhgV = at::matmul(Vhn, adjoint_of(*gVh));
+    b = VhgV - adjoint_of(VhgV);
   }
   const Tensor zero_kk = at::zeros({k, k}, U.options());
   const Tensor a_ = a.defined() ? a : zero_kk, b_ = b.defined() ? b : zero_kk;
@@ -152,7 +162,7 @@ std::tuple<Tensor, Tensor> svd_backward_composite(
     if (gU) X = X + *gU * D.unsqueeze(-2);
     gA = at::matmul(X, Vhn);
   } else {
-    if (n > k && gVh) J = J - D.unsqueeze(-1) * VhgV.mH();
+    if (n > k && gVh) J = J - D.unsqueeze(-1) * adjoint_of(VhgV);
     Tensor Y = at::matmul(J, Vhn);
     if (n > k && gVh) Y = Y + D.unsqueeze(-1) * *gVh;
     gA = at::matmul(Un, Y);
@@ -172,7 +182,7 @@ std::tuple<Tensor, Tensor> svd_backward_composite(
       const Tensor proj = gU->detach() - at::matmul(Un.detach(), UhgU.detach());
       R = at::maximum(R, at::diag_embed(at::where(zero_sv, proj.abs().amax(-2), 0)));
     } else if (n > k && gVh) {
-      const Tensor proj = gVh->detach() - at::matmul(VhgV.detach().mH(), Vhn.detach());
+      const Tensor proj = gVh->detach() - at::matmul(adjoint_of(VhgV.detach()), Vhn.detach());
       R = at::maximum(R, at::diag_embed(at::where(zero_sv, proj.abs().amax(-1), 0)));
     }
     const Tensor scale = max_abs(gU, Sd.select(-1, 0)) + max_abs(gVh, Sd.select(-1, 0));
@@ -200,12 +210,12 @@ std::tuple<Tensor, Tensor> eigh_backward_composite(
 
   Tensor J = at::zeros_like(Q), QhgQ, a;
   if (gQ) {
-    QhgQ = at::matmul(Q.mH(), *gQ);
-    a = 0.5 * (QhgQ - QhgQ.mH());
+    QhgQ = at::matmul(adjoint_of(Q), *gQ);
+    a = 0.5 * (QhgQ - adjoint_of(QhgQ));
     J = a * F;
   }
   if (gL) J = J + at::diag_embed(*gL);
-  const Tensor gA = at::matmul(Q, at::matmul(J, Q.mH()));
+  const Tensor gA = at::matmul(Q, at::matmul(J, adjoint_of(Q)));
 
   Tensor gauge;
   {

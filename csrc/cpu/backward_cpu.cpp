@@ -1,6 +1,6 @@
-// CPU kernels: the forward through ATen, the backward as the per-matrix
+// CPU kernels: the forward through ATen; the backward as the per-matrix
 // templates of csrc/kernels/ in a loop parallel over the batch (small n), or
-// the ATen composite (large n, where batched BLAS wins).
+// batched BLAS with one fused per-matrix pass for J (large n).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -13,9 +13,9 @@
 namespace safesvd {
 namespace {
 
-// Largest max(m, n) handled by the fused loop; above it the composite's batched
-// matmuls are faster (bench/bench_backward.py).
-constexpr int64_t kFusedMaxDimCPU = 32;
+// Largest max(m, n) handled by the fused loop; above it batched BLAS does the
+// products (bench/bench_backward.py measures both paths).
+constexpr int64_t kFusedMaxDimCPU = 16;
 
 // A (..., r, c) tensor seen as (B, r, c): a view whenever the batch dims allow.
 struct Batched {
@@ -46,6 +46,65 @@ int64_t grain_for(int64_t flops_per_matrix) {
   return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, flops_per_matrix));
 }
 
+template <typename R>
+const R* data_or_null(const Tensor& t) {
+  return t.defined() ? t.const_data_ptr<R>() : nullptr;
+}
+
+// ----------------------------------------------------------- J builders (large n)
+
+std::tuple<Tensor, Tensor, Tensor> svd_build_J_cpu(at::ScalarType dtype, const Tensor& UhgU,
+                                                   const Tensor& gVhV, const Tensor& S, const Tensor& gS,
+                                                   Guard guard, double rt, double at_) {
+  const int64_t B = S.size(0), k = S.size(1);
+  Tensor J = at::empty({B, k, k}, S.options().dtype(dtype)), D = at::empty({B, k}, S.options()), gauge = at::empty({B, 3}, S.options());
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(J.scalar_type(), "safesvd_svd_build_J_cpu", [&] {
+    using R = kernels::real_of_t<scalar_t>;
+    const scalar_t *a = data_or_null<scalar_t>(UhgU), *b = data_or_null<scalar_t>(gVhV);
+    const R *s = S.const_data_ptr<R>(), *gs = data_or_null<R>(gS);
+    scalar_t* j = J.data_ptr<scalar_t>();
+    R *d = D.data_ptr<R>(), *g = gauge.data_ptr<R>();
+    at::parallel_for(0, B, grain_for(k * k * 8), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const R tol = kernels::spectrum_tolerance(s + i * k, 1, k, R(rt), R(at_));
+        kernels::GaugeTracker<R> tracker;
+        tracker.scale = R(1);  // scaled by the caller
+        kernels::svd_build_J(k, a ? a + i * k * k : nullptr, b ? b + i * k * k : nullptr, s + i * k, 1,
+                             gs ? gs + i * k : nullptr, 1, guard, tol, j + i * k * k, tracker);
+        for (int64_t l = 0; l < k; ++l) d[i * k + l] = kernels::guarded_reciprocal(s[i * k + l], tol, guard);
+        tracker.write(g + 3 * i);
+      }
+    });
+  });
+  return {J, D, gauge};
+}
+
+std::tuple<Tensor, Tensor> eigh_build_J_cpu(at::ScalarType dtype, const Tensor& QhgQ, const Tensor& L,
+                                            const Tensor& gL, Guard guard, double rt, double at_) {
+  const int64_t B = L.size(0), n = L.size(1);
+  Tensor J = at::empty({B, n, n}, L.options().dtype(dtype)), gauge = at::empty({B, 3}, L.options());
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(J.scalar_type(), "safesvd_eigh_build_J_cpu", [&] {
+    using R = kernels::real_of_t<scalar_t>;
+    const scalar_t* a = data_or_null<scalar_t>(QhgQ);
+    const R *l = L.const_data_ptr<R>(), *gl = data_or_null<R>(gL);
+    scalar_t* j = J.data_ptr<scalar_t>();
+    R* g = gauge.data_ptr<R>();
+    at::parallel_for(0, B, grain_for(n * n * 4), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const R tol = kernels::spectrum_tolerance(l + i * n, 1, n, R(rt), R(at_));
+        kernels::GaugeTracker<R> tracker;
+        tracker.scale = R(1);
+        kernels::eigh_build_J(n, a ? a + i * n * n : nullptr, l + i * n, 1, gl ? gl + i * n : nullptr, 1,
+                              guard, tol, j + i * n * n, tracker);
+        tracker.write(g + 3 * i);
+      }
+    });
+  });
+  return {J, gauge};
+}
+
+// ------------------------------------------------------------- backward ops
+
 std::tuple<Tensor, Tensor> svd_backward_cpu(
     const c10::optional<Tensor>& gU_in, const c10::optional<Tensor>& gS_in,
     const c10::optional<Tensor>& gVh_in, const Tensor& U, const Tensor& S, const Tensor& Vh,
@@ -53,8 +112,9 @@ std::tuple<Tensor, Tensor> svd_backward_cpu(
   const char* op = "safesvd._svd_backward";
   const auto gU = present(gU_in), gS = present(gS_in), gVh = present(gVh_in);
   const auto [m, n, k] = check_svd_backward_args(gU, gS, gVh, U, S, Vh, op);
-  if (k == 0 || std::max(m, n) > kFusedMaxDimCPU)
-    return svd_backward_composite(gU, gS, gVh, U, S, Vh, guard_name, rtol, atol);
+  if (k == 0) return svd_backward_composite(gU, gS, gVh, U, S, Vh, guard_name, rtol, atol);
+  if (std::max(m, n) > kFusedMaxDimCPU)
+    return svd_backward_batched_matmul(gU, gS, gVh, U, S, Vh, guard_name, rtol, atol, &svd_build_J_cpu);
   const Guard guard = parse_guard(guard_name, op);
   const auto [rt, at_] = resolve_tolerances(S.scalar_type(), rtol, atol, op);
 
@@ -70,14 +130,18 @@ std::tuple<Tensor, Tensor> svd_backward_cpu(
     using R = kernels::real_of_t<scalar_t>;
     scalar_t* gA_p = gA.data_ptr<scalar_t>();
     R* gauge_p = gauge.data_ptr<R>();
-    at::parallel_for(0, B, grain_for(m * n * k), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> work(kernels::svd_backward_workspace(m, n, k));
-      for (int64_t b = begin; b < end; ++b)
-        kernels::svd_backward_matrix<scalar_t>(
-            m, n, k, U3.at<scalar_t>(b), S2.at<R>(b), S2.stride(), Vh3.at<scalar_t>(b),
-            gU3.at<scalar_t>(b), gS2.at<R>(b), gS2.stride(), gVh3.at<scalar_t>(b), guard,
-            R(rt), R(at_), kernels::MatRef<scalar_t>{gA_p + b * m * n, n, 1}, work.data(),
-            gauge_p + 3 * b);
+    kernels::with_dims(m, n, [&](auto dims) {
+      at::parallel_for(0, B, grain_for(m * n * k), [&](int64_t begin, int64_t end) {
+        const int64_t pack = kernels::svd_pack_size(m, n, k);
+        std::vector<scalar_t> buf(pack + kernels::svd_backward_workspace(m, n, k));
+        for (int64_t b = begin; b < end; ++b) {
+          const auto packed = kernels::svd_pack<scalar_t>(dims, U3.at<scalar_t>(b), Vh3.at<scalar_t>(b),
+                                                          gU3.at<scalar_t>(b), gVh3.at<scalar_t>(b), buf.data());
+          kernels::svd_backward_matrix<scalar_t>(dims, packed, S2.at<R>(b), S2.stride(), gS2.at<R>(b),
+                                                 gS2.stride(), guard, R(rt), R(at_), gA_p + b * m * n,
+                                                 buf.data() + pack, gauge_p + 3 * b);
+        }
+      });
     });
   });
 
@@ -99,8 +163,9 @@ std::tuple<Tensor, Tensor> eigh_backward_cpu(const c10::optional<Tensor>& gL_in,
   const char* op = "safesvd._eigh_backward";
   const auto gL = present(gL_in), gQ = present(gQ_in);
   const int64_t n = check_eigh_backward_args(gL, gQ, L, Q, op);
-  if (n == 0 || n > kFusedMaxDimCPU)
-    return eigh_backward_composite(gL, gQ, L, Q, guard_name, rtol, atol);
+  if (n == 0) return eigh_backward_composite(gL, gQ, L, Q, guard_name, rtol, atol);
+  if (n > kFusedMaxDimCPU)
+    return eigh_backward_batched_matmul(gL, gQ, L, Q, guard_name, rtol, atol, &eigh_build_J_cpu);
   const Guard guard = parse_guard(guard_name, op);
   const auto [rt, at_] = resolve_tolerances(L.scalar_type(), rtol, atol, op);
 
@@ -114,13 +179,17 @@ std::tuple<Tensor, Tensor> eigh_backward_cpu(const c10::optional<Tensor>& gL_in,
     using R = kernels::real_of_t<scalar_t>;
     scalar_t* gA_p = gA.data_ptr<scalar_t>();
     R* gauge_p = gauge.data_ptr<R>();
-    at::parallel_for(0, B, grain_for(n * n * n), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> work(kernels::eigh_backward_workspace(n));
-      for (int64_t b = begin; b < end; ++b)
-        kernels::eigh_backward_matrix<scalar_t>(
-            n, Q3.at<scalar_t>(b), L2.at<R>(b), L2.stride(), gQ3.at<scalar_t>(b), gL2.at<R>(b),
-            gL2.stride(), guard, R(rt), R(at_), kernels::MatRef<scalar_t>{gA_p + b * n * n, n, 1},
-            work.data(), gauge_p + 3 * b);
+    kernels::with_dims(n, n, [&](auto dims) {
+      at::parallel_for(0, B, grain_for(n * n * n), [&](int64_t begin, int64_t end) {
+        const int64_t pack = kernels::eigh_pack_size(n);
+        std::vector<scalar_t> buf(pack + kernels::eigh_backward_workspace(n));
+        for (int64_t b = begin; b < end; ++b) {
+          const auto packed = kernels::eigh_pack<scalar_t>(dims, Q3.at<scalar_t>(b), gQ3.at<scalar_t>(b), buf.data());
+          kernels::eigh_backward_matrix<scalar_t>(dims, packed, L2.at<R>(b), L2.stride(), gL2.at<R>(b),
+                                                  gL2.stride(), guard, R(rt), R(at_), gA_p + b * n * n,
+                                                  buf.data() + pack, gauge_p + 3 * b);
+        }
+      });
     });
   });
 

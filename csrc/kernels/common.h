@@ -108,6 +108,41 @@ struct GaugeTracker {
   }
 };
 
+// Matrix sizes, either known at run time or fixed at compile time. The fixed
+// form lets the compiler unroll every loop of a small matrix completely, which
+// is where the fused loop's speed comes from for n <= 8.
+struct RuntimeDims {
+  int64_t m_, n_;
+  SAFESVD_HD int64_t m() const { return m_; }
+  SAFESVD_HD int64_t n() const { return n_; }
+  SAFESVD_HD int64_t k() const { return m_ < n_ ? m_ : n_; }
+};
+template <int64_t M, int64_t N>
+struct FixedDims {
+  SAFESVD_HD static constexpr int64_t m() { return M; }
+  SAFESVD_HD static constexpr int64_t n() { return N; }
+  SAFESVD_HD static constexpr int64_t k() { return M < N ? M : N; }
+};
+
+// Calls f(dims) with FixedDims<n, n> for square n in 1..8, else RuntimeDims.
+template <typename F>
+inline void with_dims(int64_t m, int64_t n, F&& f) {
+  if (m == n) {
+    switch (n) {
+      case 1: return f(FixedDims<1, 1>{});
+      case 2: return f(FixedDims<2, 2>{});
+      case 3: return f(FixedDims<3, 3>{});
+      case 4: return f(FixedDims<4, 4>{});
+      case 5: return f(FixedDims<5, 5>{});
+      case 6: return f(FixedDims<6, 6>{});
+      case 7: return f(FixedDims<7, 7>{});
+      case 8: return f(FixedDims<8, 8>{});
+      default: break;
+    }
+  }
+  f(RuntimeDims{m, n});
+}
+
 // tol = max(atol, rtol * max|x|) over a vector (design.md 3.1, 3.2).
 template <typename R>
 SAFESVD_HD R spectrum_tolerance(const R* x, int64_t stride, int64_t k, R rtol, R atol) {

@@ -82,7 +82,9 @@ def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
     cpp_extension.load(
         name="safesvd_jit_cuda" if cuda else "safesvd_jit",
         sources=sources,
-        extra_cflags=["-O3"],
+        # See setup.py for why these flags matter to the fused CPU loop.
+        extra_cflags=["-O3", "-fno-wrapv", "-fopenmp"],
+        extra_ldflags=["-fopenmp"],
         extra_cuda_cflags=cuda_flags,
         is_python_module=False,
         verbose=verbose,

@@ -1,0 +1,20 @@
+import pytest
+import torch
+
+import safesvd
+
+# Tests run against the built extension (make build) or, in a bare source
+# checkout, a JIT build of csrc/.
+safesvd.load()
+
+
+def cuda_ready() -> bool:
+    return torch.cuda.is_available() and hasattr(torch.ops.safesvd, "svd") and torch._C._dispatch_has_kernel_for_dispatch_key("safesvd::_svd_backward", "CUDA")
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not cuda_ready(), reason="needs a CUDA device and the CUDA kernels"))]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(1234)
