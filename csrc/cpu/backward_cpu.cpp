@@ -15,7 +15,7 @@ namespace {
 
 // Largest max(m, n) handled by the fused loop; above it batched BLAS does the
 // products (bench/bench_backward.py measures both paths).
-constexpr int64_t kFusedMaxDimCPU = 16;
+constexpr int64_t kFusedMaxDimCPU = 8;
 
 // A (..., r, c) tensor seen as (B, r, c): a view whenever the batch dims allow.
 struct Batched {
