@@ -35,6 +35,22 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_backward(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, "
       "float? atol) -> (Tensor gA, Tensor gauge)");
+  // Spectral matrix functions (design.md 3.5). A carries the autograd edge; the
+  // decomposition and f, df on the spectrum are computed by the Python wrapper
+  // (f, df are Python callables). Y = U diag(fS) Vh, resp. Q diag(fL) Q^H.
+  m.def(
+      "svd_fn(Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, float? rtol=None, "
+      "float? atol=None) -> Tensor");
+  m.def(
+      "eigh_fn(Tensor A, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol=None, "
+      "float? atol=None) -> Tensor");
+  m.def(
+      "_svd_fn_backward(Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, "
+      "float? rtol, float? atol) -> Tensor");
+  m.def(
+      "_eigh_fn_backward(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol, "
+      "float? atol) -> Tensor");
+
   // The same math as differentiable ATen ops, for create_graph=True.
   m.def(
       "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "
@@ -42,4 +58,10 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_backward_composite(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, "
       "float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
+  m.def(
+      "_svd_fn_backward_composite(Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, "
+      "Tensor dfS, float? rtol, float? atol) -> Tensor");
+  m.def(
+      "_eigh_fn_backward_composite(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, "
+      "float? rtol, float? atol) -> Tensor");
 }

@@ -16,10 +16,11 @@ Guard parse_guard(c10::string_view guard, const char* op) {
 
 std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype,
                                              c10::optional<double> rtol,
-                                             c10::optional<double> atol, const char* op) {
+                                             c10::optional<double> atol, const char* op,
+                                             double default_power) {
   const double eps = real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
                                               : std::numeric_limits<double>::epsilon();
-  const double r = rtol.has_value() ? *rtol : std::pow(eps, 0.75);
+  const double r = rtol.has_value() ? *rtol : std::pow(eps, default_power);
   const double a = atol.has_value() ? *atol : 0.0;
   TORCH_CHECK_VALUE(r >= 0 && std::isfinite(r), op, ": rtol must be finite and >= 0, got ", r);
   TORCH_CHECK_VALUE(a >= 0 && std::isfinite(a), op, ": atol must be finite and >= 0, got ", a);
@@ -108,6 +109,44 @@ int64_t check_eigh_backward_args(const c10::optional<Tensor>& gL,
   check_cotangent(gL, L, op, "grad of L");
   check_cotangent(gQ, Q, op, "grad of Q");
   return Q.size(-1);
+}
+
+// U (..., m, k), S, fS, dfS (..., k) real, Vh (..., k, n); G (..., m, n) like U.
+void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                   const Tensor& fS, const Tensor& dfS, const char* op) {
+  check_svd_backward_args(c10::nullopt, fS, c10::nullopt, U, S, Vh, op);
+  check_cotangent(dfS, S, op, "df(S)");
+  TORCH_CHECK_VALUE(U.size(-1) == S.size(-1) && Vh.size(-2) == S.size(-1), op,
+                    ": expected the thin decomposition (full_matrices=False)");
+  if (G.defined()) {
+    auto shape = U.sizes().vec();
+    shape.back() = Vh.size(-1);
+    TORCH_CHECK_VALUE(G.sizes().vec() == shape, op, ": grad has shape ", G.sizes(), ", expected ",
+                      at::IntArrayRef(shape));
+    TORCH_CHECK_TYPE(G.scalar_type() == U.scalar_type(), op, ": grad has dtype ", G.scalar_type(),
+                     ", expected ", U.scalar_type());
+    TORCH_CHECK(G.device() == U.device(), op, ": grad is on ", G.device(), ", expected ", U.device());
+  }
+}
+
+Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                      const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
+                      c10::optional<double> atol) {
+  const char* op = "safesvd.svd_fn";
+  check_fn_args(Tensor(), U, S, Vh, fS, dfS, op);
+  TORCH_CHECK_VALUE(A.sizes()[A.dim() - 2] == U.size(-2) && A.size(-1) == Vh.size(-1), op,
+                    ": A ", A.sizes(), " does not match its decomposition");
+  resolve_tolerances(S.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  return at::matmul(U * fS.unsqueeze(-2), Vh);
+}
+
+Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL,
+                       const Tensor& dfL, c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd.eigh_fn";
+  check_fn_args(Tensor(), Q, L, Q.mH(), fL, dfL, op);
+  TORCH_CHECK_VALUE(A.sizes() == Q.sizes(), op, ": A ", A.sizes(), " does not match Q ", Q.sizes());
+  resolve_tolerances(L.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  return at::matmul(Q * fL.unsqueeze(-2), Q.mH());
 }
 
 }  // namespace safesvd

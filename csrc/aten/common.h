@@ -18,11 +18,17 @@ using kernels::Guard;
 // "pinv" | "lorentz" | "clamp" | "none"; anything else is a clear error.
 Guard parse_guard(c10::string_view guard, const char* op);
 
-// rtol defaults to eps(dtype)^(3/4) of the real dtype; atol defaults to 0.
+// rtol defaults to eps(dtype)^(3/4) of the real dtype (the guards of 3.1), or
+// eps^(1/3) for the divided differences of matrix functions (kDividedDifference:
+// the quotient loses eps/rtol to cancellation, the trapezoid that replaces it
+// errs by rtol^2; eps^(1/3) balances the two). atol defaults to 0.
 // Negative values are an error.
+constexpr double kGuardPower = 0.75;
+constexpr double kDividedDifferencePower = 1.0 / 3.0;
 std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype,
                                              c10::optional<double> rtol,
-                                             c10::optional<double> atol, const char* op);
+                                             c10::optional<double> atol, const char* op,
+                                             double default_power = kGuardPower);
 
 // Checks every public forward makes: a float32/64 or complex64/128 tensor with
 // at least 2 dims (square when `square`), finite entries when on CPU (on CUDA
@@ -85,6 +91,21 @@ std::tuple<Tensor, Tensor> eigh_backward_batched_matmul(
     const c10::optional<Tensor>& gL, const c10::optional<Tensor>& gQ, const Tensor& L,
     const Tensor& Q, c10::string_view guard, c10::optional<double> rtol,
     c10::optional<double> atol, EighJBuilder build_J);
+
+// Matrix functions (design.md 3.5): forward, argument checks, differentiable backward.
+Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                      const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
+                      c10::optional<double> atol);
+Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL,
+                       const Tensor& dfL, c10::optional<double> rtol, c10::optional<double> atol);
+void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                   const Tensor& fS, const Tensor& dfS, const char* op);
+Tensor svd_fn_backward_composite(const Tensor& G, const Tensor& U, const Tensor& S,
+                                 const Tensor& Vh, const Tensor& fS, const Tensor& dfS,
+                                 c10::optional<double> rtol, c10::optional<double> atol);
+Tensor eigh_fn_backward_composite(const Tensor& G, const Tensor& L, const Tensor& Q,
+                                  const Tensor& fL, const Tensor& dfL, c10::optional<double> rtol,
+                                  c10::optional<double> atol);
 
 // Shared validation of a backward op's arguments; returns (m, n, k).
 std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(

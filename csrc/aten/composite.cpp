@@ -232,9 +232,72 @@ std::tuple<Tensor, Tensor> eigh_backward_composite(
   return {gA, gauge};
 }
 
+namespace {
+
+// Divided differences of design.md 3.5 as tensors [i, j] (see
+// kernels::divided_difference_minus / _plus); every division has a safe divisor.
+Tensor divided_difference(const Tensor& x, const Tensor& f, const Tensor& df, const Tensor& tol,
+                          bool plus) {
+  const Tensor xi = x.unsqueeze(-1), xj = x.unsqueeze(-2);
+  const Tensor fi = f.unsqueeze(-1), fj = f.unsqueeze(-2);
+  const Tensor d = plus ? xi + xj : xi - xj;
+  const Tensor near = plus ? d <= tol : d.abs() <= tol;
+  const Tensor quotient = (plus ? fi + fj : fi - fj) / at::where(near, at::ones_like(d), d);
+  return at::where(near, 0.5 * (df.unsqueeze(-1) + df.unsqueeze(-2)), quotient);
+}
+
+}  // namespace
+
+Tensor eigh_fn_backward_composite(const Tensor& G, const Tensor& L, const Tensor& Q,
+                                  const Tensor& fL, const Tensor& dfL, c10::optional<double> rtol,
+                                  c10::optional<double> atol) {
+  const char* op = "safesvd._eigh_fn_backward";
+  check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
+  const auto [rt, at_] = resolve_tolerances(L.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  if (L.size(-1) == 0) return at::zeros_like(G);
+  const Tensor tol = spectrum_tolerance(L, rt, at_).unsqueeze(-1);
+  const Tensor T = at::matmul(adjoint_of(Q), at::matmul(G, Q));
+  const Tensor M = 0.5 * (T + adjoint_of(T));
+  const Tensor X = M * divided_difference(L, fL, dfL, tol, /*plus=*/false);
+  return at::matmul(Q, at::matmul(X, adjoint_of(Q)));
+}
+
+Tensor svd_fn_backward_composite(const Tensor& G, const Tensor& U, const Tensor& S,
+                                 const Tensor& Vh, const Tensor& fS, const Tensor& dfS,
+                                 c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd._svd_fn_backward";
+  check_fn_args(G, U, S, Vh, fS, dfS, op);
+  const auto [rt, at_] = resolve_tolerances(S.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1);
+  if (k == 0) return at::zeros_like(G);
+  const Tensor tol = spectrum_tolerance(S, rt, at_).unsqueeze(-1);
+  const Tensor V = adjoint_of(Vh);
+  const Tensor Dm = divided_difference(S, fS, dfS, tol, /*plus=*/false);
+  const Tensor Dp = divided_difference(S, fS, dfS, tol, /*plus=*/true);
+  const Tensor F = Dp.diagonal(0, -2, -1);  // f(S)/S, -> df at S = 0
+  if (m > k) {
+    const Tensor GV = at::matmul(G, V);
+    const Tensor M = at::matmul(adjoint_of(U), GV);
+    const Tensor Mh = adjoint_of(M);
+    const Tensor X = 0.5 * (M + Mh) * Dm + 0.5 * (M - Mh) * Dp - M * F.unsqueeze(-2);
+    return at::matmul(at::matmul(U, X) + GV * F.unsqueeze(-2), Vh);
+  }
+  const Tensor UhG = at::matmul(adjoint_of(U), G);
+  const Tensor M = at::matmul(UhG, V);
+  const Tensor Mh = adjoint_of(M);
+  Tensor X = 0.5 * (M + Mh) * Dm + 0.5 * (M - Mh) * Dp;
+  if (n > k) {
+    X = X - F.unsqueeze(-1) * M;
+    return at::matmul(U, at::matmul(X, Vh) + F.unsqueeze(-1) * UhG);
+  }
+  return at::matmul(U, at::matmul(X, Vh));
+}
+
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
   m.impl("_svd_backward_composite", &svd_backward_composite);
   m.impl("_eigh_backward_composite", &eigh_backward_composite);
+  m.impl("_svd_fn_backward_composite", &svd_fn_backward_composite);
+  m.impl("_eigh_fn_backward_composite", &eigh_fn_backward_composite);
 }
 
 }  // namespace safesvd

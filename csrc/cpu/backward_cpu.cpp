@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../aten/common.h"
-#include "../kernels/svd_backward.h"
+#include "../kernels/fn_backward.h"
 
 namespace safesvd {
 namespace {
@@ -198,9 +198,84 @@ std::tuple<Tensor, Tensor> eigh_backward_cpu(const c10::optional<Tensor>& gL_in,
   return {gA.view(Q.sizes()), gauge.view(gauge_shape)};
 }
 
+// ------------------------------------------------------- matrix functions
+
+Tensor svd_fn_backward_cpu(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                           const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
+                           c10::optional<double> atol) {
+  const char* op = "safesvd._svd_fn_backward";
+  check_fn_args(G, U, S, Vh, fS, dfS, op);
+  const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1);
+  if (k == 0 || std::max(m, n) > kFusedMaxDimCPU)
+    return svd_fn_backward_composite(G, U, S, Vh, fS, dfS, rtol, atol);
+  const auto [rt, at_] = resolve_tolerances(S.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  const Batched U3(U, m, k), Vh3(Vh, k, n), G3(G, m, n);
+  const Tensor S2 = S.reshape({-1, k}).contiguous(), f2 = fS.reshape({-1, k}).contiguous(),
+               df2 = dfS.reshape({-1, k}).contiguous();
+  const int64_t B = S2.size(0);
+  Tensor gA = at::empty({B, m, n}, U.options());
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(U.scalar_type(), "safesvd_svd_fn_backward_cpu", [&] {
+    using R = kernels::real_of_t<scalar_t>;
+    scalar_t* gA_p = gA.data_ptr<scalar_t>();
+    const R *s = S2.const_data_ptr<R>(), *f = f2.const_data_ptr<R>(), *df = df2.const_data_ptr<R>();
+    kernels::with_dims(m, n, [&](auto dims) {
+      at::parallel_for(0, B, grain_for(m * n * k), [&](int64_t begin, int64_t end) {
+        const int64_t pack = kernels::svd_pack_size(m, n, k);
+        std::vector<scalar_t> buf(pack + m * n + kernels::svd_fn_workspace(m, n, k));
+        scalar_t* g = buf.data() + pack;
+        for (int64_t b = begin; b < end; ++b) {
+          const auto packed = kernels::svd_pack<scalar_t>(dims, U3.at<scalar_t>(b), Vh3.at<scalar_t>(b),
+                                                          {nullptr, 0, 0}, {nullptr, 0, 0}, buf.data());
+          kernels::pack_matrix(dims.m(), dims.n(), G3.at<scalar_t>(b), g);
+          const R tol = kernels::spectrum_tolerance(s + b * k, 1, k, R(rt), R(at_));
+          kernels::svd_fn_backward_matrix<scalar_t>(dims, packed, g, s + b * k, f + b * k, df + b * k, 1,
+                                                    tol, gA_p + b * m * n, g + m * n);
+        }
+      });
+    });
+  });
+  return gA.view(G.sizes());
+}
+
+Tensor eigh_fn_backward_cpu(const Tensor& G, const Tensor& L, const Tensor& Q, const Tensor& fL,
+                            const Tensor& dfL, c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd._eigh_fn_backward";
+  check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
+  const int64_t n = L.size(-1);
+  if (n == 0 || n > kFusedMaxDimCPU) return eigh_fn_backward_composite(G, L, Q, fL, dfL, rtol, atol);
+  const auto [rt, at_] = resolve_tolerances(L.scalar_type(), rtol, atol, op, kDividedDifferencePower);
+  const Batched Q3(Q, n, n), G3(G, n, n);
+  const Tensor L2 = L.reshape({-1, n}).contiguous(), f2 = fL.reshape({-1, n}).contiguous(),
+               df2 = dfL.reshape({-1, n}).contiguous();
+  const int64_t B = L2.size(0);
+  Tensor gA = at::empty({B, n, n}, Q.options());
+  AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(Q.scalar_type(), "safesvd_eigh_fn_backward_cpu", [&] {
+    using R = kernels::real_of_t<scalar_t>;
+    scalar_t* gA_p = gA.data_ptr<scalar_t>();
+    const R *l = L2.const_data_ptr<R>(), *f = f2.const_data_ptr<R>(), *df = df2.const_data_ptr<R>();
+    kernels::with_dims(n, n, [&](auto dims) {
+      at::parallel_for(0, B, grain_for(n * n * n), [&](int64_t begin, int64_t end) {
+        const int64_t pack = kernels::eigh_pack_size(n);
+        std::vector<scalar_t> buf(pack + kernels::eigh_fn_workspace(n));
+        for (int64_t b = begin; b < end; ++b) {
+          const auto packed = kernels::eigh_pack<scalar_t>(dims, Q3.at<scalar_t>(b), G3.at<scalar_t>(b), buf.data());
+          const R tol = kernels::spectrum_tolerance(l + b * n, 1, n, R(rt), R(at_));
+          kernels::eigh_fn_backward_matrix<scalar_t>(dims, packed, l + b * n, f + b * n, df + b * n, 1, tol,
+                                                     gA_p + b * n * n, buf.data() + pack);
+        }
+      });
+    });
+  });
+  return gA.view(G.sizes());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CPU, m) {
+  m.impl("svd_fn", &svd_fn_forward);
+  m.impl("eigh_fn", &eigh_fn_forward);
+  m.impl("_svd_fn_backward", &svd_fn_backward_cpu);
+  m.impl("_eigh_fn_backward", &eigh_fn_backward_cpu);
   m.impl("svd", &svd_forward);
   m.impl("eigh", &eigh_forward);
   m.impl("_svd_backward", &svd_backward_cpu);

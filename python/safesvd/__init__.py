@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import _loader
+from ._functions import eigh_fn, invsqrtm, logm, polar, procrustes, sqrtm, svd_fn
 from ._gauge import GaugeWarning, gauge_mode, get_gauge_mode, set_gauge_mode
 from ._loader import load
 
@@ -27,6 +28,13 @@ __all__ = [
     "svd",
     "svdvals",
     "eigh",
+    "svd_fn",
+    "eigh_fn",
+    "sqrtm",
+    "invsqrtm",
+    "logm",
+    "polar",
+    "procrustes",
     "GaugeWarning",
     "gauge_mode",
     "set_gauge_mode",

@@ -41,6 +41,8 @@ def _svd_setup_context(ctx, inputs, output):
 
 
 def _svd_backward(ctx, gU, gS, gVh):
+    if gU is None and gS is None and gVh is None:  # e.g. reached only through svd_fn
+        return None, None, None, None, None
     U, S, Vh = ctx.saved_tensors
     guard, rtol, atol = ctx.options
     if _needs_double_backward(gU, gS, gVh, U, S, Vh):
@@ -71,6 +73,8 @@ def _eigh_setup_context(ctx, inputs, output):
 
 
 def _eigh_backward(ctx, gL, gQ):
+    if gL is None and gQ is None:
+        return None, None, None, None, None
     L, Q = ctx.saved_tensors
     guard, rtol, atol = ctx.options
     if _needs_double_backward(gL, gQ, L, Q):
@@ -82,6 +86,58 @@ def _eigh_backward(ctx, gL, gQ):
     return gA, None, None, None, None
 
 
+# ------------------------------------------------------------ matrix functions
+
+
+def _svd_fn_fake(A, U, S, Vh, fS, dfS, rtol=None, atol=None):
+    return U.new_empty((*U.shape[:-1], Vh.shape[-1]))
+
+
+def _svd_fn_backward_fake(G, U, S, Vh, fS, dfS, rtol, atol):
+    return G.new_empty(G.shape)
+
+
+def _svd_fn_setup_context(ctx, inputs, output):
+    _, U, S, Vh, fS, dfS, rtol, atol = inputs
+    ctx.save_for_backward(U, S, Vh, fS, dfS)
+    ctx.options = (rtol, atol)
+
+
+def _svd_fn_backward(ctx, G):
+    U, S, Vh, fS, dfS = ctx.saved_tensors
+    rtol, atol = ctx.options
+    if _needs_double_backward(G, U, S, Vh, fS, dfS):
+        gA = torch.ops.safesvd._svd_fn_backward_composite(G, U, S, Vh, fS, dfS, rtol, atol)
+    else:
+        gA = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
+    # U, S, Vh, f(S), df(S) are functions of A: the whole gradient goes to A.
+    return gA, None, None, None, None, None, None, None
+
+
+def _eigh_fn_fake(A, L, Q, fL, dfL, rtol=None, atol=None):
+    return Q.new_empty(Q.shape)
+
+
+def _eigh_fn_backward_fake(G, L, Q, fL, dfL, rtol, atol):
+    return G.new_empty(G.shape)
+
+
+def _eigh_fn_setup_context(ctx, inputs, output):
+    _, L, Q, fL, dfL, rtol, atol = inputs
+    ctx.save_for_backward(L, Q, fL, dfL)
+    ctx.options = (rtol, atol)
+
+
+def _eigh_fn_backward(ctx, G):
+    L, Q, fL, dfL = ctx.saved_tensors
+    rtol, atol = ctx.options
+    if _needs_double_backward(G, L, Q, fL, dfL):
+        gA = torch.ops.safesvd._eigh_fn_backward_composite(G, L, Q, fL, dfL, rtol, atol)
+    else:
+        gA = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
+    return gA, None, None, None, None, None, None
+
+
 def register() -> None:
     global _registered
     if _registered:
@@ -91,6 +147,12 @@ def register() -> None:
     lib.register_fake("safesvd::_svd_backward")(_svd_backward_fake)
     lib.register_fake("safesvd::eigh")(_eigh_fake)
     lib.register_fake("safesvd::_eigh_backward")(_eigh_backward_fake)
+    lib.register_fake("safesvd::svd_fn")(_svd_fn_fake)
+    lib.register_fake("safesvd::_svd_fn_backward")(_svd_fn_backward_fake)
+    lib.register_fake("safesvd::eigh_fn")(_eigh_fn_fake)
+    lib.register_fake("safesvd::_eigh_fn_backward")(_eigh_fn_backward_fake)
     lib.register_autograd("safesvd::svd", _svd_backward, setup_context=_svd_setup_context)
+    lib.register_autograd("safesvd::svd_fn", _svd_fn_backward, setup_context=_svd_fn_setup_context)
+    lib.register_autograd("safesvd::eigh_fn", _eigh_fn_backward, setup_context=_eigh_fn_setup_context)
     lib.register_autograd("safesvd::eigh", _eigh_backward, setup_context=_eigh_setup_context)
     _registered = True

@@ -11,7 +11,7 @@ import warnings
 import torch
 
 import safesvd
-from safesvd._testing import autograd_grad, finite_difference_grad, with_singular_values
+from safesvd._testing import autograd_grad, finite_difference_grad, with_eigenvalues, with_singular_values
 
 TOLERANCE = 1e-6  # max |safesvd - finite differences| / max |finite differences|
 
@@ -127,6 +127,33 @@ def run() -> int:
 
     results.append(_case("rank deficient: U S^2 U^T of a rank-2 6x4 matrix", A,
                          gram(lambda X: torch.linalg.svd(X, full_matrices=False)), gram(safesvd.svd)))
+
+    # Covariance pooling: sqrtm of a covariance matrix with repeated eigenvalues.
+    C = with_eigenvalues([1.0, 1.0, 1.0, 4.0])
+    Wc = torch.randn(4, 4, dtype=dt)
+
+    def sqrtm_torch(X):
+        L, Q = torch.linalg.eigh((X + X.mT) / 2)
+        return (Wc * ((Q * L.sqrt().unsqueeze(-2)) @ Q.mT)).sum()
+
+    def sqrtm_safe(X):
+        return (Wc * safesvd.sqrtm((X + X.mT) / 2)).sum()
+
+    results.append(_case("covariance pooling: sqrtm of a covariance with eigenvalues (1, 1, 1, 4)", C,
+                         sqrtm_torch, sqrtm_safe))
+
+    # A matrix function of the SVD at a repeated singular value (design.md 3.3).
+    A = with_singular_values([3.0, 2.0, 1.0, 1.0], 4, 4)
+    Wf = torch.randn(4, 4, dtype=dt)
+
+    def tanh_torch(X):
+        U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+        return (Wf * ((U * S.tanh().unsqueeze(-2)) @ Vh)).sum()
+
+    def tanh_safe(X):
+        return (Wf * safesvd.svd_fn(X, torch.tanh, lambda s: 1 - s.tanh() ** 2)).sum()
+
+    results.append(_case("svd_fn: U tanh(S) V^T at singular values (3, 2, 1, 1)", A, tanh_torch, tanh_safe))
 
     print(f"\n{sum(results)} of {len(results)} cases finite and (where defined) equal to finite differences.")
     return 0 if all(results) else 1

@@ -1,0 +1,300 @@
+"""Matrix functions (design.md 3.5): eigh_fn, svd_fn, sqrtm, invsqrtm, logm, polar, procrustes."""
+
+import pytest
+import torch
+
+import safesvd
+from helpers import autograd_grad, finite_difference_grad, rel_err, with_eigenvalues, with_singular_values
+
+DTYPES = [torch.float64, torch.complex128]
+
+
+def sym(X):
+    return (X + X.mH) / 2
+
+
+def exp_fn(A):
+    return safesvd.eigh_fn(A, torch.exp, torch.exp)
+
+
+# ------------------------------------------------------------- eigh family
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,fn,spectrum", [
+    ("sqrtm", safesvd.sqrtm, [1, 1, 1, 4]),
+    ("sqrtm all equal", safesvd.sqrtm, [2, 2, 2]),
+    ("invsqrtm", safesvd.invsqrtm, [0.5, 0.5, 3, 3]),
+    ("logm", safesvd.logm, [1, 1, 2, 5, 5]),
+    ("eigh_fn exp", exp_fn, [-1, 0.3, 0.3, 0.3]),
+])
+def test_eigh_functions_exact_at_repeated_eigenvalues(dtype, name, fn, spectrum):
+    A = with_eigenvalues(spectrum, dtype)
+    W = torch.randn(len(spectrum), len(spectrum), dtype=dtype)
+
+    def loss(X):
+        return (W * fn(sym(X))).real.sum()
+
+    g = autograd_grad(loss, A)
+    assert rel_err(g, finite_difference_grad(loss, A)) < 1e-6
+
+
+def test_sqrtm_through_eigh_is_wrong_at_degeneracy_and_eigh_fn_is_not():
+    """design.md 3.3: sqrtm via eigh at eigenvalues (1, 1, 1, 4): 50% error."""
+    A = with_eigenvalues([1, 1, 1, 4])
+    W = torch.randn(4, 4, dtype=torch.float64)
+
+    def via_eigh(X):
+        L, Q = safesvd.eigh(sym(X))
+        return (W * ((Q * L.sqrt().unsqueeze(-2)) @ Q.mT)).sum()
+
+    def via_fn(X):
+        return (W * safesvd.sqrtm(sym(X))).sum()
+
+    fd = finite_difference_grad(via_fn, A)
+    assert rel_err(autograd_grad(via_eigh, A), fd) > 0.05
+    assert rel_err(autograd_grad(via_fn, A), fd) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_float32_batches_at_identity_equal_analytic_derivative(dtype):
+    """At A = I every eigenvalue is equal; d f(A)[E] = f'(1) sym(E)."""
+    A = torch.eye(5, dtype=dtype).repeat(7, 1, 1).requires_grad_()
+    W = torch.randn(7, 5, 5, dtype=dtype)
+    for fn, dfdx in [(safesvd.sqrtm, 0.5), (safesvd.invsqrtm, -0.5), (safesvd.logm, 1.0),
+                     (exp_fn, torch.e)]:
+        (g,) = torch.autograd.grad((W * fn(A)).real.sum(), A)
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, dfdx * sym(W.conj()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eigh_fn_matches_torch_on_generic_input(dtype):
+    X = torch.randn(3, 6, 6, dtype=dtype)
+    A = X @ X.mH + 0.1 * torch.eye(6, dtype=dtype)
+    W = torch.randn(3, 6, 6, dtype=dtype)
+
+    def ours(Y):
+        return (W * safesvd.eigh_fn(sym(Y), torch.log, torch.reciprocal)).real.sum()
+
+    def ref(Y):
+        L, Q = torch.linalg.eigh(sym(Y))
+        return (W * ((Q * L.log().unsqueeze(-2).to(dtype)) @ Q.mH)).real.sum()
+
+    assert rel_err(autograd_grad(ours, A), autograd_grad(ref, A)) < 1e-10
+
+
+def test_psd_validation():
+    with pytest.raises(ValueError, match="positive semidefinite"):
+        safesvd.sqrtm(torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64)))
+    # rounding-size negative eigenvalues are clamped
+    Y = safesvd.sqrtm(torch.diag(torch.tensor([4.0, -1e-14], dtype=torch.float64)))
+    torch.testing.assert_close(Y, torch.diag(torch.tensor([2.0, 0.0], dtype=torch.float64)))
+    with pytest.raises(ValueError, match="positive definite"):
+        safesvd.invsqrtm(torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64)))
+    with pytest.raises(ValueError, match="positive definite"):
+        safesvd.logm(-torch.eye(3))
+
+
+def test_sqrtm_of_singular_psd_matrix_has_finite_gradient():
+    A = with_eigenvalues([0, 0, 2]).requires_grad_()
+    safesvd.sqrtm(A).sum().backward()
+    assert torch.isfinite(A.grad).all()
+
+
+# -------------------------------------------------------------- svd family
+
+SHAPES = [(4, 4), (6, 4), (4, 6)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_svd_fn_identity_function_returns_upstream_gradient(dtype, shape):
+    """f(s) = s: Y = A, so the gradient must be G exactly, even at repeated and zero S."""
+    k = min(shape)
+    A = with_singular_values([2, 2, 1, 0][:k], *shape, dtype=dtype).requires_grad_()
+    G = torch.randn(*shape, dtype=dtype)
+    Y = safesvd.svd_fn(A, lambda s: s, torch.ones_like)
+    (g,) = torch.autograd.grad(Y, A, G)
+    torch.testing.assert_close(Y.detach(), A.detach())
+    torch.testing.assert_close(g, G, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name,f,df", [
+    ("s^3", lambda s: s ** 3, lambda s: 3 * s ** 2),
+    ("tanh", torch.tanh, lambda s: 1 - torch.tanh(s) ** 2),
+])
+def test_svd_fn_exact_at_repeated_singular_values(dtype, shape, name, f, df):
+    k = min(shape)
+    A = with_singular_values([2, 2, 1, 0.5][:k], *shape, dtype=dtype)
+    W = torch.randn(*shape, dtype=dtype)
+
+    def loss(X):
+        return (W * safesvd.svd_fn(X, f, df)).real.sum()
+
+    assert rel_err(autograd_grad(loss, A), finite_difference_grad(loss, A)) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_svd_fn_rank_deficient_with_f0_zero(dtype):
+    A = with_singular_values([3, 0, 0, 0], 4, 5, dtype=dtype)
+    W = torch.randn(4, 5, dtype=dtype)
+
+    def loss(X):
+        return (W * safesvd.svd_fn(X, torch.sinh, torch.cosh)).real.sum()
+
+    assert rel_err(autograd_grad(loss, A), finite_difference_grad(loss, A)) < 1e-6
+
+
+def test_design_counterexample_guarded_svd_off_svd_fn_exact():
+    """design.md 3.3: A = R1 diag(1, 1, 2, 3) R2, loss = sum(W * U diag(S) Vh): true gradient W."""
+    A = with_singular_values([3, 2, 1, 1], 4, 4)
+    W = torch.randn(4, 4, dtype=torch.float64)
+
+    def guarded(X):
+        U, S, Vh = safesvd.svd(X)
+        return (W * ((U * S.unsqueeze(-2)) @ Vh)).sum()
+
+    def exact(X):
+        return (W * safesvd.svd_fn(X, lambda s: s, torch.ones_like)).sum()
+
+    # The size of the error depends on W (about 10% typically); exact is 1e-12.
+    assert rel_err(autograd_grad(guarded, A), W) > 1e-3
+    torch.testing.assert_close(autograd_grad(exact, A), W, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 5), (7, 4), (4, 7), (2, 3, 3)])
+def test_svd_fn_matches_torch_on_generic_input(dtype, shape):
+    A = torch.randn(*shape, dtype=dtype)
+    W = torch.randn(*shape, dtype=dtype)
+
+    def ours(X):
+        return (W * safesvd.svd_fn(X, lambda s: s ** 2 + s, lambda s: 2 * s + 1)).real.sum()
+
+    def ref(X):
+        U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+        return (W * ((U * (S ** 2 + S).unsqueeze(-2).to(dtype)) @ Vh)).real.sum()
+
+    assert rel_err(autograd_grad(ours, A), autograd_grad(ref, A)) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (12, 12), (14, 10)])
+def test_fused_fn_backward_equals_composite(dtype, m, n):
+    k = min(m, n)
+    A = torch.stack([with_singular_values([2, 2] + [1] * (k - 3) + [0], m, n, dtype) for _ in range(3)])
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    G = torch.randn_like(A)
+    fS, dfS = torch.tanh(S), 1 - torch.tanh(S) ** 2
+    fused = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None)
+    composite = torch.ops.safesvd._svd_fn_backward_composite(G, U, S, Vh, fS, dfS, None, None)
+    torch.testing.assert_close(fused, composite, rtol=1e-10, atol=1e-10)
+    if m == n:
+        H = sym(A)
+        L, Q = torch.linalg.eigh(H)
+        fL, dfL = torch.exp(L), torch.exp(L)
+        fused = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, None, None)
+        composite = torch.ops.safesvd._eigh_fn_backward_composite(G, L, Q, fL, dfL, None, None)
+        torch.testing.assert_close(fused, composite, rtol=1e-10, atol=1e-10)
+
+
+# -------------------------------------------------------- polar, procrustes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 3), (5, 3), (3, 5)])
+def test_polar_factors_exact_at_repeated_singular_values(dtype, shape):
+    A = with_singular_values([2, 2, 1], *shape, dtype=dtype)
+    Q, P = safesvd.polar(A)
+    torch.testing.assert_close(Q @ P, A)
+    WQ, WP = torch.randn(*Q.shape, dtype=dtype), torch.randn(*P.shape, dtype=dtype)
+    for loss in (lambda X: (WQ * safesvd.polar(X)[0]).real.sum(), lambda X: (WP * safesvd.polar(X)[1]).real.sum()):
+        assert rel_err(autograd_grad(loss, A), finite_difference_grad(loss, A)) < 1e-6
+
+
+@pytest.mark.parametrize("det_sign", [1, -1])
+def test_special_procrustes_exact_at_repeated_singular_values(det_sign):
+    A = with_singular_values([2, 2, 1], 3, 3)
+    if torch.linalg.det(A).sign() != det_sign:
+        A = A @ torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    R = safesvd.procrustes(A, special=True)
+    torch.testing.assert_close(R @ R.mT, torch.eye(3, dtype=torch.float64))
+    torch.testing.assert_close(torch.linalg.det(R), torch.tensor(1.0, dtype=torch.float64))
+    W = torch.randn(3, 3, dtype=torch.float64)
+
+    def loss(X):
+        return (W * safesvd.procrustes(X, special=True)).sum()
+
+    assert rel_err(autograd_grad(loss, A), finite_difference_grad(loss, A)) < 1e-6
+
+
+def test_procrustes_not_special_is_polar_factor():
+    A = torch.randn(4, 4, dtype=torch.float64)
+    torch.testing.assert_close(safesvd.procrustes(A), safesvd.polar(A)[0])
+
+
+def test_non_unique_results_warn():
+    with pytest.warns(safesvd.GaugeWarning, match="rank deficient"):
+        safesvd.polar(with_singular_values([2, 1, 0], 3, 3))
+    A = with_singular_values([3, 1, 1], 3, 3)
+    if torch.linalg.det(A) > 0:
+        A = -A
+    with pytest.warns(safesvd.GaugeWarning, match="not unique"):
+        R = safesvd.procrustes(A.requires_grad_(), special=True)
+    R.sum().backward()
+    assert torch.isfinite(A.grad).all()
+    with pytest.warns(safesvd.GaugeWarning, match="f\\(0\\) != 0"):
+        safesvd.svd_fn(with_singular_values([1, 0], 2, 2), torch.exp, torch.exp)
+
+
+def test_procrustes_errors():
+    with pytest.raises(ValueError, match="square"):
+        safesvd.procrustes(torch.randn(3, 4), special=True)
+    with pytest.raises(TypeError, match="real"):
+        safesvd.procrustes(torch.randn(3, 3, dtype=torch.complex64), special=True)
+
+
+# ------------------------------------------------- edge cases, opcheck, grads
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 3), (1, 1), (2, 0, 0)])
+def test_empty_and_tiny(shape):
+    A = torch.rand(*shape, dtype=torch.float64).requires_grad_()
+    Y = safesvd.sqrtm(A @ A.mT)
+    Z = safesvd.svd_fn(A, torch.sinh, torch.cosh)
+    (Y.sum() + Z.sum()).backward()
+    assert A.grad.shape == A.shape and torch.isfinite(A.grad).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck(dtype):
+    A = torch.randn(2, 5, 3, dtype=dtype)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    fS, dfS = torch.sinh(S), torch.cosh(S)
+    torch.library.opcheck(torch.ops.safesvd.svd_fn.default, (A.clone().requires_grad_(), U, S, Vh, fS, dfS, None, None))
+    G = torch.randn_like(A)
+    for op in (torch.ops.safesvd._svd_fn_backward.default, torch.ops.safesvd._svd_fn_backward_composite.default):
+        torch.library.opcheck(op, (G, U, S, Vh, fS, dfS, None, None))
+    H = sym(torch.randn(2, 4, 4, dtype=dtype))
+    L, Q = torch.linalg.eigh(H)
+    torch.library.opcheck(torch.ops.safesvd.eigh_fn.default, (H.clone().requires_grad_(), L, Q, L.exp(), L.exp(), None, None))
+    G = torch.randn_like(H)
+    for op in (torch.ops.safesvd._eigh_fn_backward.default, torch.ops.safesvd._eigh_fn_backward_composite.default):
+        torch.library.opcheck(op, (G, L, Q, L.exp(), L.exp(), None, None))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradcheck_and_gradgradcheck(dtype):
+    A = torch.randn(2, 4, 3, dtype=dtype, requires_grad=True)
+    f = lambda X: safesvd.svd_fn(X, lambda s: s ** 3, lambda s: 3 * s ** 2)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (A,))
+    assert torch.autograd.gradgradcheck(f, (A,))
+    X = torch.randn(2, 4, 4, dtype=dtype)
+    H = (X @ X.mH + torch.eye(4, dtype=dtype)).requires_grad_()
+    g = lambda Y: safesvd.logm(sym(Y))  # noqa: E731
+    assert torch.autograd.gradcheck(g, (H,))
+    assert torch.autograd.gradgradcheck(g, (H,))
+    assert torch.autograd.gradcheck(lambda Y: safesvd.polar(Y), (A,))
