@@ -26,6 +26,7 @@ test: build
 	PYTHONPATH=python $(VPY) -m pytest -q tests
 
 bench: build
+	$(VPY) -m pip install -q matplotlib
 	PYTHONPATH=python $(VPY) bench/bench_backward.py
 
 clean:

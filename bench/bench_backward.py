@@ -1,15 +1,19 @@
-"""safesvd's backward vs torch's own backward, CPU, batched small matrices.
+"""safesvd's backward vs torch's own backward, batched small matrices, CPU or CUDA.
 
-For each (op, dtype, n) it times, with torch.utils.benchmark (median of
-repeated blocks, same process, same inputs):
-  torch    : autograd of torch.linalg.svd / eigh (torch's own backward)
-  safesvd  : autograd of safesvd.svd / eigh (the full user path: Python
-             autograd, fused op, gauge check)
-  fused op : torch.ops.safesvd._svd_backward / _eigh_backward alone
-  composite: the differentiable ATen form of the same math (double backward)
-and writes a Markdown table and JSON to bench/results/.
+For each (op, dtype, n, cotangents, spectrum) it times, in one process on the
+same inputs (median of repeated runs):
+  torch     : torch's own backward (autograd of torch.linalg.svd / eigh)
+  safesvd   : the full safesvd autograd path (Python backward, fused op, gauge check)
+  fused op  : torch.ops.safesvd._svd_backward / _eigh_backward alone
+and, on CUDA, the memory floor: bytes of U, S, Vh, gU, gS, gVh read once and gA
+written once, over the measured device-to-device copy bandwidth.
 
-    PYTHONPATH=python python bench/bench_backward.py [--quick] [--threads 2]
+CPU timing: torch.utils.benchmark (blocked_autorange median). CUDA timing: CUDA
+events around each call, median of repeats, rotating over enough input sets that
+the data exceed L2. Results go to bench/results/<device>_backward_<date>.{md,json,png}.
+
+    PYTHONPATH=python python bench/bench_backward.py                 # CPU, 2 threads
+    PYTHONPATH=python python bench/bench_backward.py --device cuda   # GPU
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import datetime
 import json
 import platform
+import statistics
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,113 +31,231 @@ import torch.utils.benchmark as benchmark
 
 import safesvd
 
-SIZES = [2, 3, 4, 8, 16, 32, 64]
 RESULTS = Path(__file__).resolve().parent / "results"
+CPU_SIZES = [2, 3, 4, 8, 16, 32, 64]
+GPU_SIZES = [2, 3, 4, 8, 16, 32, 33, 48, 64]
 
 
-def batch_for(n: int, quick: bool) -> int:
-    # Large batches for small n (the design target: B >= 10000 for n <= 8);
-    # fewer matrices for n = 32, 64 to keep a 2-core run short.
-    b = min(16384, (1 << 22) // (n * n))
-    return max(64, b // 8) if quick else b
+def batch_for(device: str, n: int, quick: bool) -> int:
+    if device == "cuda":
+        b = 1_000_000 if n <= 4 else 65536
+    else:
+        b = min(16384, (1 << 22) // (n * n))
+    return max(64, b // 16) if quick else b
 
 
-def median_ms(stmt, min_run_time: float) -> float:
-    t = benchmark.Timer(stmt="stmt()", globals={"stmt": stmt})
-    return t.blocked_autorange(min_run_time=min_run_time).median * 1e3
+# ------------------------------------------------------------------ timing
 
 
-def svd_case(B, n, dtype):
-    A = torch.randn(B, n, n, dtype=dtype)
-    cot = None
+def time_cpu_ms(fn, min_run_time: float) -> float:
+    return benchmark.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def time_cuda_ms(fns, repeats: int) -> float:
+    """Median over `repeats` of one call, cycling through fns (one per input set)."""
+    for f in fns:  # warm up
+        f()
+    torch.cuda.synchronize()
+    times = []
+    for r in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        f = fns[r % len(fns)]
+        start.record()
+        f()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbs() -> float:
+    """Device-to-device copy, bytes read + written, GB/s (the floor's denominator)."""
+    x = torch.empty(1 << 28, dtype=torch.float32, device="cuda")  # 1 GiB
+    y = torch.empty_like(x)
+    ms = time_cuda_ms([lambda: y.copy_(x)], 20)
+    return 2 * x.numel() * 4 / (ms * 1e-3) / 1e9
+
+
+# ------------------------------------------------------------------ cases
+
+
+def make_inputs(op, B, n, dtype, device, spectrum):
+    if op == "svd":
+        A = torch.randn(B, n, n, dtype=dtype, device=device)
+        if spectrum == "degenerate":  # two equal singular values and a zero one in every matrix
+            U, S, Vh = torch.linalg.svd(A)
+            S = S.clone()
+            S[:, 1] = S[:, 0]
+            S[:, -1] = 0
+            A = (U * S.unsqueeze(-2).to(dtype)) @ Vh
+        return A
+    X = torch.randn(B, n, n, dtype=dtype, device=device)
+    A = X + X.mH
+    if spectrum == "degenerate":
+        L, Q = torch.linalg.eigh(A)
+        L = L.clone()
+        L[:, 1] = L[:, 0]
+        A = (Q * L.unsqueeze(-2).to(dtype)) @ Q.mH
+    return A
+
+
+def case_fns(op, A, cotangents):
+    """Three callables (torch, safesvd, fused op) backpropagating the same cotangents."""
     out = {}
-    for name, decompose in (("torch", lambda X: torch.linalg.svd(X, full_matrices=False)), ("safesvd", safesvd.svd)):
-        X = A.clone().requires_grad_()
-        U, S, Vh = decompose(X)
-        if cot is None:
-            cot = (torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh))
-        out[name] = lambda U=U, S=S, Vh=Vh, X=X: torch.autograd.grad((U, S, Vh), X, cot, retain_graph=True)
-    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-    out["fused op"] = lambda: torch.ops.safesvd._svd_backward(*cot, U, S, Vh, "pinv", None, None)
-    out["composite"] = lambda: torch.ops.safesvd._svd_backward_composite(*cot, U, S, Vh, "pinv", None, None)
-    return out
-
-
-def eigh_case(B, n, dtype):
-    X0 = torch.randn(B, n, n, dtype=dtype)
-    A = X0 + X0.mT
     cot = None
-    out = {}
-    for name, decompose in (("torch", torch.linalg.eigh), ("safesvd", safesvd.eigh)):
+    decompositions = {
+        "svd": (lambda X: torch.linalg.svd(X, full_matrices=False), safesvd.svd),
+        "eigh": (torch.linalg.eigh, safesvd.eigh),
+    }[op]
+    for name, decompose in zip(("torch", "safesvd"), decompositions):
         X = A.clone().requires_grad_()
-        L, Q = decompose(X)
+        outs = decompose(X)
         if cot is None:
-            cot = (torch.randn_like(L), torch.randn_like(Q))
-        out[name] = lambda L=L, Q=Q, X=X: torch.autograd.grad((L, Q), X, cot, retain_graph=True)
-    L, Q = torch.linalg.eigh(A)
-    out["fused op"] = lambda: torch.ops.safesvd._eigh_backward(*cot, L, Q, "pinv", None, None)
-    out["composite"] = lambda: torch.ops.safesvd._eigh_backward_composite(*cot, L, Q, "pinv", None, None)
-    return out
+            cot = [torch.randn_like(t) for t in outs]
+            if cotangents == "gU only":  # the vector cotangent alone (gU, resp. gQ)
+                cot = [c if i == (0 if op == "svd" else 1) else torch.zeros_like(c) for i, c in enumerate(cot)]
+        out[name] = lambda outs=outs, X=X: torch.autograd.grad(outs, X, cot, retain_graph=True)
+    outs = [t.detach() for t in decompositions[0](A)]
+    present = [c if (cotangents == "all" or i == (0 if op == "svd" else 1)) else None for i, c in enumerate(cot)]
+    if op == "svd":
+        out["fused op"] = lambda: torch.ops.safesvd._svd_backward(*present, *outs, "pinv", None, None)
+    else:
+        out["fused op"] = lambda: torch.ops.safesvd._eigh_backward(*present, *outs, "pinv", None, None)
+    floor_bytes = sum(t.numel() * t.element_size() for t in outs) + \
+        sum(c.numel() * c.element_size() for c in present if c is not None) + A.numel() * A.element_size()
+    return out, floor_bytes
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
+def machine(device: str) -> dict:
+    info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": "cpu",
-        "cpu": cpu,
-        "threads": torch.get_num_threads(),
+        "device": device,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "safesvd": safesvd.__version__,
+        "threads": torch.get_num_threads(),
     }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    else:
+        cpu = platform.processor()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        info["cpu"] = cpu
+    return info
+
+
+def plot(rows, path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    keys = sorted({(r["op"], r["dtype"], r["cotangents"], r["spectrum"]) for r in rows})
+    for key in keys:
+        pts = sorted((r["n"], r["speedup"]) for r in rows if (r["op"], r["dtype"], r["cotangents"], r["spectrum"]) == key)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=" ".join(key))
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n (matrices n x n)")
+    ax.set_ylabel("speedup: torch backward / safesvd backward")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def format_row(r: dict) -> str:
+    line = (f"| {r['op']} | {r['dtype']} | {r['n']} | {r['B']} | {r['cotangents']} | {r['spectrum']} | "
+            f"{r['torch ms']:.3f} | {r['safesvd ms']:.3f} | {r['fused op ms']:.3f} | {r['speedup']:.2f}x |")
+    if "GB/s" in r:
+        line += f" {r['GB/s']:.0f} | {r['floor %']:.0f}% |"
+    return line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="small batches, short timing (smoke run)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sizes", type=int, nargs="*", default=SIZES)
-    parser.add_argument("--output", default=None, help="results file stem (default: cpu_backward_<date>)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--dtypes", nargs="*")
+    parser.add_argument("--ops", nargs="*", default=["svd", "eigh"])
+    parser.add_argument("--variants", action="store_true",
+                        help="also gU-only cotangents and degenerate spectra (default on CUDA)")
+    parser.add_argument("--output", default=None, help="results file stem")
     args = parser.parse_args()
+    device = args.device
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     safesvd.load()
-    info = machine()
-    min_run_time = 0.05 if args.quick else 0.4
-    rows = []
-    header = f"| op | dtype | n | B | torch ms | safesvd ms | fused op ms | composite ms | speedup (torch / safesvd) |"
-    print(f"# CPU backward, {info['cpu']}, {info['threads']} threads, torch {info['torch']}, {info['date']}")
+    # The gauge check runs (its device-to-host read is part of the cost measured);
+    # random cotangents at degenerate spectra are basis dependent, so don't print.
+    safesvd.set_gauge_mode("warn")
+    warnings.filterwarnings("ignore", category=safesvd.GaugeWarning)
+    sizes = args.sizes or (GPU_SIZES if device == "cuda" else CPU_SIZES)
+    dtypes = [getattr(torch, d) for d in (args.dtypes or (["float32", "float64", "complex64"] if device == "cuda"
+                                                          else ["float32", "float64"]))]
+    variants = [("all", "separated")]
+    if args.variants or device == "cuda":
+        variants += [("gU only", "separated"), ("all", "degenerate")]
+    info = machine(device)
+    bandwidth = copy_bandwidth_gbs() if device == "cuda" else None
+    if bandwidth:
+        info["copy_bandwidth_GBps"] = round(bandwidth, 1)
+    header = ("| op | dtype | n | B | cotangents | spectrum | torch ms | safesvd ms | fused op ms | speedup |"
+              + (" GB/s | % of floor |" if device == "cuda" else ""))
+    sep = "|" + "---|" * (header.count("|") - 1)
+    print(f"# {device} backward: {info}")
     print(header)
-    print("|" + "---|" * 9)
-    for op, make in (("svd", svd_case), ("eigh", eigh_case)):
-        for dtype in (torch.float32, torch.float64):
-            for n in args.sizes:
-                B = batch_for(n, args.quick)
-                fns = make(B, n, dtype)
-                times = {name: median_ms(fn, min_run_time) for name, fn in fns.items()}
-                row = {"op": op, "dtype": str(dtype).replace("torch.", ""), "n": n, "B": B, **{k + " ms": v for k, v in times.items()},
-                       "speedup": times["torch"] / times["safesvd"]}
-                rows.append(row)
-                print(f"| {op} | {row['dtype']} | {n} | {B} | {times['torch']:.3f} | {times['safesvd']:.3f} | "
-                      f"{times['fused op']:.3f} | {times['ATen path']:.3f} | {row['speedup']:.2f}x |", flush=True)
-    stem = args.output or f"cpu_backward_{datetime.date.today().isoformat()}"
+    print(sep)
+    rows = []
+    for op in args.ops:
+        for dtype in dtypes:
+            for n in sizes:
+                for cotangents, spectrum in variants:
+                    B = batch_for(device, n, args.quick)
+                    if device == "cuda":
+                        A0 = make_inputs(op, B, n, dtype, device, spectrum)
+                        set_bytes = 8 * A0.numel() * A0.element_size()
+                        sets = max(1, min(8, int(2 * 60e6 // set_bytes) + 1))  # > 2x L2 in flight
+                        cases = [case_fns(op, A0 if i == 0 else make_inputs(op, B, n, dtype, device, spectrum), cotangents)
+                                 for i in range(sets)]
+                        floor_bytes = cases[0][1]
+                        reps = 10 if args.quick else 50
+                        times = {k: time_cuda_ms([c[0][k] for c in cases], reps) for k in ("torch", "safesvd", "fused op")}
+                    else:
+                        fns, floor_bytes = case_fns(op, make_inputs(op, B, n, dtype, device, spectrum), cotangents)
+                        times = {k: time_cpu_ms(f, 0.05 if args.quick else 0.4) for k, f in fns.items()}
+                    row = {"op": op, "dtype": str(dtype).replace("torch.", ""), "n": n, "B": B,
+                           "cotangents": cotangents, "spectrum": spectrum,
+                           **{f"{k} ms": v for k, v in times.items()}, "speedup": times["torch"] / times["safesvd"]}
+                    if bandwidth:
+                        gbs = floor_bytes / (times["fused op"] * 1e-3) / 1e9
+                        row.update({"GB/s": gbs, "floor %": 100 * gbs / bandwidth})
+                    rows.append(row)
+                    print(format_row(row), flush=True)
+    stem = args.output or f"{device}_backward_{datetime.date.today().isoformat()}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = [f"# CPU backward benchmark", "", *(f"- {k}: {v}" for k, v in info.items()), "",
-             "Median of repeated blocks (torch.utils.benchmark), all three cotangents, well-separated spectra.",
-             "`safesvd` is the full autograd path; `fused op` the C++ backward alone; `composite` the differentiable ATen form (used for double backward).", "",
-             header, "|" + "---|" * 9]
-    for r in rows:
-        lines.append(f"| {r['op']} | {r['dtype']} | {r['n']} | {r['B']} | {r['torch ms']:.3f} | {r['safesvd ms']:.3f} | "
-                     f"{r['fused op ms']:.3f} | {r['composite ms']:.3f} | {r['speedup']:.2f}x |")
+    lines = [f"# {device.upper()} backward benchmark", "", *(f"- {k}: {v}" for k, v in info.items()), "",
+             "Median of repeated runs; `torch` is torch's own backward, `safesvd` the full autograd path "
+             "(gauge check included), `fused op` the C++/CUDA backward alone. Speedup = torch / safesvd.", "",
+             header, sep, *map(format_row, rows)]
+    if plot(rows, RESULTS / f"{stem}.png", f"safesvd backward speedup over torch, {device}, {info.get('gpu', info.get('cpu'))}"):
+        lines += ["", f"![speedup]({stem}.png)"]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {RESULTS / (stem + '.md')}")
 

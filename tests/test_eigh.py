@@ -45,7 +45,7 @@ def test_gradient_matches_torch_on_generic_input(dtype, shape, subset, UPLO):
 @pytest.mark.parametrize("guard", ["pinv", "lorentz", "clamp", "none"])
 @pytest.mark.parametrize("n", [5, 20])
 def test_fused_loop_equals_composite(dtype, guard, n):
-    """Fused loop (n <= 8), batched matmul (n > 8) and composite agree."""
+    """Fused loop (n <= 7), batched matmul (n > 7) and composite agree."""
     A = torch.stack([hermitian((n, n), dtype), with_eigenvalues([1, 1, 2] + [3] * (n - 3), dtype)])
     L, Q = torch.linalg.eigh(A)
     gL, gQ = torch.randn_like(L), torch.randn_like(Q)
