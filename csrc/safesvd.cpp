@@ -51,6 +51,14 @@ TORCH_LIBRARY(safesvd, m) {
       "_eigh_fn_backward(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol, "
       "float? atol) -> Tensor");
 
+  // The k largest singular triplets (design.md 3.6; seeds 002, 004). Forward and
+  // backward are Python kernels (python/safesvd/_topk.py): a full SVD or a
+  // subspace iteration, and a deflated K-system solve (dense or matrix-free CG)
+  // for the discarded part of the spectrum. method: "auto" | "dense" | "iterative".
+  m.def(
+      "svd_topk(Tensor A, int k, str method=\"auto\", str guard=\"pinv\", float? rtol=None, "
+      "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
+
   // The same math as differentiable ATen ops, for create_graph=True.
   m.def(
       "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "

@@ -35,6 +35,8 @@ __all__ = [
     "logm",
     "polar",
     "procrustes",
+    "svd_topk",
+    "svd_rank1",
     "GaugeWarning",
     "gauge_mode",
     "set_gauge_mode",
@@ -109,6 +111,39 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     _loader.require()
     _check_guard(guard)
     return torch.ops.safesvd.eigh(A, UPLO, guard, rtol, atol)
+
+
+def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pinv",
+             rtol: float | None = None, atol: float | None = None):
+    """The k largest singular triplets: ``U_k (..., m, k)``, ``S_k (..., k)``, ``Vh_k (..., k, n)``.
+
+    Forward: a full SVD (``method="dense"``), or subspace iteration with Rayleigh-Ritz
+    (``"iterative"``: converged to 10 eps^(2/3) relative residuals, else RuntimeError).
+    ``"auto"`` uses the iteration when min(m, n) > 256 and k + 8 <= min(m, n) / 4.
+    Every method returns the same phase convention: the largest-magnitude entry of each
+    column of U_k is real and positive (V_k rotated to match).
+
+    Gradient (design.md 3.6): the guarded SVD backward inside the kept k (degeneracies
+    there are handled as in :func:`svd`) plus the truncation term for the discarded
+    spectrum, solved from the K system of seed 004 without the discarded singular
+    vectors (dense deflated solve, or matrix-free conjugate gradients for
+    ``"iterative"``). Valid when S_k > S_{k+1}; at S_k = S_{k+1} the subspace is not
+    unique: the dense path returns the guarded value with a GaugeWarning, CG raises.
+    """
+    _loader.require()
+    _check_guard(guard)
+    return torch.ops.safesvd.svd_topk(A, k, method, guard, rtol, atol)
+
+
+def svd_rank1(A: torch.Tensor, *, method: str = "auto"):
+    """Dominant singular triplet ``(s, u, v)`` with ``A ~ s * outer(u, v.conj())``.
+
+    Shapes ``(...)``, ``(..., m)``, ``(..., n)``. Its gradient needs only s_1 > s_2:
+    repeated or zero singular values elsewhere in the spectrum do not matter (torch's
+    is NaN there). See :func:`svd_topk` for the methods.
+    """
+    U, S, Vh = svd_topk(A, 1, method=method)
+    return S[..., 0], U[..., 0], Vh[..., 0, :].conj()
 
 
 _loader.try_import_compiled()

@@ -24,13 +24,13 @@ def _tolerance(x: torch.Tensor, rtol: float | None, atol: float | None, power: f
     return torch.clamp_min(top * rtol, 0.0 if atol is None else atol)
 
 
-def _checks_enabled() -> bool:
-    return not torch.compiler.is_compiling()
+def _checks_enabled(*tensors) -> bool:
+    return not _gauge.is_tracing(*tensors)
 
 
 def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
     """GaugeWarning (or raise) when `condition` holds for some matrix; one sync."""
-    if _gauge.get_gauge_mode() == "ignore" or not _checks_enabled() or condition.numel() == 0:
+    if _gauge.get_gauge_mode() == "ignore" or not _checks_enabled(condition) or condition.numel() == 0:
         return
     if bool(condition.any()):
         text = message + " safesvd returns the finite guarded value."
@@ -69,7 +69,7 @@ def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | N
     U, S, Vh = svd(A)
     fS, dfS = f(S), df(S)
     f0 = f(torch.zeros((), dtype=S.dtype, device=S.device))
-    if _checks_enabled() and float(f0) != 0.0 and S.shape[-1]:
+    if _checks_enabled(S) and float(f0) != 0.0 and S.shape[-1]:
         tol = _tolerance(S, rtol, atol, 0.75)
         _warn_not_unique((S[..., -1:] <= tol), "safesvd.svd_fn: f(0) != 0 on a rank-deficient matrix: "
                          "U f(S) V^H depends on the arbitrary singular vectors of the zero singular values.")
@@ -81,7 +81,7 @@ def _eigh_fn(A, f, df, UPLO, rtol, atol, validate=None):
     from . import eigh
 
     L, Q = eigh(A, UPLO)
-    if validate is not None and _checks_enabled():
+    if validate is not None and _checks_enabled(L):
         validate(L)
     fL, dfL = f(L), df(L)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),

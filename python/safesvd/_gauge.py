@@ -57,8 +57,15 @@ def default_rtol(real_dtype: torch.dtype) -> float:
     return torch.finfo(real_dtype).eps ** 0.75
 
 
-def _capturing() -> bool:
+def is_tracing(*tensors) -> bool:
+    """True while values cannot (or must not) be read on the host: torch.compile or
+    AOT tracing (fake / functional tensors), or CUDA graph capture."""
     if torch.compiler.is_compiling():
+        return True
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch._subclasses.functional_tensor import FunctionalTensor
+
+    if any(isinstance(t, (FakeTensor, FunctionalTensor)) for t in tensors):
         return True
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
@@ -90,7 +97,7 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     device-to-host copy; mode "ignore", torch.compile tracing and CUDA graph
     capture skip the check and never synchronize.
     """
-    if _mode == "ignore" or gauge.numel() == 0 or _capturing():
+    if _mode == "ignore" or gauge.numel() == 0 or is_tracing(gauge):
         return
     real_dtype = spectrum.dtype
     eps = torch.finfo(real_dtype).eps

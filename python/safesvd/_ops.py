@@ -154,5 +154,8 @@ def register() -> None:
     lib.register_autograd("safesvd::svd", _svd_backward, setup_context=_svd_setup_context)
     lib.register_autograd("safesvd::svd_fn", _svd_fn_backward, setup_context=_svd_fn_setup_context)
     lib.register_autograd("safesvd::eigh_fn", _eigh_fn_backward, setup_context=_eigh_fn_setup_context)
+    from . import _topk
+
+    _topk.register()
     lib.register_autograd("safesvd::eigh", _eigh_backward, setup_context=_eigh_setup_context)
     _registered = True
