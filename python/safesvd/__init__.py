@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _loader
+from . import _loader, _ops
 from ._functions import eigh_fn, invsqrtm, logm, polar, procrustes, sqrtm, svd_fn
 from ._gauge import GaugeWarning, gauge_mode, get_gauge_mode, set_gauge_mode
 from ._loader import load
@@ -79,7 +79,7 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
     """
     _loader.require()
     _check_guard(guard)
-    return torch.ops.safesvd.svd(A, full_matrices, guard, rtol, atol)
+    return _ops.call("svd", A, full_matrices, guard, rtol, atol)
 
 
 def svdvals(A: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,7 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     """
     _loader.require()
     _check_guard(guard)
-    return torch.ops.safesvd.eigh(A, UPLO, guard, rtol, atol)
+    return _ops.call("eigh", A, UPLO, guard, rtol, atol)
 
 
 def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pinv",
@@ -132,7 +132,7 @@ def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pin
     """
     _loader.require()
     _check_guard(guard)
-    return torch.ops.safesvd.svd_topk(A, k, method, guard, rtol, atol)
+    return _ops.call("svd_topk", A, k, method, guard, rtol, atol)
 
 
 def svd_rank1(A: torch.Tensor, *, method: str = "auto"):

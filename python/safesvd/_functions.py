@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from . import _gauge, _loader
+from . import _gauge, _loader, _ops
 
 
 def _tolerance(x: torch.Tensor, rtol: float | None, atol: float | None, power: float) -> torch.Tensor:
@@ -40,7 +40,7 @@ def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
 
 
 def _apply_svd_fn(A, U, S, Vh, fS, dfS, rtol, atol):
-    return torch.ops.safesvd.svd_fn(A, U, S, Vh, fS.to(S.dtype), dfS.to(S.dtype), rtol, atol)
+    return _ops.call("svd_fn", A, U, S, Vh, fS.to(S.dtype), dfS.to(S.dtype), rtol, atol)
 
 
 def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | None = None) -> torch.Tensor:
@@ -86,7 +86,7 @@ def _eigh_fn(A, f, df, UPLO, rtol, atol, validate=None):
     fL, dfL = f(L), df(L)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
-    return torch.ops.safesvd.eigh_fn(A, L, Q, fL.to(L.dtype), dfL.to(L.dtype), rtol, atol)
+    return _ops.call("eigh_fn", A, L, Q, fL.to(L.dtype), dfL.to(L.dtype), rtol, atol)
 
 
 def eigh_fn(A: torch.Tensor, f, df, *, UPLO: str = "L", rtol: float | None = None,

@@ -59,13 +59,15 @@ def default_rtol(real_dtype: torch.dtype) -> float:
 
 def is_tracing(*tensors) -> bool:
     """True while values cannot (or must not) be read on the host: torch.compile or
-    AOT tracing (fake / functional tensors), or CUDA graph capture."""
+    AOT tracing (fake / functional tensors), torch.func transforms (wrapped
+    tensors), or CUDA graph capture."""
     if torch.compiler.is_compiling():
         return True
     from torch._subclasses.fake_tensor import FakeTensor
     from torch._subclasses.functional_tensor import FunctionalTensor
 
-    if any(isinstance(t, (FakeTensor, FunctionalTensor)) for t in tensors):
+    if any(isinstance(t, (FakeTensor, FunctionalTensor)) or torch._C._functorch.is_functorch_wrapped_tensor(t)
+           for t in tensors):
         return True
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 

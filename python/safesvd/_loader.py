@@ -28,8 +28,46 @@ def _register_python_side(how: str) -> None:
     _state.update(loaded=True, how=how, error=None)
 
 
+def check_build_matches_torch() -> None:
+    """Raise ImportError when the extension was built for another torch / CUDA.
+
+    Compares major.minor of the torch recorded at build time (_build_info.py,
+    written by setup.py) with the installed one, and the CUDA major version when
+    the extension has CUDA kernels. Without it, a mismatch surfaces as an
+    undefined-symbol error from the dynamic loader.
+    """
+    try:
+        from . import _build_info
+    except ImportError:  # a JIT build or a bare source checkout: nothing recorded
+        return
+    from packaging.version import Version
+
+    built, installed = Version(_build_info.TORCH_VERSION), Version(torch.__version__.split("+")[0])
+    if (built.major, built.minor) != (installed.major, installed.minor):
+        raise ImportError(
+            f"safesvd was built against torch {_build_info.TORCH_VERSION} but torch {torch.__version__} "
+            f"is installed. Install the safesvd build for torch {installed.major}.{installed.minor} "
+            "(its version tag names the torch it needs, e.g. +pt213cpu), or rebuild with "
+            "`pip install --no-build-isolation .`."
+        )
+    if _build_info.WITH_CUDA:
+        if torch.version.cuda is None:
+            raise ImportError(
+                f"safesvd was built with CUDA {_build_info.TORCH_CUDA_VERSION} kernels, but the installed "
+                f"torch {torch.__version__} has no CUDA. Install the CPU build of safesvd (+pt..cpu)."
+            )
+        if Version(torch.version.cuda).major != Version(_build_info.TORCH_CUDA_VERSION).major:
+            raise ImportError(
+                f"safesvd was built for CUDA {_build_info.TORCH_CUDA_VERSION} but torch uses CUDA "
+                f"{torch.version.cuda}; install the matching safesvd build or rebuild it."
+            )
+
+
 def try_import_compiled() -> bool:
-    """Import ``safesvd._C`` if it was built; remember the error if not."""
+    """Import ``safesvd._C`` if it was built; remember the error if not.
+
+    A build made for another torch is a hard ImportError (check_build_matches_torch)."""
+    check_build_matches_torch()
     try:
         from . import _C  # noqa: F401  (import runs the TORCH_LIBRARY registrations)
     except ImportError as e:  # not built, or built against another torch

@@ -138,6 +138,52 @@ def _eigh_fn_backward(ctx, G):
     return gA, None, None, None, None, None, None
 
 
+# ---------------------------------------------------------------- torch.func
+#
+# The autograd.Function that register_autograd generates keeps ctx in forward,
+# which torch.func transforms reject. While a transform is active, the public
+# functions go through an equivalent Function with setup_context (same setup
+# and backward functions as above), and every op has a vmap rule: all of them
+# take leading batch dimensions, so vmap moves the mapped dim to the front.
+
+_FUNCTIONS: dict = {}
+
+
+def _make_function(name, op, setup_context, backward):
+    def forward(*args):
+        return op(*args)
+
+    def setup(ctx, inputs, output):
+        setup_context(ctx, inputs, output if isinstance(output, tuple) else output)
+
+    return type(f"SafeSVD_{name}", (torch.autograd.Function,), {
+        "generate_vmap_rule": True,
+        "forward": staticmethod(forward),
+        "setup_context": staticmethod(setup),
+        "backward": staticmethod(backward),
+    })
+
+
+def call(name: str, *args):
+    """Run torch.ops.safesvd.<name>, through its torch.func-compatible Function
+    while a transform (grad, vmap, jacrev, ...) is active."""
+    if torch._C._are_functorch_transforms_active():
+        return _FUNCTIONS[name].apply(*args)
+    return getattr(torch.ops.safesvd, name)(*args)
+
+
+def _batch_leading_vmap(op):
+    def rule(info, in_dims, *args):
+        moved = []
+        for arg, dim in zip(args, in_dims):
+            if isinstance(arg, torch.Tensor):
+                arg = arg.movedim(dim, 0) if dim is not None else arg.expand(info.batch_size, *arg.shape)
+            moved.append(arg)
+        out = op(*moved)
+        return out, (tuple(0 for _ in out) if isinstance(out, tuple) else 0)
+    return rule
+
+
 def register() -> None:
     global _registered
     if _registered:
@@ -157,5 +203,18 @@ def register() -> None:
     from . import _topk
 
     _topk.register()
+    for name in ("svd", "eigh", "svd_fn", "eigh_fn", "svd_topk", "_svd_backward", "_eigh_backward",
+                 "_svd_fn_backward", "_eigh_fn_backward", "_svd_backward_composite", "_eigh_backward_composite",
+                 "_svd_fn_backward_composite", "_eigh_fn_backward_composite"):
+        lib.register_vmap(f"safesvd::{name}", _batch_leading_vmap(getattr(torch.ops.safesvd, name).default))
+    _FUNCTIONS.update(
+        svd=_make_function("svd", torch.ops.safesvd.svd.default, _svd_setup_context, _svd_backward),
+        eigh=_make_function("eigh", torch.ops.safesvd.eigh.default, _eigh_setup_context, _eigh_backward),
+        svd_fn=_make_function("svd_fn", torch.ops.safesvd.svd_fn.default, _svd_fn_setup_context, _svd_fn_backward),
+        eigh_fn=_make_function("eigh_fn", torch.ops.safesvd.eigh_fn.default, _eigh_fn_setup_context,
+                               _eigh_fn_backward),
+        svd_topk=_make_function("svd_topk", torch.ops.safesvd.svd_topk.default, _topk._setup_context,
+                                _topk._backward),
+    )
     lib.register_autograd("safesvd::eigh", _eigh_backward, setup_context=_eigh_setup_context)
     _registered = True
