@@ -1,0 +1,89 @@
+"""Packaging: the LibTorch CMake package (build, ctest, install, find_package from a
+downstream project), the wheel in a fresh virtual environment, and the import-time
+check of the torch the extension was built against."""
+
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(cmd, **kw):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not found")
+def test_cmake_package_ctest_and_downstream_find_package(tmp_path):
+    prefix = torch.utils.cmake_prefix_path
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    build, install = tmp_path / "build", tmp_path / "install"
+    run(["cmake", "-S", ROOT, "-B", build, *generator, f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release"])
+    run(["cmake", "--build", build])
+    out = run(["ctest", "--test-dir", build, "--output-on-failure"])
+    assert "100% tests passed" in out.stdout
+    run(["cmake", "--install", build, "--prefix", install])
+    consumer = tmp_path / "consumer"
+    run(["cmake", "-S", ROOT / "tests" / "cpp" / "consumer", "-B", consumer, *generator,
+         f"-DCMAKE_PREFIX_PATH={install};{prefix}", "-DCMAKE_BUILD_TYPE=Release"])
+    run(["cmake", "--build", consumer])
+    out = run([consumer / "consumer"])
+    assert "all passed" in out.stdout
+
+
+SMOKE = """
+import torch, safesvd
+A = torch.diag(torch.tensor([1.0, 1.0, 2.0, 3.0], dtype=torch.float64)).requires_grad_()
+U, S, Vh = safesvd.svd(A)
+torch.linalg.norm((U * S) @ Vh).backward()
+assert torch.allclose(A.grad, A.detach() / A.detach().norm()), A.grad
+from importlib.metadata import version
+print("safesvd", version("safesvd"), "ok")
+"""
+
+
+@pytest.mark.skipif(os.environ.get("SAFESVD_SKIP_WHEEL_TEST") == "1", reason="SAFESVD_SKIP_WHEEL_TEST=1")
+def test_wheel_installs_and_runs_in_fresh_venv(tmp_path):
+    """scripts/build_wheel.sh, then a fresh venv with only torch: import + smoke test."""
+    env = dict(os.environ, FORCE_ONLY_CPU="1", PYTHON=sys.executable)
+    run(["bash", ROOT / "scripts" / "build_wheel.sh", tmp_path / "dist"], env=env, cwd=ROOT)
+    wheels = list((tmp_path / "dist").glob("safesvd-*.whl"))
+    assert len(wheels) == 1
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    assert f"+pt{major}{minor}cpu" in wheels[0].name
+    venv = tmp_path / "venv"
+    # Nothing of the source tree may leak in: no PYTHONPATH, run outside the checkout
+    # (pip would otherwise take the tree's egg-info as an installed safesvd).
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run([sys.executable, "-m", "venv", venv], env=clean, cwd=tmp_path)
+    py = venv / "bin" / "python"
+    torch_version = torch.__version__.split("+")[0]
+    run([py, "-m", "pip", "install", "-q", f"torch=={torch_version}"], env=clean, cwd=tmp_path)
+    run([py, "-m", "pip", "install", "-q", wheels[0]], env=clean, cwd=tmp_path)
+    out = run([py, "-c", SMOKE], env=clean, cwd=tmp_path)
+    assert "ok" in out.stdout
+
+
+def test_import_with_another_torch_is_a_clear_error(monkeypatch):
+    import safesvd
+    from safesvd import _loader
+
+    fake = types.ModuleType("safesvd._build_info")
+    fake.TORCH_VERSION, fake.TORCH_CUDA_VERSION, fake.WITH_CUDA, fake.LOCAL_TAG = "2.99.0", None, False, "pt299cpu"
+    monkeypatch.setitem(sys.modules, "safesvd._build_info", fake)
+    monkeypatch.setattr(safesvd, "_build_info", fake, raising=False)
+    with pytest.raises(ImportError, match=r"built against torch 2.99.0 but torch .* is installed"):
+        _loader.check_build_matches_torch()
+    fake.TORCH_VERSION = torch.__version__.split("+")[0]
+    fake.WITH_CUDA, fake.TORCH_CUDA_VERSION = True, "12.8"
+    if torch.version.cuda is None:
+        with pytest.raises(ImportError, match="has no CUDA"):
+            _loader.check_build_matches_torch()
