@@ -72,14 +72,7 @@ std::tuple<Tensor, Tensor> svd_backward_batched_matmul(
     gA = at::matmul(U3, Y);
   }
 
-  auto out_shape = batch_shape(U);
-  auto gauge_shape = out_shape;
-  out_shape.push_back(m);
-  out_shape.push_back(n);
-  gauge_shape.push_back(3);
-  gauge = gauge.reshape(gauge_shape);
-  note_full_matrices_gauge(gauge, gU_full, gVh_full, k);
-  return {gA.reshape(out_shape), gauge};
+  return finish_svd_backward(gA, gauge, U, gU_full, gVh_full, m, n, k);
 }
 
 std::tuple<Tensor, Tensor> eigh_backward_batched_matmul(

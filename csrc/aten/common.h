@@ -66,6 +66,13 @@ std::tuple<Tensor, Tensor> eigh_backward_composite(
 void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
                               const c10::optional<Tensor>& gVh, int64_t k);
 
+// The end of every SVD backward path: gA (B, m, n) and gauge (B, 3) back to the
+// batch shape of U, plus the full_matrices part of the gauge check.
+std::tuple<Tensor, Tensor> finish_svd_backward(const Tensor& gA, Tensor gauge, const Tensor& U,
+                                               const c10::optional<Tensor>& gU,
+                                               const c10::optional<Tensor>& gVh, int64_t m,
+                                               int64_t n, int64_t k);
+
 // Where rel (...) exceeds gauge[..., 0], replace the gauge entry by (rel, i, j).
 void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j);
 

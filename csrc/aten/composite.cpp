@@ -96,6 +96,20 @@ void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
   merge_gauge(gauge, rel, minus_two, minus_two);
 }
 
+std::tuple<Tensor, Tensor> finish_svd_backward(const Tensor& gA, Tensor gauge, const Tensor& U,
+                                               const c10::optional<Tensor>& gU,
+                                               const c10::optional<Tensor>& gVh, int64_t m,
+                                               int64_t n, int64_t k) {
+  auto out_shape = batch_shape(U);
+  auto gauge_shape = out_shape;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  gauge_shape.push_back(3);
+  gauge = gauge.reshape(gauge_shape);
+  note_full_matrices_gauge(gauge, gU, gVh, k);
+  return {gA.reshape(out_shape), gauge};
+}
+
 void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j) {
   const Tensor current = gauge.select(-1, 0);
   const Tensor worse = rel > current;

@@ -146,14 +146,7 @@ std::tuple<Tensor, Tensor> svd_backward_cpu(
     });
   });
 
-  auto out_shape = batch_shape(U);
-  auto gauge_shape = out_shape;
-  out_shape.push_back(m);
-  out_shape.push_back(n);
-  gauge_shape.push_back(3);
-  gauge = gauge.view(gauge_shape);
-  note_full_matrices_gauge(gauge, gU, gVh, k);
-  return {gA.view(out_shape), gauge};
+  return finish_svd_backward(gA, gauge, U, gU, gVh, m, n, k);
 }
 
 std::tuple<Tensor, Tensor> eigh_backward_cpu(const c10::optional<Tensor>& gL_in,
