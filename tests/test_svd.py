@@ -1,13 +1,12 @@
 """safesvd.svd and safesvd.svdvals: forward, backward vs torch and finite differences."""
 
-import itertools
 import warnings
 
 import pytest
 import torch
 
 import safesvd
-from helpers import autograd_grad, finite_difference_grad, rel_err, unitary, with_singular_values
+from helpers import autograd_grad, finite_difference_grad, rel_err, with_singular_values
 
 SHAPES = [(3, 3), (5, 3), (3, 5), (2, 4, 3), (2, 3, 4), (1, 1), (2, 2, 6, 6), (40, 40), (45, 36), (36, 45)]
 SUBSETS = [("U",), ("S",), ("Vh",), ("U", "S"), ("U", "Vh"), ("S", "Vh"), ("U", "S", "Vh")]

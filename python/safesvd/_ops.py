@@ -153,13 +153,10 @@ def _make_function(name, op, setup_context, backward):
     def forward(*args):
         return op(*args)
 
-    def setup(ctx, inputs, output):
-        setup_context(ctx, inputs, output if isinstance(output, tuple) else output)
-
     return type(f"SafeSVD_{name}", (torch.autograd.Function,), {
         "generate_vmap_rule": True,
         "forward": staticmethod(forward),
-        "setup_context": staticmethod(setup),
+        "setup_context": staticmethod(setup_context),
         "backward": staticmethod(backward),
     })
 
