@@ -1,8 +1,11 @@
-// Every schema of the safesvd operator library, in one place (design.md 2).
+// Every schema of the safesvd operator library, in one place
+// (docs/architecture.md).
 //
-// Kernels live in csrc/cpu/ (CPU), csrc/cuda/ (CUDA) and csrc/aten/composite.cpp
-// (CompositeImplicitAutograd, the differentiable backward). Autograd and fake
-// kernels are registered from Python (python/safesvd/_ops.py).
+// Entries: csrc/aten/ (device generic, CompositeExplicitAutograd), the
+// differentiable composite (csrc/aten/composite.cpp, CompositeImplicitAutograd).
+// Device kernels register a dispatch table (csrc/cpu/, csrc/cuda/). Autograd,
+// fake and vmap rules are registered from Python (python/safesvd/_ops.py);
+// LibTorch users get gradients from the C++ API (include/safesvd/safesvd.h).
 #include <torch/library.h>
 
 #ifdef SAFESVD_WITH_PYTHON
@@ -18,8 +21,8 @@ PyObject* PyInit__C(void) {
 #endif
 
 TORCH_LIBRARY(safesvd, m) {
-  // Forward decompositions (ATen). The guard arguments only affect the backward;
-  // they are part of the schema so that autograd sees them.
+  // Forward decompositions. The guard arguments only affect the backward; they
+  // are part of the schema so that autograd sees them, and are validated here.
   m.def(
       "svd(Tensor A, bool full_matrices=False, str guard=\"pinv\", float? rtol=None, "
       "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
@@ -27,38 +30,14 @@ TORCH_LIBRARY(safesvd, m) {
       "eigh(Tensor A, str UPLO=\"L\", str guard=\"pinv\", float? rtol=None, "
       "float? atol=None) -> (Tensor L, Tensor Q)");
 
-  // Backward of svd / eigh (design.md 3.1, 3.2). `gauge` is (..., 3):
-  // [relative basis-dependent residual, i, j] (design.md 3.4).
+  // Backward of svd / eigh (docs/math.md). `gauge` is (..., 3):
+  // [relative basis-dependent residual, i, j] (docs/math.md, "Gauge check").
   m.def(
       "_svd_backward(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, Tensor Vh, "
       "str guard, float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
   m.def(
       "_eigh_backward(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, "
       "float? atol) -> (Tensor gA, Tensor gauge)");
-  // Spectral matrix functions (design.md 3.5). A carries the autograd edge; the
-  // decomposition and f, df on the spectrum are computed by the Python wrapper
-  // (f, df are Python callables). Y = U diag(fS) Vh, resp. Q diag(fL) Q^H.
-  m.def(
-      "svd_fn(Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, float? rtol=None, "
-      "float? atol=None) -> Tensor");
-  m.def(
-      "eigh_fn(Tensor A, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol=None, "
-      "float? atol=None) -> Tensor");
-  m.def(
-      "_svd_fn_backward(Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, "
-      "float? rtol, float? atol) -> Tensor");
-  m.def(
-      "_eigh_fn_backward(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol, "
-      "float? atol) -> Tensor");
-
-  // The k largest singular triplets (design.md 3.6; seeds 002, 004). Forward and
-  // backward are Python kernels (python/safesvd/_topk.py): a full SVD or a
-  // subspace iteration, and a deflated K-system solve (dense or matrix-free CG)
-  // for the discarded part of the spectrum. method: "auto" | "dense" | "iterative".
-  m.def(
-      "svd_topk(Tensor A, int k, str method=\"auto\", str guard=\"pinv\", float? rtol=None, "
-      "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
-
   // The same math as differentiable ATen ops, for create_graph=True.
   m.def(
       "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "
@@ -66,10 +45,55 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_backward_composite(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, "
       "float? rtol, float? atol) -> (Tensor gA, Tensor gauge)");
+
+  // Spectral matrix functions (docs/math.md, "Matrix functions"). A carries the
+  // autograd edge; the decomposition and f, f', f'' on the spectrum come from the
+  // caller (f is a Python or C++ callable, not an operator argument).
+  // Y = U diag(fS) Vh, resp. Q diag(fL) Q^H. d2f and df0 = f'(0) are needed
+  // only for the second order (df0 for rectangular svd_fn).
   m.def(
-      "_svd_fn_backward_composite(Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, "
-      "Tensor dfS, float? rtol, float? atol) -> Tensor");
+      "svd_fn(Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, Tensor? d2fS=None, "
+      "Tensor? df0=None, float? rtol=None, float? atol=None) -> Tensor");
   m.def(
-      "_eigh_fn_backward_composite(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, "
-      "float? rtol, float? atol) -> Tensor");
+      "eigh_fn(Tensor A, Tensor L, Tensor Q, Tensor fL, Tensor dfL, Tensor? d2fL=None, "
+      "float? rtol=None, float? atol=None) -> Tensor");
+  // First order: gA and gf, the cotangent of f(S) (for parameters of f).
+  m.def(
+      "_svd_fn_backward(Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, "
+      "float? rtol, float? atol) -> (Tensor gA, Tensor gf)");
+  m.def(
+      "_eigh_fn_backward(Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, float? rtol, "
+      "float? atol) -> (Tensor gA, Tensor gf)");
+  // Second order: d/dA <H, gA(A)> for the first-order gA of cotangent G, and the
+  // gradients of <H, gA> with respect to f(S) and f'(S).
+  m.def(
+      "_svd_fn_second_order(Tensor H, Tensor G, Tensor U, Tensor S, Tensor Vh, Tensor fS, "
+      "Tensor dfS, Tensor d2fS, Tensor? df0, float? rtol, float? atol) -> (Tensor gA, Tensor gf, "
+      "Tensor gdf)");
+  m.def(
+      "_eigh_fn_second_order(Tensor H, Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, "
+      "Tensor d2fL, float? rtol, float? atol) -> (Tensor gA, Tensor gf, Tensor gdf)");
+
+  // The k largest singular triplets (docs/math.md, "Dominant triplets"). Forward
+  // and backward are Python kernels (python/safesvd/_topk.py): a full SVD or a
+  // subspace iteration, and a deflated K-system solve (dense or matrix-free CG).
+  // method: "auto" | "dense" | "iterative".
+  m.def(
+      "svd_topk(Tensor A, int k, str method=\"auto\", str guard=\"pinv\", float? rtol=None, "
+      "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
+
+  // The guards as operators (csrc/aten/guards.cpp; formulas in csrc/kernels/guards.h).
+  // Defaults for a dtype: [rtol, atol, gauge threshold], or [rtol, atol] of the
+  // divided differences.
+  m.def("_guard_defaults(ScalarType dtype, float? rtol=None, float? atol=None, "
+        "bool divided_difference=False) -> float[]");
+  // Per matrix (..., 6): [f1, f2, tol, floor, noise, cap] (or the divided differences').
+  m.def(
+      "_guard_params(Tensor spectrum, Tensor cotangent_scale, int dims, str guard, float? rtol, "
+      "float? atol, bool divided_difference=False) -> Tensor");
+  // Guarded coefficients of scaled differences d (..., E...), with their slope
+  // and gauge notes.
+  m.def(
+      "_guard_coefficients(Tensor d, Tensor? xabs, Tensor params, str guard) -> (Tensor coef, "
+      "Tensor slope, Tensor note)");
 }

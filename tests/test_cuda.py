@@ -94,13 +94,13 @@ def test_eigh_and_fn_backward_gpu_equals_cpu(dtype, n):
     cpu = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None)[0]
     gpu = torch.ops.safesvd._eigh_backward(gL.cuda(), gQ.cuda(), L.cuda(), Q.cuda(), "pinv", None, None)[0]
     torch.testing.assert_close(gpu.cpu(), cpu, **_tolerance(dtype))
-    cpu = torch.ops.safesvd._eigh_fn_backward(G, L, Q, L.exp(), L.exp(), None, None)
-    gpu = torch.ops.safesvd._eigh_fn_backward(G.cuda(), L.cuda(), Q.cuda(), L.exp().cuda(), L.exp().cuda(), None, None)
+    cpu = torch.ops.safesvd._eigh_fn_backward(G, L, Q, L.exp(), L.exp(), None, None)[0]
+    gpu = torch.ops.safesvd._eigh_fn_backward(G.cuda(), L.cuda(), Q.cuda(), L.exp().cuda(), L.exp().cuda(), None, None)[0]
     torch.testing.assert_close(gpu.cpu(), cpu, **_tolerance(dtype))
     U, S, Vh = torch.linalg.svd(A)
-    cpu = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, S.tanh(), 1 - S.tanh() ** 2, None, None)
+    cpu = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, S.tanh(), 1 - S.tanh() ** 2, None, None)[0]
     gpu = torch.ops.safesvd._svd_fn_backward(G.cuda(), U.cuda(), S.cuda(), Vh.cuda(), S.tanh().cuda(),
-                                             (1 - S.tanh() ** 2).cuda(), None, None)
+                                             (1 - S.tanh() ** 2).cuda(), None, None)[0]
     torch.testing.assert_close(gpu.cpu(), cpu, **_tolerance(dtype))
 
 

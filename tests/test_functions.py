@@ -181,24 +181,53 @@ def test_svd_fn_matches_torch_on_generic_input(dtype, shape):
     assert rel_err(autograd_grad(ours, A), autograd_grad(ref, A)) < 1e-10
 
 
+def _reference_svd_fn_backward(G, U, S, Vh, fS, dfS, tol):
+    """Singular value function backward written out with tensors (docs/math.md),
+    an independent reference for the operator (exact merges only, at the test inputs)."""
+    V = Vh.mH
+    si, sj = S.unsqueeze(-1), S.unsqueeze(-2)
+    fi, fj, di, dj = fS.unsqueeze(-1), fS.unsqueeze(-2), dfS.unsqueeze(-1), dfS.unsqueeze(-2)
+    near_m, near_p = (si - sj).abs() <= tol, (si + sj) <= tol
+    Dm = torch.where(near_m, 0.5 * (di + dj), (fi - fj) / torch.where(near_m, 1.0, si - sj))
+    Dp = torch.where(near_p, 0.5 * (di + dj), (fi + fj) / torch.where(near_p, 1.0, si + sj))
+    M = U.mH @ G @ V
+    X = 0.5 * (M + M.mH) * Dm + 0.5 * (M - M.mH) * Dp
+    F = Dp.diagonal(dim1=-2, dim2=-1)
+    m, n = U.shape[-2], Vh.shape[-1]
+    gA = U @ X @ Vh
+    if m > n:
+        gA = gA + (G @ V - U @ M) * F.unsqueeze(-2) @ Vh
+    elif n > m:
+        gA = gA + U @ (F.unsqueeze(-1) * (U.mH @ G - M @ Vh))
+    return gA, M.diagonal(dim1=-2, dim2=-1).real
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (12, 12), (14, 10)])
-def test_fused_fn_backward_equals_composite(dtype, m, n):
+@pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (12, 12), (14, 10), (10, 14)])
+def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
+    """The fused per-matrix path (max(m, n) <= 7 on CPU) and the batched path agree with an
+    independent tensor formula, at exactly repeated and zero singular values too."""
     k = min(m, n)
     A = torch.stack([with_singular_values([2, 2] + [1] * (k - 3) + [0], m, n, dtype) for _ in range(3)])
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     G = torch.randn_like(A)
     fS, dfS = torch.tanh(S), 1 - torch.tanh(S) ** 2
-    fused = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None)
-    composite = torch.ops.safesvd._svd_fn_backward_composite(G, U, S, Vh, fS, dfS, None, None)
-    torch.testing.assert_close(fused, composite, rtol=1e-10, atol=1e-10)
+    gA, gf = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None)
+    ref, ref_gf = _reference_svd_fn_backward(G, U, S, Vh, fS, dfS, 1e-10)
+    torch.testing.assert_close(gA, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gf, ref_gf, rtol=1e-12, atol=1e-12)
     if m == n:
         H = sym(A)
         L, Q = torch.linalg.eigh(H)
-        fL, dfL = torch.exp(L), torch.exp(L)
-        fused = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, None, None)
-        composite = torch.ops.safesvd._eigh_fn_backward_composite(G, L, Q, fL, dfL, None, None)
-        torch.testing.assert_close(fused, composite, rtol=1e-10, atol=1e-10)
+        fL = torch.exp(L)
+        gA, gf = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, fL, None, None)
+        li, lj = L.unsqueeze(-1), L.unsqueeze(-2)
+        near = (li - lj).abs() <= 1e-10
+        D = torch.where(near, 0.5 * (fL.unsqueeze(-1) + fL.unsqueeze(-2)),
+                        (fL.unsqueeze(-1) - fL.unsqueeze(-2)) / torch.where(near, 1.0, li - lj))
+        M = Q.mH @ sym(G) @ Q
+        torch.testing.assert_close(gA, Q @ (M * D) @ Q.mH, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(gf, M.diagonal(dim1=-2, dim2=-1).real, rtol=1e-12, atol=1e-12)
 
 
 # -------------------------------------------------------- polar, procrustes
@@ -276,14 +305,12 @@ def test_opcheck(dtype):
     fS, dfS = torch.sinh(S), torch.cosh(S)
     torch.library.opcheck(torch.ops.safesvd.svd_fn.default, (A.clone().requires_grad_(), U, S, Vh, fS, dfS, None, None))
     G = torch.randn_like(A)
-    for op in (torch.ops.safesvd._svd_fn_backward.default, torch.ops.safesvd._svd_fn_backward_composite.default):
-        torch.library.opcheck(op, (G, U, S, Vh, fS, dfS, None, None))
+    torch.library.opcheck(torch.ops.safesvd._svd_fn_backward.default, (G, U, S, Vh, fS, dfS, None, None))
     H = sym(torch.randn(2, 4, 4, dtype=dtype))
     L, Q = torch.linalg.eigh(H)
     torch.library.opcheck(torch.ops.safesvd.eigh_fn.default, (H.clone().requires_grad_(), L, Q, L.exp(), L.exp(), None, None))
     G = torch.randn_like(H)
-    for op in (torch.ops.safesvd._eigh_fn_backward.default, torch.ops.safesvd._eigh_fn_backward_composite.default):
-        torch.library.opcheck(op, (G, L, Q, L.exp(), L.exp(), None, None))
+    torch.library.opcheck(torch.ops.safesvd._eigh_fn_backward.default, (G, L, Q, L.exp(), L.exp(), None, None))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

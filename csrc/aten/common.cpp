@@ -6,25 +6,47 @@
 namespace safesvd {
 
 Guard parse_guard(c10::string_view guard, const char* op) {
-  if (guard == "pinv") return Guard::Pinv;
-  if (guard == "lorentz") return Guard::Lorentz;
-  if (guard == "clamp") return Guard::Clamp;
-  if (guard == "none") return Guard::None;
-  TORCH_CHECK_VALUE(false, op, ": guard must be one of 'pinv', 'lorentz', 'clamp', 'none', got '",
-                    std::string(guard), "'");
+  const int g = kernels::find_guard(guard.data(), guard.size());
+  if (g < 0) {
+    std::string names;
+    for (int i = 0; i < kernels::kGuardCount; ++i)
+      names += std::string(i ? ", '" : "'") + kernels::kGuardNames[i] + "'";
+    TORCH_CHECK_VALUE(false, op, ": guard must be one of ", names, ", got '", std::string(guard), "'");
+  }
+  return static_cast<Guard>(g);
 }
 
-std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype,
-                                             c10::optional<double> rtol,
+namespace {
+
+double epsilon_of_dtype(at::ScalarType real_dtype) {
+  return real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
+                                  : std::numeric_limits<double>::epsilon();
+}
+
+std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype, c10::optional<double> rtol,
                                              c10::optional<double> atol, const char* op,
-                                             double default_power) {
-  const double eps = real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
-                                              : std::numeric_limits<double>::epsilon();
-  const double r = rtol.has_value() ? *rtol : std::pow(eps, default_power);
+                                             double power) {
+  const double r = rtol.has_value() ? *rtol : kernels::default_rtol(epsilon_of_dtype(real_dtype), power);
   const double a = atol.has_value() ? *atol : 0.0;
   TORCH_CHECK_VALUE(r >= 0 && std::isfinite(r), op, ": rtol must be finite and >= 0, got ", r);
   TORCH_CHECK_VALUE(a >= 0 && std::isfinite(a), op, ": atol must be finite and >= 0, got ", a);
   return {r, a};
+}
+
+}  // namespace
+
+ResolvedGuard resolve_guard(c10::string_view guard, at::ScalarType real_dtype,
+                            c10::optional<double> rtol, c10::optional<double> atol, const char* op) {
+  const Guard g = parse_guard(guard, op);
+  const auto [r, a] = resolve_tolerances(real_dtype, rtol, atol, op, kernels::kGuardRtolPower);
+  const double eps = epsilon_of_dtype(real_dtype);
+  return {g, r, a, kernels::gauge_threshold(eps, r), kernels::kNumeratorNoise * eps};
+}
+
+std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
+                                                     c10::optional<double> rtol,
+                                                     c10::optional<double> atol, const char* op) {
+  return resolve_tolerances(real_dtype, rtol, atol, op, kernels::kDividedDifferenceRtolPower);
 }
 
 void check_matrix_input(const Tensor& A, const char* op, bool square) {
@@ -51,27 +73,6 @@ void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const c
                    g->scalar_type(), ", expected ", like.scalar_type());
   TORCH_CHECK_VALUE(g->sizes() == like.sizes(), op, ": ", name, " has shape ", g->sizes(),
                     ", expected ", like.sizes());
-}
-
-std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matrices,
-                                               c10::string_view guard,
-                                               c10::optional<double> rtol,
-                                               c10::optional<double> atol) {
-  check_matrix_input(A, "safesvd.svd", /*square=*/false);
-  parse_guard(guard, "safesvd.svd");
-  resolve_tolerances(at::toRealValueType(A.scalar_type()), rtol, atol, "safesvd.svd");
-  return at::linalg_svd(A, full_matrices);
-}
-
-std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO,
-                                        c10::string_view guard, c10::optional<double> rtol,
-                                        c10::optional<double> atol) {
-  check_matrix_input(A, "safesvd.eigh", /*square=*/true);
-  TORCH_CHECK_VALUE(UPLO == "L" || UPLO == "U", "safesvd.eigh: UPLO must be 'L' or 'U', got '",
-                    std::string(UPLO), "'");
-  parse_guard(guard, "safesvd.eigh");
-  resolve_tolerances(at::toRealValueType(A.scalar_type()), rtol, atol, "safesvd.eigh");
-  return at::linalg_eigh(A, UPLO);
 }
 
 std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(
@@ -111,7 +112,6 @@ int64_t check_eigh_backward_args(const c10::optional<Tensor>& gL,
   return Q.size(-1);
 }
 
-// U (..., m, k), S, fS, dfS (..., k) real, Vh (..., k, n); G (..., m, n) like U.
 void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
                    const Tensor& fS, const Tensor& dfS, const char* op) {
   check_svd_backward_args(c10::nullopt, fS, c10::nullopt, U, S, Vh, op);
@@ -129,24 +129,18 @@ void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tens
   }
 }
 
-Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh,
-                      const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
-                      c10::optional<double> atol) {
-  const char* op = "safesvd.svd_fn";
-  check_fn_args(Tensor(), U, S, Vh, fS, dfS, op);
-  TORCH_CHECK_VALUE(A.sizes()[A.dim() - 2] == U.size(-2) && A.size(-1) == Vh.size(-1), op,
-                    ": A ", A.sizes(), " does not match its decomposition");
-  resolve_tolerances(S.scalar_type(), rtol, atol, op, kDividedDifferencePower);
-  return at::matmul(U * fS.unsqueeze(-2), Vh);
+Tensor empty_gauge(const Tensor& like_real, const std::vector<int64_t>& batch) {
+  Tensor g = at::full(with_trailing(batch, {3}), -1, like_real.options());
+  g.select(-1, 0).zero_();
+  return g;
 }
 
-Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL,
-                       const Tensor& dfL, c10::optional<double> rtol, c10::optional<double> atol) {
-  const char* op = "safesvd.eigh_fn";
-  check_fn_args(Tensor(), Q, L, Q.mH(), fL, dfL, op);
-  TORCH_CHECK_VALUE(A.sizes() == Q.sizes(), op, ": A ", A.sizes(), " does not match Q ", Q.sizes());
-  resolve_tolerances(L.scalar_type(), rtol, atol, op, kDividedDifferencePower);
-  return at::matmul(Q * fL.unsqueeze(-2), Q.mH());
+void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j) {
+  const Tensor current = gauge.select(-1, 0);
+  const Tensor worse = rel > current;
+  gauge = at::stack({at::where(worse, rel, current), at::where(worse, i, gauge.select(-1, 1)),
+                     at::where(worse, j, gauge.select(-1, 2))},
+                    -1);
 }
 
 }  // namespace safesvd

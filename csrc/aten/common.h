@@ -1,5 +1,6 @@
-// Device-generic helpers shared by the CPU and CUDA wrappers: argument checks,
-// guard parsing, tolerance defaults, and the ATen composite backward.
+// Device-generic helpers of the operator entries: argument checks, the
+// resolution of guards and tolerances (whose formulas live in
+// csrc/kernels/guards.h), and small tensor utilities.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -7,114 +8,55 @@
 
 #include <string>
 #include <tuple>
+#include <vector>
 
-#include "../kernels/common.h"
+#include "../kernels/guards.h"
 
 namespace safesvd {
 
 using at::Tensor;
 using kernels::Guard;
 
-// "pinv" | "lorentz" | "clamp" | "none"; anything else is a clear error.
+// ------------------------------------------------------------------- guards
+
+// The guard and tolerances of one call, resolved and validated once.
+struct ResolvedGuard {
+  Guard guard;
+  double rtol, atol;       // tol = max(atol, rtol * max|spectrum|)
+  double gauge_threshold;  // relative residual above which the loss is basis dependent
+  double noise_per_dim;    // kNumeratorNoise * eps (the signal rule)
+  template <typename R>
+  kernels::GuardParams<R> params() const {
+    return {guard, R(rtol), R(atol), R(gauge_threshold), R(noise_per_dim)};
+  }
+};
+
+// "pinv" | "lorentz" | "clamp" | "none" (kernels::kGuardNames); anything else
+// is a ValueError naming the choices.
 Guard parse_guard(c10::string_view guard, const char* op);
 
-// rtol defaults to eps(dtype)^(3/4) of the real dtype (the guards of 3.1), or
-// eps^(1/3) for the divided differences of matrix functions (kDividedDifference:
-// the quotient loses eps/rtol to cancellation, the trapezoid that replaces it
-// errs by rtol^2; eps^(1/3) balances the two). atol defaults to 0.
-// Negative values are an error.
-constexpr double kGuardPower = 0.75;
-constexpr double kDividedDifferencePower = 1.0 / 3.0;
-std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype,
-                                             c10::optional<double> rtol,
-                                             c10::optional<double> atol, const char* op,
-                                             double default_power = kGuardPower);
+// Defaults of csrc/kernels/guards.h for the real dtype; negative or non-finite
+// values are a ValueError.
+ResolvedGuard resolve_guard(c10::string_view guard, at::ScalarType real_dtype,
+                            c10::optional<double> rtol, c10::optional<double> atol, const char* op);
+// (rtol, atol) of the divided differences of matrix functions.
+std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
+                                                     c10::optional<double> rtol,
+                                                     c10::optional<double> atol, const char* op);
 
-// Checks every public forward makes: a float32/64 or complex64/128 tensor with
-// at least 2 dims (square when `square`), finite entries when on CPU (on CUDA
-// the check would cost a device-to-host sync on every call, so it is skipped).
+// ------------------------------------------------------------------- checks
+
+// A float32/64 or complex64/128 tensor with at least 2 dims (square when
+// `square`), finite entries when on CPU (on CUDA the check would cost a
+// device-to-host sync on every call, so it is skipped).
 void check_matrix_input(const Tensor& A, const char* op, bool square);
 
-// Checks of a backward op's tensors: same device and dtype family, expected shapes.
+// A cotangent on the decomposition's device, with its dtype and shape.
 void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,
                      const char* name);
 
-// Forward ops (ATen; design.md 2). The guard arguments are validated here so a
-// typo fails at the call, not in the backward.
-std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matrices,
-                                               c10::string_view guard,
-                                               c10::optional<double> rtol,
-                                               c10::optional<double> atol);
-std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO,
-                                        c10::string_view guard, c10::optional<double> rtol,
-                                        c10::optional<double> atol);
-
-// The backward written with differentiable ATen ops (design.md 3.1/3.2): the
-// large-n path of every device and, registered as CompositeImplicitAutograd,
-// the form autograd differentiates for create_graph=True.
-std::tuple<Tensor, Tensor> svd_backward_composite(
-    const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,
-    const c10::optional<Tensor>& gVh, const Tensor& U, const Tensor& S, const Tensor& Vh,
-    c10::string_view guard, c10::optional<double> rtol, c10::optional<double> atol);
-std::tuple<Tensor, Tensor> eigh_backward_composite(
-    const c10::optional<Tensor>& gL, const c10::optional<Tensor>& gQ, const Tensor& L,
-    const Tensor& Q, c10::string_view guard, c10::optional<double> rtol,
-    c10::optional<double> atol);
-
-// Adds the full_matrices=True part of the gauge check (cotangent on the extra
-// columns of U / rows of Vh, which are an arbitrary basis) to `gauge`.
-void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
-                              const c10::optional<Tensor>& gVh, int64_t k);
-
-// The end of every SVD backward path: gA (B, m, n) and gauge (B, 3) back to the
-// batch shape of U, plus the full_matrices part of the gauge check.
-std::tuple<Tensor, Tensor> finish_svd_backward(const Tensor& gA, Tensor gauge, const Tensor& U,
-                                               const c10::optional<Tensor>& gU,
-                                               const c10::optional<Tensor>& gVh, int64_t m,
-                                               int64_t n, int64_t k);
-
-// Where rel (...) exceeds gauge[..., 0], replace the gauge entry by (rel, i, j).
-void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j);
-
-// The batched-matmul path for large matrices: the products by batched BLAS
-// (at::matmul), J built in one fused per-matrix pass by a device's builder.
-// Builder inputs are (B, k, k) / (B, k), contiguous; UhgU, gVhV, gS, QhgQ, gL
-// may be undefined (absent cotangent). The builder returns J (B, k, k),
-// D = g(S) (B, k) and the raw (unscaled) gauge info (B, 3).
-// `dtype` is the dtype of U (Q), which J takes.
-using SvdJBuilder = std::tuple<Tensor, Tensor, Tensor> (*)(at::ScalarType dtype, const Tensor& UhgU,
-                                                           const Tensor& gVhV, const Tensor& S,
-                                                           const Tensor& gS, Guard guard, double rtol,
-                                                           double atol);
-using EighJBuilder = std::tuple<Tensor, Tensor> (*)(at::ScalarType dtype, const Tensor& QhgQ,
-                                                    const Tensor& L, const Tensor& gL, Guard guard,
-                                                    double rtol, double atol);
-std::tuple<Tensor, Tensor> svd_backward_batched_matmul(
-    const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,
-    const c10::optional<Tensor>& gVh, const Tensor& U, const Tensor& S, const Tensor& Vh,
-    c10::string_view guard, c10::optional<double> rtol, c10::optional<double> atol,
-    SvdJBuilder build_J);
-std::tuple<Tensor, Tensor> eigh_backward_batched_matmul(
-    const c10::optional<Tensor>& gL, const c10::optional<Tensor>& gQ, const Tensor& L,
-    const Tensor& Q, c10::string_view guard, c10::optional<double> rtol,
-    c10::optional<double> atol, EighJBuilder build_J);
-
-// Matrix functions (design.md 3.5): forward, argument checks, differentiable backward.
-Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh,
-                      const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
-                      c10::optional<double> atol);
-Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL,
-                       const Tensor& dfL, c10::optional<double> rtol, c10::optional<double> atol);
-void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
-                   const Tensor& fS, const Tensor& dfS, const char* op);
-Tensor svd_fn_backward_composite(const Tensor& G, const Tensor& U, const Tensor& S,
-                                 const Tensor& Vh, const Tensor& fS, const Tensor& dfS,
-                                 c10::optional<double> rtol, c10::optional<double> atol);
-Tensor eigh_fn_backward_composite(const Tensor& G, const Tensor& L, const Tensor& Q,
-                                  const Tensor& fL, const Tensor& dfL, c10::optional<double> rtol,
-                                  c10::optional<double> atol);
-
-// Shared validation of a backward op's arguments; returns (m, n, k).
+// U (..., m, p), S (..., k), Vh (..., q, n) with k = min(m, n) and the
+// cotangents; returns (m, n, k).
 std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(
     const c10::optional<Tensor>& gU, const c10::optional<Tensor>& gS,
     const c10::optional<Tensor>& gVh, const Tensor& U, const Tensor& S, const Tensor& Vh,
@@ -122,17 +64,49 @@ std::tuple<int64_t, int64_t, int64_t> check_svd_backward_args(
 int64_t check_eigh_backward_args(const c10::optional<Tensor>& gL,
                                  const c10::optional<Tensor>& gQ, const Tensor& L,
                                  const Tensor& Q, const char* op);
+// The thin decomposition U (..., m, k), S, fS, dfS (..., k) real, Vh (..., k, n)
+// and, when defined, G (..., m, n) like U.
+void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                   const Tensor& fS, const Tensor& dfS, const char* op);
 
-// A defined, non-empty cotangent, or nullopt.
+// --------------------------------------------------------------- utilities
+
+// A defined cotangent, or nullopt.
 inline c10::optional<Tensor> present(const c10::optional<Tensor>& g) {
   return (g.has_value() && g->defined()) ? g : c10::nullopt;
 }
+inline Tensor value_or_undefined(const c10::optional<Tensor>& g) {
+  return (g.has_value() && g->defined()) ? *g : Tensor();
+}
 
-// Batch shape of a (..., r, c) tensor.
+// Batch shape of a (..., r, c) tensor (matrix_dims = 2) or (..., k) (1).
 inline std::vector<int64_t> batch_shape(const Tensor& X, int64_t matrix_dims = 2) {
   auto s = X.sizes().vec();
   s.resize(s.size() - matrix_dims);
   return s;
+}
+inline std::vector<int64_t> with_trailing(std::vector<int64_t> shape, std::initializer_list<int64_t> tail) {
+  shape.insert(shape.end(), tail.begin(), tail.end());
+  return shape;
+}
+
+// (..., 3) gauge info for matrices with nothing to check: residual 0, pair (-1, -1).
+Tensor empty_gauge(const Tensor& like_real, const std::vector<int64_t>& batch);
+
+// The full_matrices=True part of the svd gauge check (csrc/aten/svd.cpp).
+void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
+                              const c10::optional<Tensor>& gVh, int64_t k);
+
+// Where rel (...) exceeds gauge[..., 0], replace the gauge entry by (rel, i, j).
+void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor& j);
+
+// X^H with the conjugation done, not a lazy conj view (opcheck's schema check
+// reports lazy-conj inputs of matmul's internal expand as mutated).
+inline Tensor adjoint_of(const Tensor& X) { return X.transpose(-2, -1).conj_physical(); }
+
+// max |x| over the last two dims, or zeros shaped like `like` when undefined.
+inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like) {
+  return x.defined() ? x.abs().amax({-2, -1}) : at::zeros_like(like);
 }
 
 }  // namespace safesvd

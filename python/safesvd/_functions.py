@@ -1,134 +1,199 @@
-"""Spectral matrix functions with gradients exact at degeneracy (design.md 3.5).
+"""Spectral matrix functions with gradients exact at degeneracy (docs/math.md,
+"Matrix functions").
 
 A guarded svd/eigh backward cannot be exact for a matrix function at a
 repeated singular value or eigenvalue: the cotangents of U, S, V no longer
-carry the limit (design.md 3.3). These functions differentiate the matrix
-function itself, with divided differences that tend to (df_i + df_j)/2.
+carry the limit (docs/math.md, "What the guard cannot do"). These functions
+differentiate the matrix function itself, with divided differences that tend
+to (df_i + df_j)/2; their second order uses second divided differences and is
+exact too.
+
+f, f' and f'' are evaluated on the detached spectrum: the operator's gradient
+with respect to A is complete, and f(S) receives only the cotangent its
+parameters need (a learnable exponent, say).
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-
 import torch
 
-from . import _gauge, _loader, _ops
+from . import _gauge, _guards, _inputs, _loader, _ops
+from ._eigh import eigh
+from ._svd import svd
 
 
-def _tolerance(x: torch.Tensor, rtol: float | None, atol: float | None, power: float) -> torch.Tensor:
-    """max(atol, rtol * max|x|) per matrix, shape (..., 1)."""
-    eps = torch.finfo(x.dtype).eps
-    rtol = eps ** power if rtol is None else rtol
-    top = x.detach().abs().amax(-1, keepdim=True) if x.shape[-1] else x.new_zeros((*x.shape[:-1], 1))
-    return torch.clamp_min(top * rtol, 0.0 if atol is None else atol)
+def _evaluate(fn, x: torch.Tensor, what: str, name: str) -> torch.Tensor:
+    """fn(x) for an elementwise function of the real spectrum x, checked."""
+    try:
+        y = fn(x)
+    except Exception as e:
+        raise type(e)(f"{name}: calling {what} on the spectrum (a real tensor of shape {tuple(x.shape)}) "
+                      f"failed: {e}") from e
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name}: {what} must return a torch.Tensor, got {type(y).__name__}")
+    if y.is_complex() or not (y.is_floating_point()):
+        raise TypeError(f"{name}: {what} must return a real floating tensor, got {y.dtype}")
+    if y.shape != x.shape:
+        try:
+            y = y.expand(x.shape)
+        except RuntimeError:
+            raise ValueError(f"{name}: {what} must be elementwise: it returned shape {tuple(y.shape)} "
+                             f"for a spectrum of shape {tuple(x.shape)}") from None
+    return y.to(x.dtype)
 
 
-def _checks_enabled(*tensors) -> bool:
-    return not _gauge.is_tracing(*tensors)
+def _second_derivative(df, x: torch.Tensor, name: str):
+    """f'' from f' by autograd (f' must be elementwise), or None if f' is not
+    differentiable by torch (then a double backward raises a clear error)."""
+    try:
+        if torch._C._are_functorch_transforms_active():
+            return torch.func.grad(lambda s: df(s).sum())(x)
+        with torch.enable_grad():
+            xs = x.detach().requires_grad_()
+            y = df(xs)
+            if not y.requires_grad:
+                return torch.zeros_like(x)
+            (g,) = torch.autograd.grad(y.sum(), xs)
+        return g.detach()
+    except Exception:
+        return None
+
+
+def _values(A, spectrum, f, df, d2f, name):
+    """f, f', f'' on the detached spectrum. f'' is computed only when a gradient may be
+    taken (it is used only by second derivatives); pass d2f to avoid deriving it."""
+    x = spectrum.detach()
+    fx = _evaluate(f, x, "f", name)
+    dfx = _evaluate(df, x, "df", name)
+    d2fx = None
+    needs_grad = torch.is_grad_enabled() and A.requires_grad or torch._C._are_functorch_transforms_active()
+    if d2f is not None:
+        d2fx = _evaluate(d2f, x, "d2f", name)
+    elif needs_grad and not _gauge.is_tracing(x):
+        d2fx = _second_derivative(df, x, name)
+    return fx, dfx, d2fx
 
 
 def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
     """GaugeWarning (or raise) when `condition` holds for some matrix; one sync."""
-    if _gauge.get_gauge_mode() == "ignore" or not _checks_enabled(condition) or condition.numel() == 0:
+    if _gauge.get_gauge_mode() == "ignore" or _gauge.is_tracing(condition) or condition.numel() == 0:
         return
     if bool(condition.any()):
-        text = message + " safesvd returns the finite guarded value."
-        if _gauge.get_gauge_mode() == "raise":
-            raise _gauge.GaugeWarning(text)
-        warnings.warn(text, _gauge.GaugeWarning, stacklevel=3)
+        _gauge.report(message + " safesvd returns the finite guarded value.", stacklevel=3)
 
 
-def _apply_svd_fn(A, U, S, Vh, fS, dfS, rtol, atol):
-    return _ops.call("svd_fn", A, U, S, Vh, fS.to(S.dtype), dfS.to(S.dtype), rtol, atol)
+def _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
+    return _ops.apply(_ops.SvdFnFunction, torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0,
+                      rtol, atol)
 
 
-def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | None = None) -> torch.Tensor:
+def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | None = None,
+           d2f=None) -> torch.Tensor:
     """``U diag(f(S)) V^H`` for ``A = U diag(S) V^H``, with a gradient exact at degeneracy.
 
     Args:
-        A: ``(..., m, n)`` float32/float64/complex64/complex128, any m, n.
+        A: ``(..., m, n)`` float32/float64/complex64/complex128, any m, n
+            (float16/bfloat16 are computed and returned in float32).
         f, df: elementwise torch functions of the real singular values: the
             scalar function and its derivative (``f(S)``, ``df(S)``, same shape as S).
             For rank-deficient input f(0) must be 0 (otherwise the result is not
-            unique: GaugeWarning).
-        rtol, atol: singular values within tol = max(atol, rtol * max(S)) are
-            treated as equal (divided differences become ``(df_i + df_j)/2``);
-            rtol defaults to eps^(1/3), which balances cancellation in the
-            quotient against the error of the average.
+            unique: GaugeWarning). Tensors that f uses (a learnable exponent) get
+            their gradient.
+        rtol, atol: two singular values are treated as equal (the divided
+            difference becomes ``(df_i + df_j)/2``) when
+            ``|S_i - S_j| <= rtol * max(S_i, S_j)`` or within the rounding floor
+            ``max(atol, eps * max(S))``; rtol defaults to eps^(1/3).
+        d2f: the second derivative, for second derivatives of the result; by
+            default derived from ``df`` with autograd when a gradient may be taken.
 
     Returns:
         ``(..., m, n)`` tensor of A's dtype.
 
-    Gradient: Lewis-Sendov / Daleckii-Krein form (design.md 3.5), exact at
-    repeated singular values; f(S) = S returns the upstream gradient unchanged.
+    Gradient: singular value function form (docs/math.md, "Matrix functions"), exact
+    at repeated singular values; f(S) = S returns the upstream gradient unchanged.
+    Second order: exact at repeated singular values (second divided differences
+    through the Hermitian dilation; at a zero singular value the odd extension of f
+    is used, exact when f''(0) = 0). Forward mode: the same (self-adjoint) map.
     """
     _loader.require()
-    from . import svd
-
+    name = "safesvd.svd_fn"
+    A = _inputs.promote(A, name)
     U, S, Vh = svd(A)
-    fS, dfS = f(S), df(S)
-    f0 = f(torch.zeros((), dtype=S.dtype, device=S.device))
-    if _checks_enabled(S) and float(f0) != 0.0 and S.shape[-1]:
-        tol = _tolerance(S, rtol, atol, 0.75)
-        _warn_not_unique((S[..., -1:] <= tol), "safesvd.svd_fn: f(0) != 0 on a rank-deficient matrix: "
-                         "U f(S) V^H depends on the arbitrary singular vectors of the zero singular values.")
-    return _apply_svd_fn(A, U, S, Vh, fS, dfS, rtol, atol)
+    fS, dfS, d2fS = _values(A, S, f, df, d2f, name)
+    m, n = A.shape[-2:]
+    df0 = None
+    zero_like = S.detach()[..., :1] * 0
+    rank_deficient = _guards.merged_with_zero(S, rtol, atol)
+    if m != n and S.shape[-1] and d2fS is not None:
+        df0 = _evaluate(df, zero_like, "df", name)
+    if S.shape[-1] and not _gauge.is_tracing(S) and bool(rank_deficient.any()):
+        f0 = _evaluate(f, zero_like, "f", name)
+        _warn_not_unique(rank_deficient & (f0[..., 0] != 0),
+                         f"{name}: f(0) != 0 on a rank-deficient matrix: U f(S) V^H depends on the "
+                         "arbitrary singular vectors of the zero singular values.")
+    return _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
 
 
-def _eigh_fn(A, f, df, UPLO, rtol, atol, validate=None):
+def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name, validate=None):
     _loader.require()
-    from . import eigh
-
+    A = _inputs.promote(A, name)
     L, Q = eigh(A, UPLO)
-    if validate is not None and _checks_enabled(L):
+    if validate is not None and not _gauge.is_tracing(L):
         validate(L)
-    fL, dfL = f(L), df(L)
+    fL, dfL, d2fL = _values(A, L, f, df, d2f, name)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
-    return _ops.call("eigh_fn", A, L, Q, fL.to(L.dtype), dfL.to(L.dtype), rtol, atol)
+    return _ops.apply(_ops.EighFnFunction, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
 
 
 def eigh_fn(A: torch.Tensor, f, df, *, UPLO: str = "L", rtol: float | None = None,
-            atol: float | None = None) -> torch.Tensor:
+            atol: float | None = None, d2f=None) -> torch.Tensor:
     """``Q diag(f(L)) Q^H`` for Hermitian ``A = Q diag(L) Q^H``, gradient exact at degeneracy.
 
     Args:
         A: ``(..., n, n)`` Hermitian; only the ``UPLO`` triangle is read.
         f, df: elementwise torch functions of the real eigenvalues (value, derivative).
-        rtol, atol: eigenvalues within max(atol, rtol * max|L|) count as equal;
-            rtol defaults to eps^(1/3).
+            Tensors that f uses get their gradient.
+        rtol, atol: eigenvalues with ``|L_i - L_j| <= rtol * max(|L_i|, |L_j|)`` or within
+            ``max(atol, eps * max|L|)`` count as equal; rtol defaults to eps^(1/3). The test
+            is relative to the pair, so small distinct eigenvalues of ill-conditioned input
+            are never merged.
+        d2f: the second derivative (see :func:`svd_fn`).
 
     Returns:
         ``(..., n, n)`` Hermitian tensor of A's dtype.
 
     Gradient: ``Q (D o Q^H sym(G) Q) Q^H`` with ``D_ij = (f_i - f_j)/(L_i - L_j)``,
     ``(df_i + df_j)/2`` for equal eigenvalues (Daleckii-Krein): exact at repeated
-    eigenvalues, including A = identity.
+    eigenvalues, including A = identity. The second order is exact there too.
     """
-    return _eigh_fn(A, f, df, UPLO, rtol, atol)
+    return _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, "safesvd.eigh_fn")
 
 
 def _psd_validator(name: str, positive_definite: bool):
     def validate(L: torch.Tensor) -> None:
         if L.numel() == 0:
             return
-        scale = L.detach().abs().amax(-1)
-        tol = math.sqrt(torch.finfo(L.dtype).eps) * scale
         low = L.detach()[..., 0]
-        if positive_definite:
-            bad = low <= 0
-            what = "positive definite"
-        else:
-            bad = low < -tol
-            what = "positive semidefinite"
+        scale = L.detach().abs().amax(-1)
+        tol = torch.finfo(L.dtype).eps ** 0.5 * scale
+        bad = low <= 0 if positive_definite else low < -tol
         if bool(bad.any()):
             raise ValueError(
-                f"safesvd.{name}: expected a Hermitian {what} matrix; the smallest eigenvalue is "
-                f"{float(low[bad].min()):.3g}" + ("" if positive_definite else
-                f" (below -sqrt(eps) * max|L| = {-float(tol[bad].max()):.3g})")
-            )
+                f"safesvd.{name}: expected a Hermitian "
+                f"{'positive definite' if positive_definite else 'positive semidefinite'} matrix; the smallest "
+                f"eigenvalue is {float(low[bad].min()):.3g}" + ("" if positive_definite else
+                f" (below -sqrt(eps) * max|L| = {-float(tol[bad].max()):.3g})"))
     return validate
+
+
+def _sqrt_floor(L: torch.Tensor):
+    """(sqrt(top), floor) with top = max|L| (1 for the zero matrix) and floor = eps in units
+    of top: f'(L) of sqrt is taken at max(L, eps * top), computed without forming
+    eps * top, so that it cannot overflow for any finite input (docs/math.md, "Scaling")."""
+    top = L.abs().amax(-1, keepdim=True) if L.shape[-1] else L.new_ones((*L.shape[:-1], 1))
+    top = torch.where(top > 0, top, torch.ones_like(top))
+    return top.sqrt(), top, torch.finfo(L.dtype).eps
 
 
 def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
@@ -136,32 +201,41 @@ def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
 
     Eigenvalues below ``-sqrt(eps) * max|L|`` raise ValueError; smaller negative
     values (rounding) are clamped to 0. The gradient is exact at repeated
-    eigenvalues (covariance pooling); at a zero eigenvalue the true derivative is
-    unbounded and the returned one is large but finite (df clamped at eps * max|L|).
+    eigenvalues (covariance pooling). At a zero eigenvalue the true derivative is
+    unbounded: every divided difference is bounded by ``1 / sqrt(eps * max|L|)``
+    (``1 / sqrt(eps)`` for the zero matrix), which is finite for every finite input.
     """
     def df(L):
-        info = torch.finfo(L.dtype)
-        floor = _tolerance(L, info.eps, info.tiny, 0.0)  # max(tiny, eps * max|L|)
-        return 0.5 / L.clamp_min(floor).sqrt()
+        root_top, top, eps = _sqrt_floor(L)
+        return 0.5 / (root_top * (L / top).clamp_min(eps).sqrt())
 
-    return _eigh_fn(A, lambda L: L.clamp_min(0).sqrt(), df, UPLO, None, None,
+    def d2f(L):
+        root_top, top, eps = _sqrt_floor(L)
+        r = (L / top).clamp_min(eps)
+        return -0.25 / (root_top * top * r * r.sqrt())
+
+    return _eigh_fn(A, lambda L: L.clamp_min(0).sqrt(), df, d2f, UPLO, None, None, "safesvd.sqrtm",
                     _psd_validator("sqrtm", positive_definite=False))
 
 
 def invsqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Inverse principal square root ``A^{-1/2}`` of a Hermitian positive definite matrix
-    (whitening). Non-positive eigenvalues raise ValueError. Gradient exact at repeated
-    eigenvalues."""
-    return _eigh_fn(A, lambda L: L.rsqrt(), lambda L: -0.5 * L.rsqrt() / L, UPLO, None, None,
-                    _psd_validator("invsqrtm", positive_definite=True))
+    (whitening). Non-positive eigenvalues raise ValueError. Gradient (and second order)
+    exact at repeated eigenvalues."""
+    return _eigh_fn(A, lambda L: L.rsqrt(), lambda L: -0.5 * L.rsqrt() / L, lambda L: 0.75 * L.rsqrt() / (L * L),
+                    UPLO, None, None, "safesvd.invsqrtm", _psd_validator("invsqrtm", positive_definite=True))
 
 
 def logm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Principal logarithm of a Hermitian positive definite matrix (log-Euclidean
-    metrics). Non-positive eigenvalues raise ValueError. Gradient exact at repeated
-    eigenvalues."""
-    return _eigh_fn(A, torch.log, torch.reciprocal, UPLO, None, None,
-                    _psd_validator("logm", positive_definite=True))
+    metrics). Non-positive eigenvalues raise ValueError. Gradient (and second order)
+    exact at repeated eigenvalues."""
+    return _eigh_fn(A, torch.log, torch.reciprocal, lambda L: -(L * L).reciprocal(), UPLO, None, None,
+                    "safesvd.logm", _psd_validator("logm", positive_definite=True))
+
+
+def _constant(value):
+    return lambda S: torch.full_like(S, value)
 
 
 def polar(A: torch.Tensor):
@@ -173,14 +247,13 @@ def polar(A: torch.Tensor):
     unique: the guarded finite value is returned with a GaugeWarning.
     """
     _loader.require()
-    from . import svd
-
+    A = _inputs.promote(A, "safesvd.polar")
     U, S, Vh = svd(A)
-    if S.shape[-1]:
-        tol = _tolerance(S, None, None, 0.75)
-        _warn_not_unique(S[..., -1:] <= tol, "safesvd.polar: A is rank deficient, so its polar "
-                         "factor U V^H is not unique.")
-    Q = _apply_svd_fn(A, U, S, Vh, torch.ones_like(S), torch.zeros_like(S), None, None)
+    _warn_not_unique(_guards.merged_with_zero(S),
+                     "safesvd.polar: A is rank deficient, so its polar factor U V^H is not unique.")
+    ones, zeros = torch.ones_like(S.detach()), torch.zeros_like(S.detach())
+    df0 = zeros[..., :1] if A.shape[-1] != A.shape[-2] else None
+    Q = _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
     P = Q.mH @ A
     return Q, (P + P.mH) / 2
 
@@ -198,8 +271,7 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     if not special:
         return polar(A)[0]
     _loader.require()
-    from . import svd
-
+    A = _inputs.promote(A, "safesvd.procrustes")
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"safesvd.procrustes(special=True): expected square matrices, got shape {tuple(A.shape)}")
     if A.is_complex():
@@ -208,14 +280,16 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     U, S, Vh = svd(A)
     n = S.shape[-1]
     d = torch.linalg.det((U @ Vh).detach()).sign() if n else S.new_ones(S.shape[:-1])
-    fS = torch.ones_like(S)
+    fS = torch.ones_like(S.detach())
     if n:
         fS[..., -1] = d
-        tol = _tolerance(S, None, None, 0.75)
         reflect = d < 0
-        ambiguous = (S[..., -2] - S[..., -1] <= tol[..., 0]) & reflect if n > 1 else torch.zeros_like(reflect)
+        # Not unique when the flipped direction is ambiguous (repeated smallest singular
+        # value with a reflection) or when two singular values vanish.
+        ambiguous = torch.zeros_like(reflect)
         if n > 1:
-            ambiguous = ambiguous | (S[..., -2] <= tol[..., 0])
+            ambiguous = (_guards.close_pair(S, -2, -1) & reflect) | _guards.merged_with_zero(S, index=-2)
         _warn_not_unique(ambiguous, "safesvd.procrustes(special=True): the nearest rotation is not unique "
                          "(repeated smallest singular value with a reflection, or rank deficiency).")
-    return _apply_svd_fn(A, U, S, Vh, fS, torch.zeros_like(S), None, None)
+    zeros = torch.zeros_like(S.detach())
+    return _apply_svd_fn(A, U, S, Vh, fS, zeros, zeros, None, None, None)

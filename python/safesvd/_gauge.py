@@ -1,28 +1,31 @@
-"""The gauge check of design.md 3.4.
+"""The gauge check (docs/math.md, "Gauge check").
 
 A loss that changes when the basis of a degenerate subspace is rotated (or the
 phase of a complex singular/eigen vector is changed) has no unique gradient.
 The backward ops report, per matrix, the largest basis-dependent part of the
 cotangent relative to its size, and where it was found; this module turns that
 into a :class:`GaugeWarning` (mode "warn", default), an exception ("raise"),
-or nothing ("ignore").
+or nothing ("ignore"). The threshold comes from the C++ library
+(csrc/kernels/guards.h).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 
 import torch
+
+from . import _guards
 
 
 class GaugeWarning(UserWarning):
     """The loss depends on an arbitrary choice of basis; the gradient is not unique.
 
     safesvd still returns a finite gradient: the minimum-norm one, with the
-    basis-dependent part of the cotangent removed. In mode "raise" this class is
-    raised as an exception.
+    basis-dependent part of the cotangent removed. Also used when a second
+    derivative passes through a degeneracy where it cannot be exact. In mode
+    "raise" this class is raised as an exception.
     """
 
 
@@ -44,17 +47,13 @@ def get_gauge_mode() -> str:
 
 @contextlib.contextmanager
 def gauge_mode(mode: str):
-    """Context manager form of :func:`set_gauge_mode`."""
+    """Context manager (and decorator) form of :func:`set_gauge_mode`."""
     previous = _mode
     set_gauge_mode(mode)
     try:
         yield
     finally:
         set_gauge_mode(previous)
-
-
-def default_rtol(real_dtype: torch.dtype) -> float:
-    return torch.finfo(real_dtype).eps ** 0.75
 
 
 def is_tracing(*tensors) -> bool:
@@ -67,9 +66,17 @@ def is_tracing(*tensors) -> bool:
     from torch._subclasses.functional_tensor import FunctionalTensor
 
     if any(isinstance(t, (FakeTensor, FunctionalTensor)) or torch._C._functorch.is_functorch_wrapped_tensor(t)
-           for t in tensors):
+           for t in tensors if isinstance(t, torch.Tensor)):
         return True
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def report(message: str, stacklevel: int = 3) -> None:
+    """Warn or raise `message` as a GaugeWarning, as the mode says."""
+    if _mode == "raise":
+        raise GaugeWarning(message)
+    if _mode == "warn":
+        warnings.warn(message, GaugeWarning, stacklevel=stacklevel + 1)
 
 
 def _describe(op: str, spectrum_name: str, values: list, i: int, j: int) -> str:
@@ -80,14 +87,17 @@ def _describe(op: str, spectrum_name: str, values: list, i: int, j: int) -> str:
             "cotangent is ignored"
         )
     if i == j:
+        if spectrum_name == "L":
+            return f"{op}: the loss depends on the phase of eigenvector {i} (complex input)"
         return (
             f"{op}: the loss depends on the phase (complex) or, for a zero singular "
             f"value, the direction of vector {i} ({spectrum_name}[{i}] = {values[i]:.6g})"
         )
+    kind = "eigenvalues" if spectrum_name == "L" else "singular values"
     return (
         f"{op}: the loss depends on the basis inside a degenerate subspace: "
         f"{spectrum_name}[{i}] = {values[i]:.6g} and {spectrum_name}[{j}] = {values[j]:.6g} "
-        "are equal within the tolerance (or both zero)"
+        f"are equal {kind} within the tolerance" + (" (or both zero)" if spectrum_name == "S" else "")
     )
 
 
@@ -101,12 +111,7 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     """
     if _mode == "ignore" or gauge.numel() == 0 or is_tracing(gauge):
         return
-    real_dtype = spectrum.dtype
-    eps = torch.finfo(real_dtype).eps
-    # A basis-independent loss leaves a residual of rounding size, or of the
-    # relative gap of a nearly (not exactly) degenerate pair, which is at most
-    # about rtol: stay well above both.
-    threshold = max(math.sqrt(eps), 10.0 * (rtol if rtol is not None else default_rtol(real_dtype)))
+    threshold = _guards.defaults(spectrum.dtype, rtol)[2]
     flat = gauge.detach().reshape(-1, 3)
     b = int(flat[:, 0].argmax())
     residual, i, j = flat[b].tolist()
@@ -115,13 +120,10 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     batch_shape = gauge.shape[:-1]
     index = tuple(int(x) for x in torch.unravel_index(torch.tensor(b), batch_shape)) if batch_shape else ()
     values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
-    message = (
+    report(
         _describe(op, spectrum_name, values, int(i), int(j))
         + f" (matrix {index}, relative residual {residual:.3g}). The gradient is not unique; "
         "safesvd returns the minimum-norm choice, with the basis-dependent part removed. "
         "Use a loss that does not depend on the basis (projectors, matrix functions, "
         "singular values), or safesvd.set_gauge_mode('ignore') to silence this."
     )
-    if _mode == "raise":
-        raise GaugeWarning(message)
-    warnings.warn(message, GaugeWarning, stacklevel=3)

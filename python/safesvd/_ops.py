@@ -1,175 +1,448 @@
-"""Autograd and fake (meta) registrations for the torch.ops.safesvd operators.
+"""Autograd (reverse and forward mode), fake and vmap registrations of the
+torch.ops.safesvd operators.
 
-Called once, after the C++ library is loaded (see _loader.py). The backward
-uses the fused private op ``_svd_backward`` / ``_eigh_backward``; when autograd
-records the backward itself (``create_graph=True``) it uses the composite form
-of the same math, which is differentiable.
+Each differentiable operator has one ``torch.autograd.Function`` (setup_context
+style, with ``backward``, ``jvp`` and a vmap rule), registered as the
+operator's Autograd kernel by ``_autograd_kernel``. So a caller of
+``torch.ops.safesvd.svd`` gets reverse mode, forward mode
+(``torch.autograd.forward_ad``) and double backward. (``torch.library.register_autograd``
+is not used: its generated kernel has no jvp and silently drops forward-mode
+tangents.)
+
+torch.func transforms: a Function applied inside a dispatcher kernel reaches
+the ``custom_function_call`` higher-order operator at the Autograd key, which
+has no kernel there (torch 2.13); so while a transform is active the public
+functions apply the Function directly (``apply``). This path can go once
+custom operators are handled by torch.func's transforms natively.
+
+The backward runs the fused operator (``_svd_backward``); when the backward
+itself must be differentiable (create_graph=True, forward-over-reverse) it runs
+the composite of the same decisions (``_svd_backward_composite``), and for the
+matrix functions an explicit, exact second order.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.autograd.forward_ad as _fwAD
+from torch import _C
 
-from . import _gauge
+from . import _gauge, _guards
 
 _registered = False
 
 
-def _needs_double_backward(*tensors) -> bool:
-    return torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in tensors
-    )
-
-
-# ---------------------------------------------------------------------------- svd
-
-
-def _svd_fake(A, full_matrices=False, guard="pinv", rtol=None, atol=None):
-    return torch.linalg.svd(A, full_matrices=full_matrices)
-
-
-def _svd_backward_fake(gU, gS, gVh, U, S, Vh, guard, rtol, atol):
-    shape = (*U.shape[:-1], Vh.shape[-1])
-    return U.new_empty(shape), S.new_empty((*S.shape[:-1], 3))
-
-
-def _svd_setup_context(ctx, inputs, output):
-    _, _, guard, rtol, atol = inputs
-    ctx.save_for_backward(*output)
-    ctx.options = (guard, rtol, atol)
-    ctx.set_materialize_grads(False)
-
-
-def _svd_backward(ctx, gU, gS, gVh):
-    if gU is None and gS is None and gVh is None:  # e.g. reached only through svd_fn
-        return None, None, None, None, None
-    U, S, Vh = ctx.saved_tensors
-    guard, rtol, atol = ctx.options
-    if _needs_double_backward(gU, gS, gVh, U, S, Vh):
-        op = torch.ops.safesvd._svd_backward_composite
-    else:
-        op = torch.ops.safesvd._svd_backward
-    gA, gauge = op(gU, gS, gVh, U, S, Vh, guard, rtol, atol)
-    _gauge.check(gauge, S, "safesvd.svd backward", "S", rtol)
-    return gA, None, None, None, None
-
-
-# --------------------------------------------------------------------------- eigh
-
-
-def _eigh_fake(A, UPLO="L", guard="pinv", rtol=None, atol=None):
-    return torch.linalg.eigh(A, UPLO=UPLO)
-
-
-def _eigh_backward_fake(gL, gQ, L, Q, guard, rtol, atol):
-    return Q.new_empty(Q.shape), L.new_empty((*L.shape[:-1], 3))
-
-
-def _eigh_setup_context(ctx, inputs, output):
-    _, _, guard, rtol, atol = inputs
-    ctx.save_for_backward(*output)
-    ctx.options = (guard, rtol, atol)
-    ctx.set_materialize_grads(False)
-
-
-def _eigh_backward(ctx, gL, gQ):
-    if gL is None and gQ is None:
-        return None, None, None, None, None
-    L, Q = ctx.saved_tensors
-    guard, rtol, atol = ctx.options
-    if _needs_double_backward(gL, gQ, L, Q):
-        op = torch.ops.safesvd._eigh_backward_composite
-    else:
-        op = torch.ops.safesvd._eigh_backward
-    gA, gauge = op(gL, gQ, L, Q, guard, rtol, atol)
-    _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
-    return gA, None, None, None, None
-
-
-# ------------------------------------------------------------ matrix functions
-
-
-def _svd_fn_fake(A, U, S, Vh, fS, dfS, rtol=None, atol=None):
-    return U.new_empty((*U.shape[:-1], Vh.shape[-1]))
-
-
-def _svd_fn_backward_fake(G, U, S, Vh, fS, dfS, rtol, atol):
-    return G.new_empty(G.shape)
-
-
-def _svd_fn_setup_context(ctx, inputs, output):
-    _, U, S, Vh, fS, dfS, rtol, atol = inputs
-    ctx.save_for_backward(U, S, Vh, fS, dfS)
-    ctx.options = (rtol, atol)
-
-
-def _svd_fn_backward(ctx, G):
-    U, S, Vh, fS, dfS = ctx.saved_tensors
-    rtol, atol = ctx.options
-    if _needs_double_backward(G, U, S, Vh, fS, dfS):
-        gA = torch.ops.safesvd._svd_fn_backward_composite(G, U, S, Vh, fS, dfS, rtol, atol)
-    else:
-        gA = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
-    # U, S, Vh, f(S), df(S) are functions of A: the whole gradient goes to A.
-    return gA, None, None, None, None, None, None, None
-
-
-def _eigh_fn_fake(A, L, Q, fL, dfL, rtol=None, atol=None):
-    return Q.new_empty(Q.shape)
-
-
-def _eigh_fn_backward_fake(G, L, Q, fL, dfL, rtol, atol):
-    return G.new_empty(G.shape)
-
-
-def _eigh_fn_setup_context(ctx, inputs, output):
-    _, L, Q, fL, dfL, rtol, atol = inputs
-    ctx.save_for_backward(L, Q, fL, dfL)
-    ctx.options = (rtol, atol)
-
-
-def _eigh_fn_backward(ctx, G):
-    L, Q, fL, dfL = ctx.saved_tensors
-    rtol, atol = ctx.options
-    if _needs_double_backward(G, L, Q, fL, dfL):
-        gA = torch.ops.safesvd._eigh_fn_backward_composite(G, L, Q, fL, dfL, rtol, atol)
-    else:
-        gA = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
-    return gA, None, None, None, None, None, None
-
-
-# ---------------------------------------------------------------- torch.func
-#
-# The autograd.Function that register_autograd generates keeps ctx in forward,
-# which torch.func transforms reject. While a transform is active, the public
-# functions go through an equivalent Function with setup_context (same setup
-# and backward functions as above), and every op has a vmap rule: all of them
-# take leading batch dimensions, so vmap moves the mapped dim to the front.
-
-_FUNCTIONS: dict = {}
-
-
-def _make_function(name, op, setup_context, backward):
-    def forward(*args):
+def _below_autograd(op, *args):
+    with _C._AutoDispatchBelowAutograd():
         return op(*args)
 
-    return type(f"SafeSVD_{name}", (torch.autograd.Function,), {
-        "generate_vmap_rule": True,
-        "forward": staticmethod(forward),
-        "setup_context": staticmethod(setup_context),
-        "backward": staticmethod(backward),
-    })
+
+def _differentiable_backward(*tensors) -> bool:
+    """Must the backward be recorded by autograd (create_graph=True, torch.func
+    forward-over-reverse, a forward-mode level)?"""
+    if _C._are_functorch_transforms_active() or _fwAD._current_level >= 0:
+        return True
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
 
 
-def call(name: str, *args):
-    """Run torch.ops.safesvd.<name>, through its torch.func-compatible Function
-    while a transform (grad, vmap, jacrev, ...) is active."""
-    if torch._C._are_functorch_transforms_active():
-        return _FUNCTIONS[name].apply(*args)
-    return getattr(torch.ops.safesvd, name)(*args)
+def apply(function, op, *args):
+    """How the public functions call an operator: directly, or through its
+    Function while a torch.func transform is active (see the module docstring)."""
+    if _C._are_functorch_transforms_active():
+        return function.apply(*args)
+    return op(*args)
+
+
+# ------------------------------------------------------------ second-order check
+
+
+class _SecondOrderCheck(torch.autograd.Function):
+    """Identity on a first-order gradient of plain svd/eigh. Its backward (and jvp)
+    runs when a second derivative passes through that gradient, and warns when the
+    spectrum has a pair within the guard tolerance: there the second derivative
+    loses the limit of a divided difference and cannot be exact (docs/math.md,
+    "Second order"); svd_fn / eigh_fn are exact there."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(gA, spectrum, name, guard, rtol, atol, dims, singular_values):
+        return gA.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, spectrum, *options = inputs
+        ctx.options = options
+        ctx.save_for_backward(spectrum)
+        ctx.save_for_forward(spectrum)
+
+    @staticmethod
+    def _check(ctx):
+        (spectrum,) = ctx.saved_tensors
+        name, guard, rtol, atol, dims, singular_values = ctx.options
+        if _gauge.get_gauge_mode() == "ignore" or _gauge.is_tracing(spectrum):
+            return
+        if bool(_guards.inside_pairs(spectrum, guard, rtol, atol, dims, singular_values).any()):
+            what = "singular values" if singular_values else "eigenvalues"
+            _gauge.report(
+                f"{name}: a second derivative passes through repeated (or zero) {what}; there "
+                "the second derivative of a decomposition loses the limit of a divided difference "
+                "and is not exact (docs/math.md, 'Second order'). Matrix functions "
+                "(safesvd.svd_fn, eigh_fn, sqrtm, invsqrtm, logm, polar, procrustes) have an exact "
+                "second order.", stacklevel=4)
+
+    @staticmethod
+    def backward(ctx, g):
+        _SecondOrderCheck._check(ctx)
+        return g, None, None, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tg, *_):
+        _SecondOrderCheck._check(ctx)
+        return tg
+
+
+# ----------------------------------------------------------------------- svd
+
+
+def svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol, name="safesvd.svd backward"):
+    """gA of the svd backward (fused, or differentiable when it must be), with the gauge check."""
+    if _differentiable_backward(gU, gS, gVh, U, S, Vh):
+        gA, gauge = torch.ops.safesvd._svd_backward_composite(gU, gS, gVh, U, S, Vh, guard, rtol, atol)
+        gA = _SecondOrderCheck.apply(gA, S, name, guard, rtol, atol, U.shape[-2] + Vh.shape[-1], True)
+    else:
+        gA, gauge = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol)
+    _gauge.check(gauge, S, name, "S", rtol)
+    return gA
+
+
+def svd_jvp(tA, U, S, Vh, full_matrices, guard, rtol, atol):
+    """Tangents (dU, dS, dVh) of the thin SVD for a tangent tA (docs/math.md, "Forward mode"):
+    dP = U^H tA V, dS = Re diag(dP), dU = U Om_U + (I - U U^H) tA V D, dV = V Om_V + (I - V V^H) tA^H U D,
+    Om_U/V = 1/2 [(dP + dP^H) o Fm +/- (dP - dP^H) o Fp], the phase split evenly between U and V."""
+    m, n, k = U.shape[-2], Vh.shape[-1], S.shape[-1]
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            "safesvd.svd: forward-mode AD with full_matrices=True on rectangular input is not defined "
+            "(the extra columns of U / rows of Vh are an arbitrary basis); use full_matrices=False")
+    Un, Vhn = U[..., :k], Vh[..., :k, :]
+    V = Vhn.mH
+    dP = Un.mH @ tA @ V
+    dS = dP.diagonal(dim1=-2, dim2=-1).real
+    if k == 0:
+        return torch.zeros_like(U), dS, torch.zeros_like(Vh)
+    p = _guards.params(S, None, m + n, guard, rtol, atol)  # no cotangent: the plain guard
+    Sh = _guards.scaled(S, p, 1)
+    Fm = _guards.coefficient(Sh.unsqueeze(-2) - Sh.unsqueeze(-1), None, p, guard)[0]  # [i, j] = S_j - S_i
+    Fp = _guards.coefficient(Sh.unsqueeze(-2) + Sh.unsqueeze(-1), None, p, guard)[0]
+    D = _guards.coefficient(Sh, None, p, guard)[0]
+    off = ~torch.eye(k, dtype=torch.bool, device=S.device)
+    a = _guards.scaled(dP + dP.mH, p, 2) * Fm
+    b = _guards.scaled(dP - dP.mH, p, 2) * Fp
+    om_u = torch.where(off, 0.5 * (a + b), 0)
+    om_v = torch.where(off, 0.5 * (a - b), 0)
+    if dP.is_complex():
+        phase = torch.diag_embed(0.5j * _guards.scaled(dP.diagonal(dim1=-2, dim2=-1).imag, p, 1) * D)
+        om_u, om_v = om_u + phase, om_v - phase
+    dU, dV = Un @ om_u, V @ om_v
+    if m > k:
+        dU = dU + _guards.scaled(tA @ V - Un @ dP, p, 2) * D.unsqueeze(-2)
+    if n > k:
+        dV = dV + _guards.scaled(tA.mH @ Un - V @ dP.mH, p, 2) * D.unsqueeze(-2)
+    return dU, dS, dV.mH
+
+
+class SvdFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, full_matrices, guard, rtol, atol):
+        return _below_autograd(torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, full_matrices, guard, rtol, atol = inputs
+        ctx.options = (full_matrices, guard, rtol, atol)
+        ctx.save_for_backward(*output)
+        ctx.save_for_forward(*output)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gU, gS, gVh):
+        if gU is None and gS is None and gVh is None:  # e.g. reached only through svd_fn
+            return None, None, None, None, None
+        U, S, Vh = ctx.saved_tensors
+        _, guard, rtol, atol = ctx.options
+        return svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tA, *_):
+        U, S, Vh = ctx.saved_tensors
+        return svd_jvp(tA, U, S, Vh, *ctx.options)
+
+
+# ---------------------------------------------------------------------- eigh
+
+
+def eigh_jvp(tA, L, Q, guard, rtol, atol):
+    """Tangents (dL, dQ) for a Hermitian tangent tA: dP = Q^H tA Q, dL = Re diag(dP),
+    dQ = Q (dP o F), F_ij = g(L_j - L_i) off the diagonal."""
+    n = L.shape[-1]
+    dP = Q.mH @ tA @ Q
+    dL = dP.diagonal(dim1=-2, dim2=-1).real
+    if n == 0:
+        return dL, torch.zeros_like(Q)
+    p = _guards.params(L, None, 2 * n, guard, rtol, atol)
+    Lh = _guards.scaled(L, p, 1)
+    F = _guards.coefficient(Lh.unsqueeze(-2) - Lh.unsqueeze(-1), None, p, guard)[0]
+    off = ~torch.eye(n, dtype=torch.bool, device=L.device)
+    return dL, Q @ torch.where(off, _guards.scaled(dP, p, 2) * F, 0)
+
+
+class EighFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, UPLO, guard, rtol, atol):
+        return _below_autograd(torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, _, guard, rtol, atol = inputs
+        ctx.options = (guard, rtol, atol)
+        ctx.save_for_backward(*output)
+        ctx.save_for_forward(*output)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gL, gQ):
+        if gL is None and gQ is None:
+            return None, None, None, None, None
+        L, Q = ctx.saved_tensors
+        guard, rtol, atol = ctx.options
+        if _differentiable_backward(gL, gQ, L, Q):
+            gA, gauge = torch.ops.safesvd._eigh_backward_composite(gL, gQ, L, Q, guard, rtol, atol)
+            gA = _SecondOrderCheck.apply(gA, L, "safesvd.eigh backward", guard, rtol, atol, 2 * L.shape[-1], False)
+        else:
+            gA, gauge = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, rtol, atol)
+        _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
+        return gA, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tA, *_):
+        L, Q = ctx.saved_tensors
+        return eigh_jvp(tA, L, Q, *ctx.options)
+
+
+# ---------------------------------------------------------- matrix functions
+#
+# f(S), f'(S), f''(S) come from the caller, evaluated on the DETACHED spectrum:
+# the operator's gradient with respect to A is complete (the divided differences
+# include f'), so f(S) receives only the cotangent Re diag(U^H G V) that its
+# parameters need, and nothing is counted twice.
+
+_MIXED_SECOND_ORDER = (
+    "{name}: second derivatives that mix the parameters of f with the matrix are not "
+    "implemented (the first derivatives with respect to both, and the second derivative "
+    "with respect to the matrix, are)")
+
+
+def _no_third_order(name, *tensors):
+    if not _C._are_functorch_transforms_active() and _differentiable_backward(*tensors):
+        raise NotImplementedError(f"{name}: third and higher derivatives are not implemented")
+
+
+class SvdFnFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
+        return _below_autograd(torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol = inputs
+        ctx.options = (rtol, atol)
+        ctx.save_for_backward(A, U, S, Vh, fS, dfS, d2fS, df0)
+        ctx.save_for_forward(U, S, Vh, fS, dfS)
+
+    @staticmethod
+    def backward(ctx, G):
+        A, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
+        rtol, atol = ctx.options
+        if _differentiable_backward(G, A):
+            gA, gf = SvdFnBackwardFunction.apply(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
+        else:
+            gA, gf = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
+        return gA, None, None, None, gf, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tA, tU, tS, tVh, tfS, *_):
+        U, S, Vh, fS, dfS = ctx.saved_tensors
+        rtol, atol = ctx.options
+        dY = torch.ops.safesvd._svd_fn_backward(tA, U, S, Vh, fS, dfS, rtol, atol)[0]  # self-adjoint
+        if tfS is not None:
+            dY = dY + (U * tfS.unsqueeze(-2).to(U.dtype)) @ Vh
+        return dY
+
+
+class SvdFnBackwardFunction(torch.autograd.Function):
+    """The first-order svd_fn backward as a differentiable function of (G, A): its own
+    backward is the exact second order (`_svd_fn_second_order`)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
+        return _below_autograd(torch.ops.safesvd._svd_fn_backward.default, G, U, S, Vh, fS, dfS, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol = inputs
+        ctx.options = (rtol, atol)
+        ctx.f_has_parameters = fS.requires_grad or dfS.requires_grad
+        ctx.save_for_backward(G, U, S, Vh, fS, dfS, d2fS, df0)
+        ctx.save_for_forward(G, U, S, Vh, fS, dfS, d2fS, df0)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def _second(ctx, H):
+        G, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
+        if d2fS is None:
+            raise RuntimeError("safesvd.svd_fn: the second derivative needs f'' (pass d2f=, or use an f' "
+                               "that torch.func can differentiate)")
+        return torch.ops.safesvd._svd_fn_second_order(H, G, U, S, Vh, fS, dfS, d2fS, df0, *ctx.options)
+
+    @staticmethod
+    def backward(ctx, hA, hf):
+        if hf is not None:
+            raise NotImplementedError(_MIXED_SECOND_ORDER.format(name="safesvd.svd_fn"))
+        if hA is None:
+            return (None,) * 11
+        _no_third_order("safesvd.svd_fn", hA, *ctx.saved_tensors)
+        G, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
+        gG = torch.ops.safesvd._svd_fn_backward(hA, U, S, Vh, fS, dfS, *ctx.options)[0]
+        gA, gfS, gdfS = SvdFnBackwardFunction._second(ctx, hA)
+        return gG, gA, None, None, None, gfS, gdfS, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tG, tA, *_):
+        if ctx.f_has_parameters:
+            raise NotImplementedError(_MIXED_SECOND_ORDER.format(name="safesvd.svd_fn"))
+        G, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
+        d = None
+        if tG is not None:
+            d = torch.ops.safesvd._svd_fn_backward(tG, U, S, Vh, fS, dfS, *ctx.options)[0]
+        if tA is not None:  # the Hessian is symmetric: its jvp is the second-order vjp
+            s = SvdFnBackwardFunction._second(ctx, tA)[0]
+            d = s if d is None else d + s
+        return d, None
+
+
+class EighFnFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, L, Q, fL, dfL, d2fL, rtol, atol):
+        return _below_autograd(torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, L, Q, fL, dfL, d2fL, rtol, atol = inputs
+        ctx.options = (rtol, atol)
+        ctx.save_for_backward(A, L, Q, fL, dfL, d2fL)
+        ctx.save_for_forward(L, Q, fL, dfL)
+
+    @staticmethod
+    def backward(ctx, G):
+        A, L, Q, fL, dfL, d2fL = ctx.saved_tensors
+        rtol, atol = ctx.options
+        if _differentiable_backward(G, A):
+            gA, gf = EighFnBackwardFunction.apply(G, A, L, Q, fL, dfL, d2fL, rtol, atol)
+        else:
+            gA, gf = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
+        return gA, None, None, gf, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tA, tL, tQ, tfL, *_):
+        L, Q, fL, dfL = ctx.saved_tensors
+        rtol, atol = ctx.options
+        dY = torch.ops.safesvd._eigh_fn_backward(tA, L, Q, fL, dfL, rtol, atol)[0]
+        if tfL is not None:
+            dY = dY + (Q * tfL.unsqueeze(-2).to(Q.dtype)) @ Q.mH
+        return dY
+
+
+class EighFnBackwardFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(G, A, L, Q, fL, dfL, d2fL, rtol, atol):
+        return _below_autograd(torch.ops.safesvd._eigh_fn_backward.default, G, L, Q, fL, dfL, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        G, A, L, Q, fL, dfL, d2fL, rtol, atol = inputs
+        ctx.options = (rtol, atol)
+        ctx.f_has_parameters = fL.requires_grad or dfL.requires_grad
+        ctx.save_for_backward(G, L, Q, fL, dfL, d2fL)
+        ctx.save_for_forward(G, L, Q, fL, dfL, d2fL)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def _second(ctx, H):
+        G, L, Q, fL, dfL, d2fL = ctx.saved_tensors
+        if d2fL is None:
+            raise RuntimeError("safesvd.eigh_fn: the second derivative needs f'' (pass d2f=, or use an f' "
+                               "that torch.func can differentiate)")
+        return torch.ops.safesvd._eigh_fn_second_order(H, G, L, Q, fL, dfL, d2fL, *ctx.options)
+
+    @staticmethod
+    def backward(ctx, hA, hf):
+        if hf is not None:
+            raise NotImplementedError(_MIXED_SECOND_ORDER.format(name="safesvd.eigh_fn"))
+        if hA is None:
+            return (None,) * 9
+        _no_third_order("safesvd.eigh_fn", hA, *ctx.saved_tensors)
+        G, L, Q, fL, dfL, d2fL = ctx.saved_tensors
+        gG = torch.ops.safesvd._eigh_fn_backward(hA, L, Q, fL, dfL, *ctx.options)[0]
+        gA, gfL, gdfL = EighFnBackwardFunction._second(ctx, hA)
+        return gG, gA, None, None, gfL, gdfL, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tG, tA, *_):
+        if ctx.f_has_parameters:
+            raise NotImplementedError(_MIXED_SECOND_ORDER.format(name="safesvd.eigh_fn"))
+        G, L, Q, fL, dfL, d2fL = ctx.saved_tensors
+        d = None
+        if tG is not None:
+            d = torch.ops.safesvd._eigh_fn_backward(tG, L, Q, fL, dfL, *ctx.options)[0]
+        if tA is not None:
+            s = EighFnBackwardFunction._second(ctx, tA)[0]
+            d = s if d is None else d + s
+        return d, None
+
+
+# ------------------------------------------------------------- registration
+
+
+def _autograd_kernel(function, op):
+    """The Autograd kernel of `op`: its Function when gradients or forward-mode tangents
+    are involved, else straight to the kernel below autograd."""
+    from torch._library.utils import fill_defaults
+
+    def kernel(keyset, *args):
+        if (torch.is_grad_enabled() and _C._any_requires_grad(*args)) or _fwAD._current_level >= 0:
+            # The dispatcher drops trailing arguments equal to their defaults: put them back.
+            args, _ = fill_defaults(op._schema, args, {})
+            return function.apply(*args)
+        with _C._AutoDispatchBelowAutograd():
+            return op.redispatch(keyset & _C._after_autograd_keyset, *args)
+    return kernel
 
 
 def _batch_leading_vmap(op):
+    """Every safesvd op takes leading batch dimensions: move the mapped dim to the front."""
     def rule(info, in_dims, *args):
         moved = []
         for arg, dim in zip(args, in_dims):
@@ -181,37 +454,52 @@ def _batch_leading_vmap(op):
     return rule
 
 
+_FAKES = {
+    "svd": lambda A, full_matrices=False, guard="pinv", rtol=None, atol=None: torch.linalg.svd(
+        A, full_matrices=full_matrices),
+    "eigh": lambda A, UPLO="L", guard="pinv", rtol=None, atol=None: torch.linalg.eigh(A, UPLO=UPLO),
+    "_svd_backward": lambda gU, gS, gVh, U, S, Vh, guard, rtol, atol: (
+        U.new_empty((*U.shape[:-1], Vh.shape[-1])), S.new_empty((*S.shape[:-1], 3))),
+    "_eigh_backward": lambda gL, gQ, L, Q, guard, rtol, atol: (Q.new_empty(Q.shape), L.new_empty((*L.shape[:-1], 3))),
+    "svd_fn": lambda A, U, S, Vh, fS, dfS, d2fS=None, df0=None, rtol=None, atol=None: U.new_empty(
+        (*U.shape[:-1], Vh.shape[-1])),
+    "eigh_fn": lambda A, L, Q, fL, dfL, d2fL=None, rtol=None, atol=None: Q.new_empty(Q.shape),
+    "_svd_fn_backward": lambda G, U, S, Vh, fS, dfS, rtol, atol: (G.new_empty(G.shape), S.new_empty(S.shape)),
+    "_eigh_fn_backward": lambda G, L, Q, fL, dfL, rtol, atol: (G.new_empty(G.shape), L.new_empty(L.shape)),
+    "_svd_fn_second_order": lambda H, G, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol: (
+        G.new_empty(G.shape), S.new_empty(S.shape), S.new_empty(S.shape)),
+    "_eigh_fn_second_order": lambda H, G, L, Q, fL, dfL, d2fL, rtol, atol: (
+        G.new_empty(G.shape), L.new_empty(L.shape), L.new_empty(L.shape)),
+    "_guard_params": lambda spectrum, cotangent_scale, dims, guard, rtol, atol, divided_difference=False: (
+        spectrum.new_empty((*spectrum.shape[:-1], 6))),
+    "_guard_coefficients": lambda d, xabs, params, guard: (d.new_empty(d.shape), d.new_empty(d.shape),
+                                                           d.new_empty(d.shape)),
+}
+
+
 def register() -> None:
     global _registered
     if _registered:
         return
-    lib = torch.library
-    lib.register_fake("safesvd::svd")(_svd_fake)
-    lib.register_fake("safesvd::_svd_backward")(_svd_backward_fake)
-    lib.register_fake("safesvd::eigh")(_eigh_fake)
-    lib.register_fake("safesvd::_eigh_backward")(_eigh_backward_fake)
-    lib.register_fake("safesvd::svd_fn")(_svd_fn_fake)
-    lib.register_fake("safesvd::_svd_fn_backward")(_svd_fn_backward_fake)
-    lib.register_fake("safesvd::eigh_fn")(_eigh_fn_fake)
-    lib.register_fake("safesvd::_eigh_fn_backward")(_eigh_fn_backward_fake)
-    lib.register_autograd("safesvd::svd", _svd_backward, setup_context=_svd_setup_context)
-    lib.register_autograd("safesvd::svd_fn", _svd_fn_backward, setup_context=_svd_fn_setup_context)
-    lib.register_autograd("safesvd::eigh_fn", _eigh_fn_backward, setup_context=_eigh_fn_setup_context)
     from . import _topk
 
-    _topk.register()
-    for name in ("svd", "eigh", "svd_fn", "eigh_fn", "svd_topk", "_svd_backward", "_eigh_backward",
-                 "_svd_fn_backward", "_eigh_fn_backward", "_svd_backward_composite", "_eigh_backward_composite",
-                 "_svd_fn_backward_composite", "_eigh_fn_backward_composite"):
-        lib.register_vmap(f"safesvd::{name}", _batch_leading_vmap(getattr(torch.ops.safesvd, name).default))
-    _FUNCTIONS.update(
-        svd=_make_function("svd", torch.ops.safesvd.svd.default, _svd_setup_context, _svd_backward),
-        eigh=_make_function("eigh", torch.ops.safesvd.eigh.default, _eigh_setup_context, _eigh_backward),
-        svd_fn=_make_function("svd_fn", torch.ops.safesvd.svd_fn.default, _svd_fn_setup_context, _svd_fn_backward),
-        eigh_fn=_make_function("eigh_fn", torch.ops.safesvd.eigh_fn.default, _eigh_fn_setup_context,
-                               _eigh_fn_backward),
-        svd_topk=_make_function("svd_topk", torch.ops.safesvd.svd_topk.default, _topk._setup_context,
-                                _topk._backward),
-    )
-    lib.register_autograd("safesvd::eigh", _eigh_backward, setup_context=_eigh_setup_context)
+    lib = torch.library.Library("safesvd", "IMPL")  # noqa: TOR901 (kept alive below)
+    functions = {
+        "svd": SvdFunction,
+        "eigh": EighFunction,
+        "svd_fn": SvdFnFunction,
+        "eigh_fn": EighFnFunction,
+        "svd_topk": _topk.SvdTopkFunction,
+    }
+    _topk.register_kernels()
+    for name, fake in _FAKES.items():
+        torch.library.register_fake(f"safesvd::{name}")(fake)
+    for name, function in functions.items():
+        lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default), "Autograd",
+                 with_keyset=True)
+    for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
+                 "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
+                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients"):
+        torch.library.register_vmap(f"safesvd::{name}", _batch_leading_vmap(getattr(torch.ops.safesvd, name).default))
+    register._lib = lib
     _registered = True

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from . import _gauge
+from . import _gauge, _inputs, _loader, _ops
 
 # Sizes: full SVD forward and dense backward up to this min(m, n) (and m + n);
 # above, subspace iteration and matrix-free CG (when k is small against min(m, n)).
@@ -96,6 +96,10 @@ def topk_forward(A, k, method="auto", guard="pinv", rtol=None, atol=None):
     if not 0 <= k <= min(m, n):
         raise ValueError(f"safesvd.svd_topk: k must be in [0, min(m, n)] = [0, {min(m, n)}], got {k}")
     if _use_iterative(method, m, n, k) and k > 0 and A.numel() > 0:
+        # The iteration reads values every step anyway: check here, on every device,
+        # so NaN/Inf input is the same clear error as for the dense path.
+        if not bool(torch.isfinite(A).all()):
+            raise ValueError("safesvd.svd_topk: input contains NaN or Inf; its decomposition is undefined")
         U, S, Vh = subspace_iteration(A, k)
     else:
         U, S, Vh = torch.ops.safesvd.svd(A, False, guard, rtol, atol)
@@ -182,8 +186,7 @@ def topk_backward(A, U, S, Vh, gU, gS, gVh, method, guard, rtol, atol):
     eye = torch.eye(k, dtype=A.dtype, device=A.device).expand(*A.shape[:-2], k, k)
     core_gU = U.mH @ gU if gU is not None else None
     core_gVh = gVh @ V if gVh is not None else None
-    J, gauge = torch.ops.safesvd._svd_backward(core_gU, gS, core_gVh, eye, S, eye, guard, rtol, atol)
-    _gauge.check(gauge, S, "safesvd.svd_topk backward", "S", rtol)
+    J = _ops.svd_backward(core_gU, gS, core_gVh, eye, S, eye, guard, rtol, atol, "safesvd.svd_topk backward")
     gA = U @ J @ Vh
     if gU is None and gVh is None:
         return gA
@@ -227,22 +230,73 @@ def _fake(A, k, method="auto", guard="pinv", rtol=None, atol=None):
             A.new_empty((*A.shape[:-2], k, n)))
 
 
-def _setup_context(ctx, inputs, output):
-    A, k, method, guard, rtol, atol = inputs
-    ctx.save_for_backward(A, *output)
-    ctx.options = (method, guard, rtol, atol)
-    ctx.set_materialize_grads(False)
+class SvdTopkFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(A, k, method, guard, rtol, atol):
+        with torch._C._AutoDispatchBelowAutograd():
+            return torch.ops.safesvd.svd_topk.default(A, k, method, guard, rtol, atol)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        A, k, method, guard, rtol, atol = inputs
+        ctx.save_for_backward(A, *output)
+        ctx.options = (method, guard, rtol, atol)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gU, gS, gVh):
+        if gU is None and gS is None and gVh is None:
+            return (None,) * 6
+        A, U, S, Vh = ctx.saved_tensors
+        method, guard, rtol, atol = ctx.options
+        return topk_backward(A, U, S, Vh, gU, gS, gVh, method, guard, rtol, atol), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            "safesvd.svd_topk / svd_rank1: forward-mode AD is not implemented; use reverse mode, "
+            "or safesvd.svd (which supports both) when the full decomposition is affordable")
 
 
-def _backward(ctx, gU, gS, gVh):
-    if gU is None and gS is None and gVh is None:
-        return (None,) * 6
-    A, U, S, Vh = ctx.saved_tensors
-    method, guard, rtol, atol = ctx.options
-    return topk_backward(A, U, S, Vh, gU, gS, gVh, method, guard, rtol, atol), None, None, None, None, None
-
-
-def register() -> None:
+def register_kernels() -> None:
     torch.library.register_kernel("safesvd::svd_topk", ("cpu", "cuda"), topk_forward)
     torch.library.register_fake("safesvd::svd_topk")(_fake)
-    torch.library.register_autograd("safesvd::svd_topk", _backward, setup_context=_setup_context)
+
+
+# ------------------------------------------------------------------- public
+
+
+def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pinv",
+             rtol: float | None = None, atol: float | None = None):
+    """The k largest singular triplets: ``U_k (..., m, k)``, ``S_k (..., k)``, ``Vh_k (..., k, n)``.
+
+    Forward: a full SVD (``method="dense"``), or subspace iteration with Rayleigh-Ritz
+    (``"iterative"``: converged to 10 eps^(2/3) relative residuals, else RuntimeError).
+    ``"auto"`` uses the iteration when min(m, n) > 256 and k + 8 <= min(m, n) / 4.
+    Every method returns the same phase convention: the largest-magnitude entry of each
+    column of U_k is real and positive (V_k rotated to match). float16/bfloat16 input is
+    computed and returned in float32.
+
+    Gradient (docs/math.md, "Dominant triplets"): the guarded SVD backward inside the kept
+    k (degeneracies there are handled as in :func:`safesvd.svd`) plus the truncation term for
+    the discarded spectrum, solved from the K system without the discarded singular vectors
+    (dense deflated solve, or matrix-free conjugate gradients for ``"iterative"``). Valid when
+    S_k > S_{k+1}; at S_k = S_{k+1} the subspace is not unique: the dense path returns the
+    guarded value with a GaugeWarning, CG raises. Reverse mode only.
+    """
+    _loader.require()
+    A = _inputs.promote(A, "safesvd.svd_topk")
+    return _ops.apply(SvdTopkFunction, torch.ops.safesvd.svd_topk.default, A, k, method, guard, rtol, atol)
+
+
+def svd_rank1(A: torch.Tensor, *, method: str = "auto"):
+    """Dominant singular triplet ``(s, u, v)`` with ``A ~ s * outer(u, v.conj())``.
+
+    Shapes ``(...)``, ``(..., m)``, ``(..., n)``. Its gradient needs only s_1 > s_2:
+    repeated or zero singular values elsewhere in the spectrum do not matter (torch's
+    is NaN there). See :func:`svd_topk` for the methods.
+    """
+    U, S, Vh = svd_topk(A, 1, method=method)
+    return S[..., 0], U[..., 0], Vh[..., 0, :].conj()

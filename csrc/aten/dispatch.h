@@ -1,0 +1,90 @@
+// The device dispatch table (in the style of ATen's DispatchStub).
+//
+// The operator entries (csrc/aten/svd.cpp, eigh.cpp, fn.cpp, guards.cpp) are
+// device generic: they check arguments, resolve guards, choose the path, and
+// call the kernels of the tensors' device through this table. A device
+// (csrc/cpu/cpu.cpp, csrc/cuda/cuda.cu) registers one table, built by
+// make_device_kernels<Runner>() (entries.h) from its Runner: the only thing a
+// device supplies is how to run a per-matrix Op over a batch.
+#pragma once
+
+#include "common.h"
+
+namespace safesvd {
+
+// Inputs of the fused per-matrix svd backward: (B, m, k), (B, k, n) strided
+// views narrowed to k, cotangents undefined when absent; S, gS (B, k).
+struct SvdBackwardArgs {
+  Tensor U, Vh, gU, gVh, S, gS;
+  int64_t m, n, k;
+  ResolvedGuard guard;
+};
+struct EighBackwardArgs {
+  Tensor Q, gQ, L, gL;  // (B, n, n), (B, n)
+  int64_t n;
+  ResolvedGuard guard;
+};
+// The batched path's builders: contiguous (B, k, k) products (undefined when
+// the cotangent is absent), S, gS, pmax (B, k), cotangent_scale (B).
+struct SvdBuildJArgs {
+  Tensor UhgU, gVhV, S, gS, pmax, cotangent_scale;
+  int64_t m, n;
+  ResolvedGuard guard;
+};
+struct EighBuildJArgs {
+  Tensor QhgQ, L, gL, cotangent_scale;
+  ResolvedGuard guard;
+};
+// Matrix functions, fused: U (B, m, k), Vh (B, k, n), G (B, m, n); for eigh_fn
+// U = Q and Vh, n unused.
+struct FnBackwardArgs {
+  Tensor U, Vh, G, S, fS, dfS;
+  int64_t m, n, k;
+  double rtol, atol;
+};
+struct FnBuildXArgs {
+  bool svd;
+  Tensor M, S, fS, dfS;  // contiguous (B, k, k), (B, k)
+  double rtol, atol;
+};
+struct FnSecondOrderArgs {
+  Tensor Gt, Ht, lam, f, df, d2f;  // contiguous (B, N, N), (B, N)
+  double rtol, atol;
+};
+struct GuardParamsArgs {
+  Tensor spectrum, cotangent_scale;  // contiguous (B, k), (B)
+  int64_t dims;
+  bool divided_difference;  // guard.rtol / atol are then those of the divided differences
+  ResolvedGuard guard;
+};
+struct GuardCoefficientsArgs {
+  Tensor d, xabs, params;  // contiguous (B, E), (B, E) or undefined, (B, 6)
+  Guard guard;
+};
+
+struct DeviceKernels {
+  // Largest max(m, n) for which the fused per-matrix kernels beat batched BLAS.
+  int64_t fused_max_dim = 0;
+  void (*svd_backward_fused)(const SvdBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
+  void (*eigh_backward_fused)(const EighBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
+  void (*svd_build_J)(const SvdBuildJArgs&, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) = nullptr;
+  void (*eigh_build_J)(const EighBuildJArgs&, Tensor& J, Tensor& gauge) = nullptr;
+  void (*svd_fn_backward_fused)(const FnBackwardArgs&, Tensor& gA, Tensor& gf) = nullptr;
+  void (*eigh_fn_backward_fused)(const FnBackwardArgs&, Tensor& gA, Tensor& gf) = nullptr;
+  void (*fn_build_X)(const FnBuildXArgs&, Tensor& X, Tensor& F, Tensor& gf) = nullptr;
+  void (*fn_second_order)(const FnSecondOrderArgs&, Tensor& Z, Tensor& gf, Tensor& gdf) = nullptr;
+  void (*guard_params)(const GuardParamsArgs&, Tensor& out) = nullptr;
+  void (*guard_coefficients)(const GuardCoefficientsArgs&, Tensor& coef, Tensor& slope, Tensor& note) = nullptr;
+};
+
+// The table of `device`'s type; a clear error when none is registered.
+const DeviceKernels& device_kernels(const c10::Device& device, const char* op);
+void register_device_kernels(c10::DeviceType type, const DeviceKernels& kernels);
+
+struct DeviceKernelsRegistration {
+  DeviceKernelsRegistration(c10::DeviceType type, const DeviceKernels& kernels) {
+    register_device_kernels(type, kernels);
+  }
+};
+
+}  // namespace safesvd

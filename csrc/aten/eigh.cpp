@@ -1,0 +1,61 @@
+// safesvd::eigh and safesvd::_eigh_backward: the device-generic entries
+// (docs/architecture.md).
+#include <torch/library.h>
+
+#include "dispatch.h"
+
+namespace safesvd {
+namespace {
+
+std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, c10::string_view guard,
+                                        c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd.eigh";
+  check_matrix_input(A, op, /*square=*/true);
+  TORCH_CHECK_VALUE(UPLO == "L" || UPLO == "U", op, ": UPLO must be 'L' or 'U', got '", std::string(UPLO), "'");
+  resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);
+  return at::linalg_eigh(A, UPLO);
+}
+
+// Products by batched BLAS, J by the device's builder (kernels::eigh_build_J).
+std::tuple<Tensor, Tensor> eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a) {
+  const Tensor QhgQ = a.gQ.defined() ? at::matmul(a.Q.mH(), a.gQ).contiguous() : Tensor();
+  const Tensor cotangent_scale = max_abs_or_zero(a.gQ, a.L.select(-1, 0)).contiguous();
+  const int64_t B = a.L.size(0);
+  Tensor J = at::empty({B, a.n, a.n}, a.Q.options()), gauge = at::empty({B, 3}, a.L.options());
+  dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
+                   J, gauge);
+  return {at::matmul(a.Q, at::matmul(J, a.Q.mH())), gauge};
+}
+
+std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, const c10::optional<Tensor>& gQ_in,
+                                         const Tensor& L, const Tensor& Q, c10::string_view guard,
+                                         c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd._eigh_backward";
+  const auto gL = present(gL_in), gQ = present(gQ_in);
+  const int64_t n = check_eigh_backward_args(gL, gQ, L, Q, op);
+  const ResolvedGuard rg = resolve_guard(guard, L.scalar_type(), rtol, atol, op);
+  const auto batch = batch_shape(Q);
+  if (n == 0) return {at::zeros_like(Q), empty_gauge(L, batch)};
+  const EighBackwardArgs args{Q.reshape({-1, n, n}), gQ ? gQ->reshape({-1, n, n}) : Tensor(), L.reshape({-1, n}),
+                              gL ? gL->reshape({-1, n}) : Tensor(), n, rg};
+  const DeviceKernels& dev = device_kernels(Q.device(), op);
+  const int64_t B = args.L.size(0);
+  Tensor gA, gauge;
+  if (n <= dev.fused_max_dim) {
+    gA = at::empty({B, n, n}, Q.options());
+    gauge = at::empty({B, 3}, L.options());
+    dev.eigh_backward_fused(args, gA, gauge);
+  } else {
+    std::tie(gA, gauge) = eigh_backward_batched(dev, args);
+  }
+  return {gA.reshape(Q.sizes()), gauge.reshape(with_trailing(batch, {3}))};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
+  m.impl("eigh", &eigh_forward);
+  m.impl("_eigh_backward", &eigh_backward);
+}
+
+}  // namespace safesvd

@@ -1,0 +1,196 @@
+// The matrix functions svd_fn / eigh_fn (docs/math.md, "Matrix functions"):
+// forward, first-order backward (fused per matrix, or batched BLAS with the
+// device's X builder), and the exact second order. Device generic.
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "dispatch.h"
+
+namespace safesvd {
+namespace {
+
+void check_optional_like(const c10::optional<Tensor>& t, const Tensor& like, const char* op, const char* name) {
+  check_cotangent(t, like, op, name);
+}
+
+Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh, const Tensor& fS,
+                      const Tensor& dfS, const c10::optional<Tensor>& d2fS, const c10::optional<Tensor>& df0,
+                      c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd.svd_fn";
+  check_fn_args(Tensor(), U, S, Vh, fS, dfS, op);
+  check_optional_like(d2fS, S, op, "d2f(S)");
+  TORCH_CHECK_VALUE(A.dim() >= 2 && A.size(-2) == U.size(-2) && A.size(-1) == Vh.size(-1), op, ": A ",
+                    A.sizes(), " does not match its decomposition");
+  resolve_divided_difference(S.scalar_type(), rtol, atol, op);
+  return at::matmul(U * fS.unsqueeze(-2), Vh);
+}
+
+Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL, const Tensor& dfL,
+                       const c10::optional<Tensor>& d2fL, c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd.eigh_fn";
+  check_fn_args(Tensor(), Q, L, Q.mH(), fL, dfL, op);
+  check_optional_like(d2fL, L, op, "d2f(L)");
+  TORCH_CHECK_VALUE(A.sizes() == Q.sizes(), op, ": A ", A.sizes(), " does not match Q ", Q.sizes());
+  resolve_divided_difference(L.scalar_type(), rtol, atol, op);
+  return at::matmul(Q * fL.unsqueeze(-2), Q.mH());
+}
+
+// gA and gf (the cotangent of f(S), for parameters of f) of Y = U diag(f(S)) V^H.
+std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                                           const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
+                                           c10::optional<double> atol) {
+  const char* op = "safesvd._svd_fn_backward";
+  check_fn_args(G, U, S, Vh, fS, dfS, op);
+  const auto [rt, at_] = resolve_divided_difference(S.scalar_type(), rtol, atol, op);
+  const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1);
+  if (k == 0) return {at::zeros_like(G), at::zeros_like(S)};
+  const DeviceKernels& dev = device_kernels(U.device(), op);
+  const FnBackwardArgs a{U.reshape({-1, m, k}), Vh.reshape({-1, k, n}), G.reshape({-1, m, n}),
+                         S.reshape({-1, k}), fS.reshape({-1, k}), dfS.reshape({-1, k}), m, n, k, rt, at_};
+  const int64_t B = a.S.size(0);
+  Tensor gA, gf = at::empty({B, k}, S.options());
+  if (std::max(m, n) <= dev.fused_max_dim) {
+    gA = at::empty({B, m, n}, U.options());
+    dev.svd_fn_backward_fused(a, gA, gf);
+  } else {
+    const bool tall = m > k, wide = n > k;
+    const Tensor V = a.Vh.mH();
+    const Tensor GV = tall ? at::matmul(a.G, V) : Tensor();
+    const Tensor UhG = tall ? Tensor() : at::matmul(a.U.mH(), a.G);
+    const Tensor M = (tall ? at::matmul(a.U.mH(), GV) : at::matmul(UhG, V)).contiguous();
+    Tensor X = at::empty_like(M), F = at::empty({B, k}, S.options());
+    dev.fn_build_X({true, M, a.S.contiguous(), a.fS.contiguous(), a.dfS.contiguous(), rt, at_}, X, F, gf);
+    if (tall)  // U X Vh + (I - U U^H) G V F Vh
+      gA = at::matmul(at::matmul(a.U, X) + (GV - at::matmul(a.U, M)) * F.unsqueeze(-2), a.Vh);
+    else if (wide)  // U X Vh + U F U^H G (I - V V^H)
+      gA = at::matmul(a.U, at::matmul(X, a.Vh) + F.unsqueeze(-1) * (UhG - at::matmul(M, a.Vh)));
+    else
+      gA = at::matmul(a.U, at::matmul(X, a.Vh));
+  }
+  return {gA.reshape(G.sizes()), gf.reshape(S.sizes())};
+}
+
+std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, const Tensor& Q, const Tensor& fL,
+                                            const Tensor& dfL, c10::optional<double> rtol,
+                                            c10::optional<double> atol) {
+  const char* op = "safesvd._eigh_fn_backward";
+  check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
+  const auto [rt, at_] = resolve_divided_difference(L.scalar_type(), rtol, atol, op);
+  const int64_t n = L.size(-1);
+  if (n == 0) return {at::zeros_like(G), at::zeros_like(L)};
+  const DeviceKernels& dev = device_kernels(Q.device(), op);
+  const FnBackwardArgs a{Q.reshape({-1, n, n}), Tensor(), G.reshape({-1, n, n}), L.reshape({-1, n}),
+                         fL.reshape({-1, n}), dfL.reshape({-1, n}), n, n, n, rt, at_};
+  const int64_t B = a.S.size(0);
+  Tensor gA, gf = at::empty({B, n}, L.options());
+  if (n <= dev.fused_max_dim) {
+    gA = at::empty({B, n, n}, Q.options());
+    dev.eigh_fn_backward_fused(a, gA, gf);
+  } else {
+    const Tensor T = at::matmul(a.U.mH(), at::matmul(a.G, a.U)).contiguous();
+    Tensor X = at::empty_like(T), F;
+    dev.fn_build_X({false, T, a.S.contiguous(), a.fS.contiguous(), a.dfS.contiguous(), rt, at_}, X, F, gf);
+    gA = at::matmul(a.U, at::matmul(X, a.U.mH()));
+  }
+  return {gA.reshape(G.sizes()), gf.reshape(L.sizes())};
+}
+
+// Z, gf, gdf of kernels::fn_second_order in the eigenbasis W with eigenvalues lam.
+std::tuple<Tensor, Tensor, Tensor> second_order_in_basis(const DeviceKernels& dev, const Tensor& Gt,
+                                                         const Tensor& Ht, const Tensor& lam, const Tensor& f,
+                                                         const Tensor& df, const Tensor& d2f, double rt,
+                                                         double at_) {
+  const int64_t N = lam.size(-1);
+  const Tensor lam2 = lam.reshape({-1, N}).contiguous();
+  const int64_t B = lam2.size(0);
+  Tensor Z = at::empty({B, N, N}, Gt.options()), gf = at::empty({B, N}, lam.options()),
+         gdf = at::empty({B, N}, lam.options());
+  dev.fn_second_order({Gt.reshape({-1, N, N}).contiguous(), Ht.reshape({-1, N, N}).contiguous(), lam2,
+                       f.reshape({-1, N}).contiguous(), df.reshape({-1, N}).contiguous(),
+                       d2f.reshape({-1, N}).contiguous(), rt, at_},
+                      Z, gf, gdf);
+  return {Z, gf, gdf};
+}
+
+Tensor hermitian_part(const Tensor& X) { return 0.5 * (X + adjoint_of(X)); }
+
+// d/dA <H, gA(A)> for gA = Q (D o Q^H sym(G) Q) Q^H (docs/math.md, "Second
+// order"), and the gradients of <H, gA> with respect to f(L), f'(L).
+std::tuple<Tensor, Tensor, Tensor> eigh_fn_second_order(const Tensor& H, const Tensor& G, const Tensor& L,
+                                                        const Tensor& Q, const Tensor& fL, const Tensor& dfL,
+                                                        const Tensor& d2fL, c10::optional<double> rtol,
+                                                        c10::optional<double> atol) {
+  const char* op = "safesvd._eigh_fn_second_order";
+  check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
+  check_fn_args(H, Q, L, Q.mH(), fL, d2fL, op);
+  const auto [rt, at_] = resolve_divided_difference(L.scalar_type(), rtol, atol, op);
+  if (L.size(-1) == 0) return {at::zeros_like(G), at::zeros_like(L), at::zeros_like(L)};
+  const Tensor Qh = adjoint_of(Q);
+  const Tensor Gt = at::matmul(Qh, at::matmul(hermitian_part(G), Q));
+  const Tensor Ht = at::matmul(Qh, at::matmul(hermitian_part(H), Q));
+  auto [Z, gf, gdf] = second_order_in_basis(device_kernels(Q.device(), op), Gt, Ht, L, fL, dfL, d2fL, rt, at_);
+  const Tensor gA = at::matmul(Q, at::matmul(Z.view(Q.sizes()), Qh));
+  return {gA, gf.view(L.sizes()), gdf.view(L.sizes())};
+}
+
+// The same for Y = U diag(f(S)) V^H through the Hermitian dilation
+// [[0, A], [A^H, 0]] = W diag(S, -S, 0) W^H with the odd extension of f
+// (docs/math.md, "Second order"): W = [[U, U, Uc], [V, -V, Vc]] / sqrt(2) (the
+// complement columns unscaled), G -> [[0, G/2], [G^H/2, 0]], H -> [[0, H], [H^H, 0]],
+// and gA = 2 [W Z W^H]_12. df0 = f'(0) is needed only for rectangular input.
+std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Tensor& G, const Tensor& U,
+                                                       const Tensor& S, const Tensor& Vh, const Tensor& fS,
+                                                       const Tensor& dfS, const Tensor& d2fS,
+                                                       const c10::optional<Tensor>& df0, c10::optional<double> rtol,
+                                                       c10::optional<double> atol) {
+  const char* op = "safesvd._svd_fn_second_order";
+  check_fn_args(G, U, S, Vh, fS, dfS, op);
+  check_fn_args(H, U, S, Vh, fS, d2fS, op);
+  const auto [rt, at_] = resolve_divided_difference(S.scalar_type(), rtol, atol, op);
+  const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1), N = m + n, c = N - 2 * k;
+  if (k == 0) return {at::zeros_like(G), at::zeros_like(S), at::zeros_like(S)};
+  TORCH_CHECK_VALUE(c == 0 || (df0.has_value() && df0->defined()), op,
+                    ": rectangular input needs df0 = f'(0) for the second order");
+  const auto batch = batch_shape(U);
+  const double r2 = 1.0 / std::sqrt(2.0);
+  const Tensor V = adjoint_of(Vh);
+  const bool tall = m > n;
+  // The complement of range(U) (tall) or range(V) (wide): an orthonormal basis.
+  Tensor comp;
+  if (c > 0) comp = std::get<0>(at::linalg_qr(tall ? U : V, "complete")).narrow(-1, k, c);
+  const auto zeros = [&](int64_t r, int64_t cols) { return at::zeros(with_trailing(batch, {r, cols}), U.options()); };
+  const Tensor top = at::cat({U * r2, U * r2, tall ? comp : zeros(m, c)}, -1);
+  const Tensor bottom = at::cat({V * r2, -V * r2, tall ? zeros(n, c) : comp}, -1);
+  const Tensor W = at::cat({top, bottom}, -2);  // (..., N, N)
+  const auto dilate = [&](const Tensor& X, double s) {
+    return at::cat({at::cat({zeros(m, m), X * s}, -1), at::cat({adjoint_of(X) * s, zeros(n, n)}, -1)}, -2);
+  };
+  const Tensor Wh = adjoint_of(W);
+  const Tensor Gt = at::matmul(Wh, at::matmul(dilate(G, 0.5), W));
+  const Tensor Ht = at::matmul(Wh, at::matmul(dilate(H, 1.0), W));
+  const Tensor zc = at::zeros(with_trailing(batch, {c}), S.options());
+  const Tensor lam = at::cat({S, -S, zc}, -1);
+  const Tensor f = at::cat({fS, -fS, zc}, -1);
+  const Tensor df = at::cat({dfS, dfS, c > 0 ? df0->expand(zc.sizes()).to(S.scalar_type()) : zc}, -1);
+  const Tensor d2f = at::cat({d2fS, -d2fS, zc}, -1);
+  auto [Z, gf, gdf] = second_order_in_basis(device_kernels(U.device(), op), Gt, Ht, lam, f, df, d2f, rt, at_);
+  const Tensor full = at::matmul(W, at::matmul(Z.view(with_trailing(batch, {N, N})), Wh));
+  const Tensor gA = 2.0 * full.narrow(-2, 0, m).narrow(-1, m, n);
+  gf = gf.view(with_trailing(batch, {N}));
+  gdf = gdf.view(with_trailing(batch, {N}));
+  return {gA, gf.narrow(-1, 0, k) - gf.narrow(-1, k, k), gdf.narrow(-1, 0, k) + gdf.narrow(-1, k, k)};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
+  m.impl("svd_fn", &svd_fn_forward);
+  m.impl("eigh_fn", &eigh_fn_forward);
+  m.impl("_svd_fn_backward", &svd_fn_backward);
+  m.impl("_eigh_fn_backward", &eigh_fn_backward);
+  m.impl("_svd_fn_second_order", &svd_fn_second_order);
+  m.impl("_eigh_fn_second_order", &eigh_fn_second_order);
+}
+
+}  // namespace safesvd

@@ -1,0 +1,84 @@
+// The guards as operators, for the Python layer and the differentiable
+// composite (docs/architecture.md): the resolved defaults, the per-matrix
+// guard parameters, and the guarded coefficients of a batch of differences.
+// The formulas are those of csrc/kernels/guards.h, evaluated by the device's kernels.
+#include <torch/library.h>
+
+#include "dispatch.h"
+
+namespace safesvd {
+namespace {
+
+// [rtol, atol, gauge threshold] of the guards, or [rtol, atol] of the divided
+// differences, for a real dtype.
+std::vector<double> guard_defaults(at::ScalarType dtype, c10::optional<double> rtol,
+                                   c10::optional<double> atol, bool divided_difference) {
+  const at::ScalarType real = at::toRealValueType(dtype);
+  TORCH_CHECK_TYPE(real == at::kFloat || real == at::kDouble,
+                   "safesvd._guard_defaults: expected a float or complex dtype, got ", dtype);
+  if (divided_difference) {
+    const auto [r, a] = resolve_divided_difference(real, rtol, atol, "safesvd._guard_defaults");
+    return {r, a};
+  }
+  const ResolvedGuard g = resolve_guard("pinv", real, rtol, atol, "safesvd._guard_defaults");
+  return {g.rtol, g.atol, g.gauge_threshold};
+}
+
+// (..., 6) per-matrix [f1, f2, tol, floor, noise, cap] (kernels::GuardParamsOp).
+// With divided_difference: [f1, f2, rtol, floor, 0, 0] of DividedDifferences.
+Tensor guard_params(const Tensor& spectrum, const Tensor& cotangent_scale, int64_t dims,
+                    c10::string_view guard, c10::optional<double> rtol, c10::optional<double> atol,
+                    bool divided_difference) {
+  const char* op = "safesvd._guard_params";
+  TORCH_CHECK_TYPE(spectrum.scalar_type() == at::kFloat || spectrum.scalar_type() == at::kDouble, op,
+                   ": expected a real spectrum, got ", spectrum.scalar_type());
+  TORCH_CHECK_VALUE(spectrum.dim() >= 1 && cotangent_scale.sizes() == spectrum.sizes().slice(0, spectrum.dim() - 1),
+                    op, ": expected spectrum (..., k) and cotangent_scale (...), got ", spectrum.sizes(), ", ",
+                    cotangent_scale.sizes());
+  ResolvedGuard g = resolve_guard(guard, spectrum.scalar_type(), rtol, atol, op);
+  if (divided_difference) std::tie(g.rtol, g.atol) = resolve_divided_difference(spectrum.scalar_type(), rtol, atol, op);
+  const int64_t k = spectrum.size(-1);
+  const Tensor S2 = spectrum.reshape({-1, k}).contiguous();
+  const Tensor c = cotangent_scale.reshape({-1}).to(spectrum.scalar_type()).contiguous();
+  Tensor out = at::empty({S2.size(0), kernels::kGuardParamCount}, spectrum.options());
+  device_kernels(spectrum.device(), op).guard_params({S2, c, dims, divided_difference, g}, out);
+  return out.reshape(with_trailing(batch_shape(spectrum, 1), {kernels::kGuardParamCount}));
+}
+
+std::tuple<Tensor, Tensor, Tensor> guard_coefficients(const Tensor& d, const c10::optional<Tensor>& xabs,
+                                                      const Tensor& params, c10::string_view guard) {
+  const char* op = "safesvd._guard_coefficients";
+  TORCH_CHECK_TYPE(d.scalar_type() == at::kFloat || d.scalar_type() == at::kDouble, op,
+                   ": expected real differences, got ", d.scalar_type());
+  TORCH_CHECK_VALUE(params.dim() >= 1 && params.size(-1) == kernels::kGuardParamCount, op,
+                    ": params must be (..., 6), got ", params.sizes());
+  const int64_t batch_dims = params.dim() - 1;
+  TORCH_CHECK_VALUE(d.dim() > batch_dims && d.sizes().slice(0, batch_dims) == params.sizes().slice(0, batch_dims),
+                    op, ": d ", d.sizes(), " does not start with the batch shape of params ", params.sizes());
+  const Tensor P = params.reshape({-1, kernels::kGuardParamCount}).to(d.scalar_type()).contiguous();
+  const int64_t B = P.size(0);
+  const Tensor d2 = d.reshape({B, -1}).contiguous();
+  Tensor x2;
+  if (xabs.has_value() && xabs->defined()) {
+    TORCH_CHECK_VALUE(xabs->sizes() == d.sizes(), op, ": xabs has shape ", xabs->sizes(), ", expected ", d.sizes());
+    x2 = xabs->reshape({B, -1}).to(d.scalar_type()).contiguous();
+  }
+  Tensor coef = at::empty_like(d2), slope = at::empty_like(d2), note = at::empty_like(d2);
+  device_kernels(d.device(), op).guard_coefficients({d2, x2, P, parse_guard(guard, op)}, coef, slope, note);
+  return {coef.view(d.sizes()), slope.view(d.sizes()), note.view(d.sizes())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
+  m.impl("_guard_params", &guard_params);
+  m.impl("_guard_coefficients", &guard_coefficients);
+}
+TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
+  m.impl("_guard_defaults", [](at::ScalarType dtype, c10::optional<double> rtol, c10::optional<double> atol,
+                               bool divided_difference) {
+    return guard_defaults(dtype, rtol, atol, divided_difference);
+  });
+}
+
+}  // namespace safesvd

@@ -1,0 +1,116 @@
+// safesvd::svd and safesvd::_svd_backward: the device-generic entries
+// (docs/architecture.md). Checks, guard resolution and the choice of path
+// happen here; the per-matrix work runs on the tensors' device through the
+// dispatch table.
+#include <torch/library.h>
+
+#include "dispatch.h"
+
+namespace safesvd {
+
+std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matrices, c10::string_view guard,
+                                               c10::optional<double> rtol, c10::optional<double> atol) {
+  const char* op = "safesvd.svd";
+  check_matrix_input(A, op, /*square=*/false);
+  resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);  // fail here, not in the backward
+  return at::linalg_svd(A, full_matrices);
+}
+
+// With full_matrices=True the extra columns of U / rows of Vh are an arbitrary
+// basis of a complement; a loss that reads them is basis dependent. Their
+// cotangent is dropped (as in PyTorch) and reported with pair (-2, -2)
+// (docs/math.md, "Gauge check").
+void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
+                              const c10::optional<Tensor>& gVh, int64_t k) {
+  const bool extra_u = gU && gU->size(-1) > k, extra_v = gVh && gVh->size(-2) > k;
+  if (!extra_u && !extra_v) return;
+  at::NoGradGuard no_grad;
+  const Tensor like = gauge.select(-1, 0);
+  Tensor extra = at::zeros_like(like);
+  if (extra_u) extra = at::maximum(extra, gU->narrow(-1, k, gU->size(-1) - k).abs().amax({-2, -1}));
+  if (extra_v) extra = at::maximum(extra, gVh->narrow(-2, k, gVh->size(-2) - k).abs().amax({-2, -1}));
+  const Tensor scale = max_abs_or_zero(value_or_undefined(gU), like) + max_abs_or_zero(value_or_undefined(gVh), like);
+  const Tensor rel = at::where(scale > 0, extra / at::where(scale > 0, scale, 1), 0);
+  const Tensor minus_two = at::full_like(like, -2);
+  merge_gauge(gauge, rel, minus_two, minus_two);
+}
+
+namespace {
+
+// The batched path for large matrices: the products by batched BLAS, J and
+// the rectangular coefficients by the device's builder (kernels::svd_build_J,
+// the same decisions as the fused kernel), then
+//   gA = (U J + P D) Vh (tall),  U (J Vh + D P) (wide),  P the complement part
+// of the cotangent of U (resp. Vh).
+std::tuple<Tensor, Tensor> svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a) {
+  const Tensor UhgU = a.gU.defined() ? at::matmul(a.U.mH(), a.gU).contiguous() : Tensor();
+  const Tensor gVhV = a.gVh.defined() ? at::matmul(a.gVh, a.Vh.mH()).contiguous() : Tensor();
+  const Tensor like = a.S.select(-1, 0);
+  const Tensor cotangent_scale = (max_abs_or_zero(a.gU, like) + max_abs_or_zero(a.gVh, like)).contiguous();
+  const bool tall = a.m > a.k, wide = a.n > a.k;
+  Tensor P, pmax;
+  if (tall && a.gU.defined()) {
+    P = a.gU - at::matmul(a.U, UhgU);
+    pmax = P.abs().amax(-2).contiguous();
+  } else if (wide && a.gVh.defined()) {
+    P = a.gVh - at::matmul(gVhV, a.Vh);
+    pmax = P.abs().amax(-1).contiguous();
+  }
+  const int64_t B = a.S.size(0), k = a.k;
+  Tensor J = at::empty({B, k, k}, a.U.options());
+  Tensor Dr = P.defined() ? at::empty({B, k}, a.S.options()) : Tensor();
+  Tensor factors = at::empty({B, 2}, a.S.options()), gauge = at::empty({B, 3}, a.S.options());
+  dev.svd_build_J({UhgU, gVhV, a.S.contiguous(), a.gS.defined() ? a.gS.contiguous() : Tensor(), pmax,
+                   cotangent_scale, a.m, a.n, a.guard},
+                  J, Dr, factors, gauge);
+  if (!P.defined()) return {at::matmul(a.U, at::matmul(J, a.Vh)), gauge};
+  // P D = scale(P) * Dr, the scale applied as two exact multiplications.
+  const Tensor f1 = factors.select(-1, 0).view({B, 1, 1}), f2 = factors.select(-1, 1).view({B, 1, 1});
+  const Tensor PD = tall ? (P * f1 * f2) * Dr.unsqueeze(-2) : Dr.unsqueeze(-1) * (P * f1 * f2);
+  if (tall) return {at::matmul(at::matmul(a.U, J) + PD, a.Vh), gauge};
+  return {at::matmul(a.U, at::matmul(J, a.Vh) + PD), gauge};
+}
+
+std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, const c10::optional<Tensor>& gS_in,
+                                        const c10::optional<Tensor>& gVh_in, const Tensor& U, const Tensor& S,
+                                        const Tensor& Vh, c10::string_view guard, c10::optional<double> rtol,
+                                        c10::optional<double> atol) {
+  const char* op = "safesvd._svd_backward";
+  const auto gU = present(gU_in), gS = present(gS_in), gVh = present(gVh_in);
+  const auto [m, n, k] = check_svd_backward_args(gU, gS, gVh, U, S, Vh, op);
+  const ResolvedGuard rg = resolve_guard(guard, S.scalar_type(), rtol, atol, op);
+  const auto batch = batch_shape(U);
+  if (k == 0)
+    return {at::zeros(with_trailing(batch, {m, n}), U.options()), empty_gauge(S, batch)};
+
+  const SvdBackwardArgs args{
+      U.narrow(-1, 0, k).reshape({-1, m, k}),
+      Vh.narrow(-2, 0, k).reshape({-1, k, n}),
+      gU ? gU->narrow(-1, 0, k).reshape({-1, m, k}) : Tensor(),
+      gVh ? gVh->narrow(-2, 0, k).reshape({-1, k, n}) : Tensor(),
+      S.reshape({-1, k}),
+      gS ? gS->reshape({-1, k}) : Tensor(),
+      m, n, k, rg};
+  const DeviceKernels& dev = device_kernels(U.device(), op);
+  const int64_t B = args.S.size(0);
+  Tensor gA, gauge;
+  if (std::max(m, n) <= dev.fused_max_dim) {
+    gA = at::empty({B, m, n}, U.options());
+    gauge = at::empty({B, 3}, S.options());
+    dev.svd_backward_fused(args, gA, gauge);
+  } else {
+    std::tie(gA, gauge) = svd_backward_batched(dev, args);
+  }
+  gauge = gauge.reshape(with_trailing(batch, {3}));
+  note_full_matrices_gauge(gauge, gU, gVh, k);
+  return {gA.reshape(with_trailing(batch, {m, n})), gauge};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
+  m.impl("svd", &svd_forward);
+  m.impl("_svd_backward", &svd_backward);
+}
+
+}  // namespace safesvd

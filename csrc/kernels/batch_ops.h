@@ -1,0 +1,285 @@
+// Per-matrix operations over a batch: the unit a device runs (docs/architecture.md).
+//
+// Each Op holds raw pointers and strides into batched tensors and does the
+// work of one matrix b in operator()(b, scratch), calling the templates of
+// this folder. csrc/aten/entries.h builds Ops from tensors; a device supplies
+// only a Runner that calls op(b, scratch) for every b (a parallel loop on the
+// CPU, a thread per matrix on CUDA). No ATen here: nvcc, g++ and the CUDA
+// emulation compile the same text.
+#pragma once
+
+#include "eigh_backward.h"
+#include "fn_backward.h"
+#include "svd_backward.h"
+
+namespace safesvd {
+namespace kernels {
+
+// A (B, r, c) strided view; null pointer when the tensor is absent.
+template <typename T>
+struct BatchedRef {
+  const T* p;
+  int64_t sb, rs, cs;
+  SAFESVD_HD MatRef<const T> at(int64_t b) const { return {p ? p + b * sb : nullptr, rs, cs}; }
+};
+
+// A (B, k) strided view; null when absent.
+template <typename T>
+struct BatchedVec {
+  const T* p;
+  int64_t sb, s;
+  SAFESVD_HD const T* at(int64_t b) const { return p ? p + b * sb : nullptr; }
+};
+
+// ---------------------------------------------------------------- fused backward
+
+template <typename scalar_t_, typename Dims>
+struct SvdBackwardOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  Dims dims;
+  BatchedRef<scalar_t> U, Vh, gU, gVh;
+  BatchedVec<R> S, gS;
+  GuardParams<R> params;
+  scalar_t* gA;  // (B, m, n) contiguous
+  R* gauge;      // (B, 3)
+  SAFESVD_HD int64_t scratch() const {
+    return svd_pack_size(dims.m(), dims.n(), dims.k()) + svd_backward_workspace(dims.m(), dims.n(), dims.k());
+  }
+  SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
+    const int64_t m = dims.m(), n = dims.n(), k = dims.k();
+    const auto packed = svd_pack<scalar_t>(dims, U.at(b), Vh.at(b), gU.at(b), gVh.at(b), buf);
+    svd_backward_matrix<scalar_t>(dims, packed, S.at(b), S.s, gS.at(b), gS.s, params, gA + b * m * n,
+                                  buf + svd_pack_size(m, n, k), gauge + 3 * b);
+  }
+};
+
+template <typename scalar_t_, typename Dims>
+struct EighBackwardOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  Dims dims;
+  BatchedRef<scalar_t> Q, gQ;
+  BatchedVec<R> L, gL;
+  GuardParams<R> params;
+  scalar_t* gA;
+  R* gauge;
+  SAFESVD_HD int64_t scratch() const { return eigh_pack_size(dims.n()) + eigh_backward_workspace(dims.n()); }
+  SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
+    const int64_t n = dims.n();
+    const auto packed = eigh_pack<scalar_t>(dims, Q.at(b), gQ.at(b), buf);
+    eigh_backward_matrix<scalar_t>(dims, packed, L.at(b), L.s, gL.at(b), gL.s, params, gA + b * n * n,
+                                   buf + eigh_pack_size(n), gauge + 3 * b);
+  }
+};
+
+template <typename scalar_t_, typename Dims>
+struct SvdFnBackwardOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  Dims dims;
+  BatchedRef<scalar_t> U, Vh, G;
+  BatchedVec<R> S, fS, dfS;
+  R rtol, atol;
+  scalar_t* gA;
+  R* gf;  // (B, k) or null
+  SAFESVD_HD int64_t scratch() const {
+    const int64_t m = dims.m(), n = dims.n(), k = dims.k();
+    return svd_pack_size(m, n, k) + m * n + svd_fn_workspace(m, n, k);
+  }
+  SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
+    const int64_t m = dims.m(), n = dims.n(), k = dims.k();
+    const auto packed = svd_pack<scalar_t>(dims, U.at(b), Vh.at(b), MatRef<const scalar_t>{nullptr, 0, 0},
+                                           MatRef<const scalar_t>{nullptr, 0, 0}, buf);
+    scalar_t* g = buf + svd_pack_size(m, n, k);
+    pack_matrix(m, n, G.at(b), g);
+    const R* s = S.at(b);
+    const auto dd = divided_differences(rtol, atol, max_abs(s, S.s, k));
+    svd_fn_backward_matrix<scalar_t>(dims, packed, g, s, fS.at(b), dfS.at(b), S.s, dd, gA + b * m * n,
+                                     gf ? gf + b * k : nullptr, g + m * n);
+  }
+};
+
+template <typename scalar_t_, typename Dims>
+struct EighFnBackwardOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  Dims dims;
+  BatchedRef<scalar_t> Q, G;
+  BatchedVec<R> L, fL, dfL;
+  R rtol, atol;
+  scalar_t* gA;
+  R* gf;
+  SAFESVD_HD int64_t scratch() const { return eigh_pack_size(dims.n()) + eigh_fn_workspace(dims.n()); }
+  SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
+    const int64_t n = dims.n();
+    const auto packed = eigh_pack<scalar_t>(dims, Q.at(b), G.at(b), buf);
+    const R* l = L.at(b);
+    const auto dd = divided_differences(rtol, atol, max_abs(l, L.s, n));
+    eigh_fn_backward_matrix<scalar_t>(dims, packed, l, fL.at(b), dfL.at(b), L.s, dd, gA + b * n * n,
+                                      gf ? gf + b * n : nullptr, buf + eigh_pack_size(n));
+  }
+};
+
+// ------------------------------------------------- builders of the batched path
+// Inputs are contiguous (B, k, k) / (B, k); the products are batched BLAS.
+
+template <typename scalar_t_>
+struct SvdBuildJOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  int64_t k, dims;
+  const scalar_t *UhgU, *gVhV;  // null when absent
+  const R *S, *gS, *pmax, *cotangent_scale;
+  GuardParams<R> params;
+  scalar_t* J;
+  R *Dr, *factors, *gauge;  // Dr null for square input; factors (B, 2)
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, scalar_t*) const {
+    const R* s = S + b * k;
+    GaugeTracker<R> tracker;
+    tracker.scale = cotangent_scale[b];
+    const MatrixGuard<R> mg = matrix_guard(params, max_abs(s, 1, k), tracker.scale, dims);
+    svd_build_J(k, UhgU ? UhgU + b * k * k : nullptr, gVhV ? gVhV + b * k * k : nullptr, s, 1,
+                gS ? gS + b * k : nullptr, 1, pmax ? pmax + b * k : nullptr, mg, J + b * k * k,
+                Dr ? Dr + b * k : nullptr, tracker);
+    factors[2 * b] = mg.scale.f1;
+    factors[2 * b + 1] = mg.scale.f2;
+    tracker.write(gauge + 3 * b);
+  }
+};
+
+template <typename scalar_t_>
+struct EighBuildJOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  int64_t n;
+  const scalar_t* QhgQ;
+  const R *L, *gL, *cotangent_scale;
+  GuardParams<R> params;
+  scalar_t* J;
+  R* gauge;
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, scalar_t*) const {
+    const R* l = L + b * n;
+    GaugeTracker<R> tracker;
+    tracker.scale = cotangent_scale[b];
+    const MatrixGuard<R> mg = matrix_guard(params, max_abs(l, 1, n), tracker.scale, 2 * n);
+    eigh_build_J(n, QhgQ ? QhgQ + b * n * n : nullptr, l, 1, gL ? gL + b * n : nullptr, 1, mg,
+                 J + b * n * n, tracker);
+    tracker.write(gauge + 3 * b);
+  }
+};
+
+// X (and F) of svd_fn (svd = true) or eigh_fn from M = U^H G V, resp. T = Q^H G Q.
+template <typename scalar_t_>
+struct FnBuildXOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  bool svd;
+  int64_t k;
+  const scalar_t* M;
+  const R *S, *fS, *dfS;
+  R rtol, atol;
+  scalar_t* X;
+  R *F, *gf;  // F only for svd; gf nullable
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, scalar_t*) const {
+    const R* s = S + b * k;
+    const auto dd = divided_differences(rtol, atol, max_abs(s, 1, k));
+    if (svd)
+      svd_fn_build_X(k, M + b * k * k, s, fS + b * k, dfS + b * k, 1, dd, X + b * k * k, F + b * k,
+                     gf ? gf + b * k : nullptr);
+    else
+      eigh_fn_build_X(k, M + b * k * k, s, fS + b * k, dfS + b * k, 1, dd, X + b * k * k,
+                      gf ? gf + b * k : nullptr);
+  }
+};
+
+// Z, gf, gdf of fn_second_order for a batch of eigenbases (B, N, N).
+template <typename scalar_t_>
+struct FnSecondOrderOp {
+  using scalar_t = scalar_t_;
+  using R = real_of_t<scalar_t>;
+  int64_t N;
+  const scalar_t *Gt, *Ht;
+  const R *lam, *f, *df, *d2f;
+  R rtol, atol;
+  scalar_t* Z;
+  R *gf, *gdf;
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, scalar_t*) const {
+    const R* l = lam + b * N;
+    const auto dd = divided_differences(rtol, atol, max_abs(l, 1, N));
+    fn_second_order(N, Gt + b * N * N, Ht + b * N * N, l, f + b * N, df + b * N, d2f + b * N, dd,
+                    Z + b * N * N, gf ? gf + b * N : nullptr, gdf ? gdf + b * N : nullptr);
+  }
+};
+
+// ------------------------------------- guards as tensors (composite, forward mode)
+
+// Per matrix: [f1, f2, tol, floor, noise, cap] of its MatrixGuard, or with
+// `divided_difference` [f1, f2, rtol, floor, 0, 0] of its DividedDifferences
+// (kGuardParamCount values, guards.h).
+template <typename R>
+struct GuardParamsOp {
+  using scalar_t = R;
+  int64_t k, dims;
+  bool divided_difference;
+  const R *spectrum, *cotangent_scale;  // (B, k), (B)
+  GuardParams<R> params;
+  R* out;  // (B, 6)
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, R*) const {
+    const R top = max_abs(spectrum + b * k, 1, k);
+    R* o = out + kGuardParamCount * b;
+    if (divided_difference) {
+      const DividedDifferences<R> dd = divided_differences(params.rtol, params.atol, top);
+      o[0] = dd.scale.f1;
+      o[1] = dd.scale.f2;
+      o[2] = dd.rtol;
+      o[3] = dd.floor;
+      o[4] = o[5] = R(0);
+      return;
+    }
+    const MatrixGuard<R> mg = matrix_guard(params, top, cotangent_scale[b], dims);
+    o[0] = mg.scale.f1;
+    o[1] = mg.scale.f2;
+    o[2] = mg.tol;
+    o[3] = mg.floor;
+    o[4] = mg.noise;
+    o[5] = mg.cap;
+  }
+};
+
+// For E elements of matrix b: coefficient(d, |x|), its slope, and the gauge
+// note (|x| where d is inside the tolerance, else 0). d is already scaled.
+template <typename R>
+struct GuardCoefficientsOp {
+  using scalar_t = R;
+  int64_t E;
+  Guard guard;
+  const R *d, *xabs, *params;  // (B, E), (B, E) or null, (B, 6)
+  R *coef, *slope, *note;
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, R*) const {
+    const R* p = params + kGuardParamCount * b;
+    MatrixGuard<R> mg;
+    mg.guard = guard;
+    mg.scale.f1 = p[0];
+    mg.scale.f2 = p[1];
+    mg.tol = p[2];
+    mg.floor = p[3];
+    mg.noise = p[4];
+    mg.cap = p[5];
+    for (int64_t e = b * E; e < (b + 1) * E; ++e) {
+      const R x = xabs ? xabs[e] : R(0);
+      coef[e] = mg.coefficient(d[e], x);
+      slope[e] = mg.slope(d[e], x);
+      note[e] = mg.inside(d[e]) ? x : R(0);
+    }
+  }
+};
+
+}  // namespace kernels
+}  // namespace safesvd

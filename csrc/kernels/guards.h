@@ -1,0 +1,266 @@
+// The one home of every decision about dividing by a difference of singular
+// values or eigenvalues (docs/math.md, "Guards", "The signal rule", "Scaling",
+// "Divided differences"): guard names, default tolerances, the tolerance
+// formula, the gauge threshold, and the guarded quotients and divided
+// differences that every backward path (fused loop, batched path, CUDA
+// kernels, differentiable composite, forward mode) evaluates. Host+device.
+//
+// Adding a guard: a value in `Guard`, its name in `kGuardNames`, and its cases
+// in MatrixGuard::coefficient and MatrixGuard::slope. Nothing else.
+#pragma once
+
+#include <cstring>
+
+#include "scalar.h"
+
+namespace safesvd {
+namespace kernels {
+
+// ------------------------------------------------------------------ guards
+
+// How 1/x is guarded near x = 0 (docs/math.md, "Guards").
+enum class Guard : int { Pinv = 0, Lorentz = 1, Clamp = 2, None = 3 };
+constexpr int kGuardCount = 4;
+// The names users pass, indexed by Guard.
+constexpr const char* kGuardNames[kGuardCount] = {"pinv", "lorentz", "clamp", "none"};
+
+// The guard called `name`, or -1 (host only; the caller reports the error).
+inline int find_guard(const char* name, size_t length) {
+  for (int g = 0; g < kGuardCount; ++g)
+    if (std::strlen(kGuardNames[g]) == length && std::strncmp(kGuardNames[g], name, length) == 0) return g;
+  return -1;
+}
+
+// ----------------------------------------------------- defaults (host only)
+
+// rtol defaults to eps(dtype)^power: eps^(3/4) for the guards of the svd/eigh
+// backward; eps^(1/3) for the divided differences of matrix functions, where
+// the quotient loses eps/rtol to cancellation and the average that replaces it
+// errs by rtol^2 (docs/math.md, "Divided differences").
+constexpr double kGuardRtolPower = 0.75;
+constexpr double kDividedDifferenceRtolPower = 1.0 / 3.0;
+
+// The signal rule (docs/math.md, "The signal rule"): a numerator computed from
+// a cotangent of size c carries rounding errors up to about
+// kNumeratorNoise * eps * (m + n) * c. Inside the guard tolerance, pinv divides
+// a pair whose numerator is above that level (and below the gauge cap) when
+// its gap is at least kGapMargin times the same level relative to the spectrum,
+// so that the quotient is accurate to about 1 / kGapMargin.
+constexpr double kNumeratorNoise = 4.0;
+constexpr double kGapMargin = 8.0;
+
+inline double default_rtol(double eps, double power) { return std::pow(eps, power); }
+
+// A loss whose basis-dependent residual, relative to its cotangent, exceeds
+// this is basis dependent (GaugeWarning). A basis-independent loss leaves a
+// residual of rounding size, or of the relative gap of a nearly degenerate
+// pair (at most about rtol): stay well above both.
+inline double gauge_threshold(double eps, double rtol) {
+  return std::fmax(std::sqrt(eps), 10.0 * rtol);
+}
+
+// ----------------------------------------------------------------- scaling
+
+// x -> x * 2^-e for the spectrum's maximum m = f 2^e (f in [0.5, 1)), as two
+// exact power-of-two multiplications, so that spectra of any finite size,
+// subnormal included, are compared and divided in units where the largest
+// value is about 1 (docs/math.md, "Scaling"). The identity for m = 0.
+template <typename R>
+struct SpectrumScale {
+  R f1 = R(1), f2 = R(1);
+  template <typename T>
+  SAFESVD_HD T operator()(T x) const { return (x * f1) * f2; }
+  SAFESVD_HD static SpectrumScale from_max(R m) {
+    SpectrumScale s;
+    if (!(m > R(0)) || !(m <= std::numeric_limits<R>::max())) return s;
+    int e = 0;
+    (void)::frexp(m, &e);
+    const int e1 = -e / 2, e2 = -e - e1;
+    s.f1 = ::ldexp(R(1), e1);
+    s.f2 = ::ldexp(R(1), e2);
+    return s;
+  }
+};
+
+// ---------------------------------------------------------- per-call params
+
+// Resolved once per call on the host (csrc/aten/guards.cpp) and passed to kernels.
+template <typename R>
+struct GuardParams {
+  Guard guard;
+  R rtol, atol;        // tol = max(atol, rtol * max|spectrum|)
+  R gauge_threshold;   // see gauge_threshold()
+  R noise_per_dim;     // kNumeratorNoise * eps
+};
+
+// ---------------------------------------------------------- per-matrix guard
+
+// The guard of one matrix, in the scaled units of its spectrum. A quotient
+// x / d (x a numerator built from the cotangents, d a difference or sum of
+// singular values) is computed as scale(x) * coefficient(scale(d), |x|).
+template <typename R>
+struct MatrixGuard {
+  Guard guard;
+  SpectrumScale<R> scale;
+  R tol;    // scaled guard tolerance
+  R floor;  // scaled gap below which a difference is rounding (signal rule)
+  R noise;  // numerator rounding level, in numerator units
+  R cap;    // numerator above which the loss is basis dependent, numerator units
+
+  SAFESVD_HD bool inside(R d) const { return abs_of(d) <= tol; }
+
+  // g(d) of docs/math.md for a scaled difference d and the numerator size |x|.
+  SAFESVD_HD R coefficient(R d, R xabs) const {
+    const R ad = abs_of(d);
+    const R inv = R(1) / d;  // may be inf; only selected where d != 0
+    switch (guard) {
+      case Guard::None:
+        return inv;
+      case Guard::Lorentz:
+        if (tol > R(0)) {
+          // d / (d^2 + tol^2), arranged so that neither square is formed.
+          const R r = ad > tol ? tol / d : d / tol;
+          return ad > tol ? R(1) / (d * (R(1) + r * r)) : r / (tol * (R(1) + r * r));
+        }
+        return ad > R(0) ? inv : R(0);
+      case Guard::Clamp:
+        if (tol > R(0)) {
+          const R mag = ad > tol ? ad : tol;  // 1 / (sign(d) max(|d|, tol)), sign(0) = +1
+          return d < R(0) ? R(-1) / mag : R(1) / mag;
+        }
+        return ad > R(0) ? inv : R(0);
+      case Guard::Pinv:
+      default: {
+        const bool signal = ad > floor && xabs > noise && xabs <= cap;
+        return (ad > tol || signal) ? inv : R(0);
+      }
+    }
+  }
+
+  // d coefficient / d d, for the differentiable composite (second order).
+  SAFESVD_HD R slope(R d, R xabs) const {
+    const R ad = abs_of(d);
+    const R c = coefficient(d, xabs);
+    switch (guard) {
+      case Guard::Lorentz:
+        if (tol > R(0)) {
+          const R q = d * d + tol * tol;
+          return (tol - ad) * (tol + ad) / q / q;
+        }
+        return -c * c;
+      case Guard::Clamp:
+        return (ad > tol || !(tol > R(0))) ? -c * c : R(0);
+      case Guard::None:
+      case Guard::Pinv:
+      default:
+        return -c * c;
+    }
+  }
+};
+
+// A MatrixGuard as kGuardParamCount reals, [f1, f2, tol, floor, noise, cap], for
+// the guards as tensors (the `_guard_params` operator).
+constexpr int kGuardParamCount = 6;
+
+// `cotangent_scale` is the size of the cotangents the numerators come from
+// (max|gU| + max|gVh|, or max|gQ|); `dims` is m + n.
+template <typename R>
+SAFESVD_HD MatrixGuard<R> matrix_guard(const GuardParams<R>& p, R spectrum_max, R cotangent_scale,
+                                       int64_t dims) {
+  MatrixGuard<R> g;
+  g.guard = p.guard;
+  g.scale = SpectrumScale<R>::from_max(spectrum_max);
+  const R top = g.scale(spectrum_max);
+  g.tol = max_of(g.scale(p.atol), p.rtol * top);
+  const R noise_rel = p.noise_per_dim * R(dims);
+  g.floor = R(kGapMargin) * noise_rel * top;
+  g.noise = noise_rel * cotangent_scale;
+  g.cap = p.gauge_threshold * cotangent_scale;
+  return g;
+}
+
+// ------------------------------------------------------------ gauge check
+
+// Gauge diagnostics of one matrix (docs/math.md, "Gauge check"), written to three reals:
+//   [0] residual: the largest basis-dependent part of the cotangent, relative
+//       to the size of the cotangents (0 when the loss is gauge invariant)
+//   [1], [2] the pair (i, j) where it was found; i == j for a phase (complex)
+//       or a zero singular value's free vector; -1 when there is none.
+template <typename R>
+struct GaugeTracker {
+  R residual = R(0);
+  R scale = R(0);
+  int64_t i = -1, j = -1;
+  SAFESVD_HD void note(R value, int64_t pi, int64_t pj) {
+    if (value > residual) {
+      residual = value;
+      i = pi;
+      j = pj;
+    }
+  }
+  SAFESVD_HD void write(R* out) const {
+    out[0] = scale > R(0) ? residual / scale : R(0);
+    out[1] = R(i);
+    out[2] = R(j);
+  }
+};
+
+// ------------------------------------------------------ divided differences
+
+// Divided differences of f over a spectrum (docs/math.md, "Divided
+// differences"), for the matrix functions. Two values are merged (the
+// quotient replaced by the average of the derivatives) when they are equal
+// relative to themselves, |x_i - x_j| <= rtol max(|x_i|, |x_j|), or within the
+// rounding floor max(atol, eps max|x|): never relative to the largest value of
+// the matrix, which would merge small distinct eigenvalues of ill-conditioned
+// input.
+template <typename R>
+struct DividedDifferences {
+  SpectrumScale<R> scale;
+  R rtol;
+  R floor;  // scaled
+
+  SAFESVD_HD bool merged(R xi, R xj) const {
+    const R a = scale(xi), b = scale(xj);
+    return abs_of(a - b) <= max_of(rtol * max_of(abs_of(a), abs_of(b)), floor);
+  }
+  // f[x_i, x_j]
+  SAFESVD_HD R first(R xi, R xj, R fi, R fj, R dfi, R dfj) const {
+    return merged(xi, xj) ? R(0.5) * (dfi + dfj) : (fi - fj) / (xi - xj);
+  }
+  // (f_i + f_j) / (x_i + x_j) for singular values (x >= 0): merged when both vanish.
+  SAFESVD_HD R plus(R xi, R xj, R fi, R fj, R dfi, R dfj) const {
+    return scale(xi) + scale(xj) <= floor ? R(0.5) * (dfi + dfj) : (fi + fj) / (xi + xj);
+  }
+  // f[x_0, x_1, x_2], symmetric in its arguments: the outer values of the
+  // sorted triple decide between the quotient of first differences and the
+  // average of second derivatives (all three merged).
+  SAFESVD_HD R second(R x0, R x1, R x2, R f0, R f1, R f2, R d0, R d1, R d2, R s0, R s1,
+                      R s2) const {
+    // Sort by value, carrying (f, df) along; the average of d2f is symmetric.
+    auto swap_if = [](R& xa, R& fa, R& da, R& xb, R& fb, R& db) {
+      if (xb < xa) {
+        R t = xa; xa = xb; xb = t;
+        t = fa; fa = fb; fb = t;
+        t = da; da = db; db = t;
+      }
+    };
+    swap_if(x0, f0, d0, x1, f1, d1);
+    swap_if(x1, f1, d1, x2, f2, d2);
+    swap_if(x0, f0, d0, x1, f1, d1);
+    if (merged(x0, x2)) return (s0 + s1 + s2) / R(6);
+    return (first(x0, x1, f0, f1, d0, d1) - first(x1, x2, f1, f2, d1, d2)) / (x0 - x2);
+  }
+};
+
+template <typename R>
+SAFESVD_HD DividedDifferences<R> divided_differences(R rtol, R atol, R spectrum_max) {
+  DividedDifferences<R> d;
+  d.scale = SpectrumScale<R>::from_max(spectrum_max);
+  d.rtol = rtol;
+  d.floor = max_of(d.scale(atol), epsilon_of<R>() * d.scale(spectrum_max));
+  return d;
+}
+
+}  // namespace kernels
+}  // namespace safesvd

@@ -1,0 +1,30 @@
+"""safesvd.eigh."""
+
+from __future__ import annotations
+
+import torch
+
+from . import _inputs, _loader, _ops
+
+
+def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
+         rtol: float | None = None, atol: float | None = None):
+    """Eigendecomposition ``A = Q diag(L) Q^H`` of Hermitian matrices, guarded backward.
+
+    Args:
+        A: ``(..., n, n)`` Hermitian; only the triangle named by ``UPLO`` is read
+            (float16/bfloat16 are computed and returned in float32).
+        UPLO: ``"L"`` or ``"U"``.
+        guard, rtol, atol: as in :func:`safesvd.svd`, with tol = max(atol, rtol * max|L|).
+
+    Returns:
+        ``L (..., n)`` real ascending eigenvalues and ``Q (..., n, n)`` eigenvectors.
+
+    Gradient: the Hermitian ``Q (a o F + diag(gL)) Q^H``, as PyTorch's where that is
+    accurate; exact at repeated eigenvalues for losses invariant to the basis of each
+    eigenspace (eigenvalues, eigenprojectors); otherwise minimum-norm with a
+    GaugeWarning. Matrix functions at repeated eigenvalues need :func:`safesvd.eigh_fn`.
+    """
+    _loader.require()
+    A = _inputs.promote(A, "safesvd.eigh")
+    return _ops.apply(_ops.EighFunction, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)
