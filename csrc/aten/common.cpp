@@ -40,7 +40,7 @@ ResolvedGuard resolve_guard(c10::string_view guard, at::ScalarType real_dtype,
   const Guard g = parse_guard(guard, op);
   const auto [r, a] = resolve_tolerances(real_dtype, rtol, atol, op, kernels::kGuardRtolPower);
   const double eps = epsilon_of_dtype(real_dtype);
-  return {g, r, a, kernels::gauge_threshold(eps, r), kernels::kNumeratorNoise * eps};
+  return {g, r, a, kernels::gauge_threshold(eps, r), eps};
 }
 
 std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,

@@ -24,10 +24,10 @@ struct ResolvedGuard {
   Guard guard;
   double rtol, atol;       // tol = max(atol, rtol * max|spectrum|)
   double gauge_threshold;  // relative residual above which the loss is basis dependent
-  double noise_per_dim;    // kNumeratorNoise * eps (the signal rule)
+  double eps;              // machine epsilon of the dtype (the signal rule)
   template <typename R>
   kernels::GuardParams<R> params() const {
-    return {guard, R(rtol), R(atol), R(gauge_threshold), R(noise_per_dim)};
+    return {guard, R(rtol), R(atol), R(gauge_threshold), R(eps)};
   }
 };
 

@@ -40,14 +40,17 @@ inline int find_guard(const char* name, size_t length) {
 constexpr double kGuardRtolPower = 0.75;
 constexpr double kDividedDifferenceRtolPower = 1.0 / 3.0;
 
-// The signal rule (docs/math.md, "The signal rule"): a numerator computed from
-// a cotangent of size c carries rounding errors up to about
-// kNumeratorNoise * eps * (m + n) * c. Inside the guard tolerance, pinv divides
-// a pair whose numerator is above that level (and below the gauge cap) when
-// its gap is at least kGapMargin times the same level relative to the spectrum,
-// so that the quotient is accurate to about 1 / kGapMargin.
+// The signal rule (docs/math.md, "The signal rule"). Inside the guard
+// tolerance, pinv still divides a pair when the quotient is determined by the
+// data: its numerator is above rounding, kNumeratorNoise * eps * c for
+// cotangents of size c, and below the gauge cap, and its gap is above the
+// rounding of computed singular values, kGapFloor * eps * sqrt(m + n) relative
+// to the largest. Measured on exactly repeated singular values of random
+// rotations (n = 2..32, float32 and float64): numerators of basis-independent
+// losses stay below 2.2 eps * c, computed gaps below 15 eps (n = 32) and 7 eps
+// (n <= 16) relative: both constants leave a margin of 2 or more.
 constexpr double kNumeratorNoise = 4.0;
-constexpr double kGapMargin = 8.0;
+constexpr double kGapFloor = 4.0;
 
 inline double default_rtol(double eps, double power) { return std::pow(eps, power); }
 
@@ -90,7 +93,7 @@ struct GuardParams {
   Guard guard;
   R rtol, atol;        // tol = max(atol, rtol * max|spectrum|)
   R gauge_threshold;   // see gauge_threshold()
-  R noise_per_dim;     // kNumeratorNoise * eps
+  R eps;               // machine epsilon of the dtype
 };
 
 // ---------------------------------------------------------- per-matrix guard
@@ -172,9 +175,8 @@ SAFESVD_HD MatrixGuard<R> matrix_guard(const GuardParams<R>& p, R spectrum_max, 
   g.scale = SpectrumScale<R>::from_max(spectrum_max);
   const R top = g.scale(spectrum_max);
   g.tol = max_of(g.scale(p.atol), p.rtol * top);
-  const R noise_rel = p.noise_per_dim * R(dims);
-  g.floor = R(kGapMargin) * noise_rel * top;
-  g.noise = noise_rel * cotangent_scale;
+  g.floor = R(kGapFloor) * p.eps * ::sqrt(R(dims)) * top;
+  g.noise = R(kNumeratorNoise) * p.eps * cotangent_scale;
   g.cap = p.gauge_threshold * cotangent_scale;
   return g;
 }

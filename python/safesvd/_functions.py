@@ -46,7 +46,7 @@ def _second_derivative(df, x: torch.Tensor, name: str):
     """f'' from f' by autograd (f' must be elementwise), or None if f' is not
     differentiable by torch (then a double backward raises a clear error)."""
     try:
-        if torch._C._are_functorch_transforms_active():
+        if torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling():
             return torch.func.grad(lambda s: df(s).sum())(x)
         with torch.enable_grad():
             xs = x.detach().requires_grad_()
@@ -69,7 +69,7 @@ def _values(A, spectrum, f, df, d2f, name):
     needs_grad = torch.is_grad_enabled() and A.requires_grad or torch._C._are_functorch_transforms_active()
     if d2f is not None:
         d2fx = _evaluate(d2f, x, "d2f", name)
-    elif needs_grad and not _gauge.is_tracing(x):
+    elif needs_grad:
         d2fx = _second_derivative(df, x, name)
     return fx, dfx, d2fx
 

@@ -280,7 +280,9 @@ class SvdFnFunction(torch.autograd.Function):
     def jvp(ctx, tA, tU, tS, tVh, tfS, *_):
         U, S, Vh, fS, dfS = ctx.saved_tensors
         rtol, atol = ctx.options
-        dY = torch.ops.safesvd._svd_fn_backward(tA, U, S, Vh, fS, dfS, rtol, atol)[0]  # self-adjoint
+        # The map is self-adjoint: its jvp is the backward applied to the tangent.
+        dY = (torch.ops.safesvd._svd_fn_backward(tA, U, S, Vh, fS, dfS, rtol, atol)[0] if tA is not None
+              else torch.zeros((*U.shape[:-1], Vh.shape[-1]), dtype=U.dtype, device=U.device))
         if tfS is not None:
             dY = dY + (U * tfS.unsqueeze(-2).to(U.dtype)) @ Vh
         return dY
@@ -336,7 +338,8 @@ class SvdFnBackwardFunction(torch.autograd.Function):
         if tA is not None:  # the Hessian is symmetric: its jvp is the second-order vjp
             s = SvdFnBackwardFunction._second(ctx, tA)[0]
             d = s if d is None else d + s
-        return d, None
+        # f(S) has no parameters (checked above): the tangent of its cotangent is never used.
+        return d, torch.zeros_like(ctx.saved_tensors[2])
 
 
 class EighFnFunction(torch.autograd.Function):
@@ -367,7 +370,8 @@ class EighFnFunction(torch.autograd.Function):
     def jvp(ctx, tA, tL, tQ, tfL, *_):
         L, Q, fL, dfL = ctx.saved_tensors
         rtol, atol = ctx.options
-        dY = torch.ops.safesvd._eigh_fn_backward(tA, L, Q, fL, dfL, rtol, atol)[0]
+        dY = (torch.ops.safesvd._eigh_fn_backward(tA, L, Q, fL, dfL, rtol, atol)[0] if tA is not None
+              else torch.zeros_like(Q))
         if tfL is not None:
             dY = dY + (Q * tfL.unsqueeze(-2).to(Q.dtype)) @ Q.mH
         return dY
@@ -420,7 +424,7 @@ class EighFnBackwardFunction(torch.autograd.Function):
         if tA is not None:
             s = EighFnBackwardFunction._second(ctx, tA)[0]
             d = s if d is None else d + s
-        return d, None
+        return d, torch.zeros_like(ctx.saved_tensors[1])
 
 
 # ------------------------------------------------------------- registration
