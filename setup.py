@@ -45,7 +45,8 @@ def torch_tag() -> str:
 
 
 with_cuda = want_cuda()
-sources = ["csrc/safesvd.cpp"] + sorted(glob.glob("csrc/aten/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+sources = (["csrc/safesvd.cpp"] + sorted(glob.glob("csrc/aten/*.cpp")) + sorted(glob.glob("csrc/api/*.cpp"))
+           + sorted(glob.glob("csrc/cpu/*.cpp")))
 # -fno-wrapv: Python's CFLAGS carry -fwrapv, which blocks loop optimizations of
 # the fused kernels (measured: 1.5x slower per matrix).
 # -fopenmp: at::parallel_for is an inline `omp parallel` in ATen's headers; without

@@ -9,10 +9,17 @@ safesvd.load()
 
 
 def cuda_ready() -> bool:
-    return torch.cuda.is_available() and hasattr(torch.ops.safesvd, "svd") and torch._C._dispatch_has_kernel_for_dispatch_key("safesvd::_svd_backward", "CUDA")
+    return torch.cuda.is_available() and torch._C._dispatch_has_kernel_for_dispatch_key("safesvd::_svd_backward", "CUDA")
 
 
+# The op tests run on every available device: a GPU machine runs the same suite on CUDA.
+# (Without a GPU, the CUDA kernels run through the emulation: tests marked cuda_emulated.)
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not cuda_ready(), reason="needs a CUDA device and the CUDA kernels"))]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
 
 
 @pytest.fixture(autouse=True)

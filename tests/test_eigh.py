@@ -44,9 +44,9 @@ def test_gradient_matches_torch_on_generic_input(dtype, shape, subset, UPLO):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("guard", ["pinv", "lorentz", "clamp", "none"])
 @pytest.mark.parametrize("n", [5, 20])
-def test_fused_loop_equals_composite(dtype, guard, n):
-    """Fused loop (n <= 7), batched matmul (n > 7) and composite agree."""
-    A = torch.stack([hermitian((n, n), dtype), with_eigenvalues([1, 1, 2] + [3] * (n - 3), dtype)])
+def test_fused_loop_equals_composite(dtype, guard, n, device):
+    """Fused loop (n <= 7 on CPU), batched matmul (n > 7) and composite agree."""
+    A = torch.stack([hermitian((n, n), dtype), with_eigenvalues([1, 1, 2] + [3] * (n - 3), dtype)]).to(device)
     L, Q = torch.linalg.eigh(A)
     gL, gQ = torch.randn_like(L), torch.randn_like(Q)
     for args in [(gL, gQ), (None, gQ), (gL, None)]:
@@ -76,11 +76,11 @@ def _eigenvalue_loss(W):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("spectrum,k", [([1, 1, 3, 4], 2), ([-2, 0.5, 0.5, 0.5, 7], 4), ([0, 0, 0, 1], 3)])
-def test_eigenprojector_exact_at_repeated_eigenvalues(dtype, spectrum, k):
+def test_eigenprojector_exact_at_repeated_eigenvalues(dtype, spectrum, k, device):
     A = with_eigenvalues(spectrum, dtype)
-    loss = _eigenprojector_loss(torch.randn(len(spectrum), len(spectrum), dtype=dtype), k)
-    g = autograd_grad(loss, A)
-    assert rel_err(g, finite_difference_grad(loss, A)) < 1e-6
+    W = torch.randn(len(spectrum), len(spectrum), dtype=dtype)
+    g = autograd_grad(_eigenprojector_loss(W.to(device), k), A.to(device)).cpu()
+    assert rel_err(g, finite_difference_grad(_eigenprojector_loss(W, k), A)) < 1e-6
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
@@ -159,8 +159,8 @@ def test_errors():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @safesvd.gauge_mode("ignore")  # opcheck backpropagates random, basis-dependent cotangents
-def test_opcheck(dtype):
-    A = hermitian((2, 4, 4), dtype)
+def test_opcheck(dtype, device):
+    A = hermitian((2, 4, 4), dtype).to(device)
     torch.library.opcheck(torch.ops.safesvd.eigh.default, (A, "L", "pinv", None, None))
     torch.library.opcheck(torch.ops.safesvd.eigh.default, (A.clone().requires_grad_(), "U", "lorentz", None, None))
     L, Q = torch.linalg.eigh(A)
@@ -170,11 +170,11 @@ def test_opcheck(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-def test_gradcheck_and_gradgradcheck(dtype):
+def test_gradcheck_and_gradgradcheck(dtype, device):
     def fn(X):
         L, Q = safesvd.eigh(hermitian_part(X))
         return L, Q[..., :2] @ Q[..., :2].mH
 
-    X = hermitian((2, 4, 4), dtype).requires_grad_()
+    X = hermitian((2, 4, 4), dtype).to(device).requires_grad_()
     assert torch.autograd.gradcheck(fn, (X,))
     assert torch.autograd.gradgradcheck(fn, (X,))

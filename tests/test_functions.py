@@ -1,4 +1,4 @@
-"""Matrix functions (design.md 3.5): eigh_fn, svd_fn, sqrtm, invsqrtm, logm, polar, procrustes."""
+"""Matrix functions (docs/math.md, "Matrix functions"): eigh_fn, svd_fn, sqrtm, invsqrtm, logm, polar, procrustes."""
 
 import pytest
 import torch
@@ -28,19 +28,19 @@ def exp_fn(A):
     ("logm", safesvd.logm, [1, 1, 2, 5, 5]),
     ("eigh_fn exp", exp_fn, [-1, 0.3, 0.3, 0.3]),
 ])
-def test_eigh_functions_exact_at_repeated_eigenvalues(dtype, name, fn, spectrum):
+def test_eigh_functions_exact_at_repeated_eigenvalues(dtype, name, fn, spectrum, device):
     A = with_eigenvalues(spectrum, dtype)
     W = torch.randn(len(spectrum), len(spectrum), dtype=dtype)
 
     def loss(X):
-        return (W * fn(sym(X))).real.sum()
+        return (W.to(X.device) * fn(sym(X))).real.sum()
 
-    g = autograd_grad(loss, A)
+    g = autograd_grad(loss, A.to(device)).cpu()
     assert rel_err(g, finite_difference_grad(loss, A)) < 1e-6
 
 
 def test_sqrtm_through_eigh_is_wrong_at_degeneracy_and_eigh_fn_is_not():
-    """design.md 3.3: sqrtm via eigh at eigenvalues (1, 1, 1, 4): 50% error."""
+    """docs/math.md, "What the guard gets right, and what it cannot": sqrtm via eigh at eigenvalues (1, 1, 1, 4): 50% error."""
     A = with_eigenvalues([1, 1, 1, 4])
     W = torch.randn(4, 4, dtype=torch.float64)
 
@@ -149,7 +149,7 @@ def test_svd_fn_rank_deficient_with_f0_zero(dtype):
 
 
 def test_design_counterexample_guarded_svd_off_svd_fn_exact():
-    """design.md 3.3: A = R1 diag(1, 1, 2, 3) R2, loss = sum(W * U diag(S) Vh): true gradient W."""
+    """docs/math.md, "What the guard gets right, and what it cannot": A = R1 diag(1, 1, 2, 3) R2, loss = sum(W * U diag(S) Vh): true gradient W."""
     A = with_singular_values([3, 2, 1, 1], 4, 4)
     W = torch.randn(4, 4, dtype=torch.float64)
 
@@ -299,28 +299,35 @@ def test_empty_and_tiny(shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_opcheck(dtype):
-    A = torch.randn(2, 5, 3, dtype=dtype)
+def test_opcheck(dtype, device):
+    A = torch.randn(2, 5, 3, dtype=dtype, device=device)
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-    fS, dfS = torch.sinh(S), torch.cosh(S)
+    fS, dfS, d2fS = torch.sinh(S), torch.cosh(S), torch.sinh(S)
+    df0 = torch.ones(2, 1, dtype=S.dtype, device=device)
     torch.library.opcheck(torch.ops.safesvd.svd_fn.default, (A.clone().requires_grad_(), U, S, Vh, fS, dfS, None, None))
-    G = torch.randn_like(A)
+    torch.library.opcheck(torch.ops.safesvd.svd_fn.default, (A.clone().requires_grad_(), U, S, Vh, fS, dfS, d2fS, df0))
+    G, H = torch.randn_like(A), torch.randn_like(A)
     torch.library.opcheck(torch.ops.safesvd._svd_fn_backward.default, (G, U, S, Vh, fS, dfS, None, None))
-    H = sym(torch.randn(2, 4, 4, dtype=dtype))
-    L, Q = torch.linalg.eigh(H)
-    torch.library.opcheck(torch.ops.safesvd.eigh_fn.default, (H.clone().requires_grad_(), L, Q, L.exp(), L.exp(), None, None))
-    G = torch.randn_like(H)
+    torch.library.opcheck(torch.ops.safesvd._svd_fn_second_order.default, (H, G, U, S, Vh, fS, dfS, d2fS, df0, None, None))
+    B = sym(torch.randn(2, 4, 4, dtype=dtype, device=device))
+    L, Q = torch.linalg.eigh(B)
+    torch.library.opcheck(torch.ops.safesvd.eigh_fn.default, (B.clone().requires_grad_(), L, Q, L.exp(), L.exp(), None, None))
+    G, H = torch.randn_like(B), torch.randn_like(B)
     torch.library.opcheck(torch.ops.safesvd._eigh_fn_backward.default, (G, L, Q, L.exp(), L.exp(), None, None))
+    torch.library.opcheck(torch.ops.safesvd._eigh_fn_second_order.default, (H, G, L, Q, L.exp(), L.exp(), L.exp(), None, None))
+    p = torch.ops.safesvd._guard_params(L.abs(), L.new_ones(2), 8, "pinv", None, None, False)
+    torch.library.opcheck(torch.ops.safesvd._guard_params.default, (L.abs(), L.new_ones(2), 8, "lorentz", None, None, False))
+    torch.library.opcheck(torch.ops.safesvd._guard_coefficients.default, (torch.randn_like(Q.real), Q.real.abs(), p, "pinv"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gradcheck_and_gradgradcheck(dtype):
-    A = torch.randn(2, 4, 3, dtype=dtype, requires_grad=True)
+def test_gradcheck_and_gradgradcheck(dtype, device):
+    A = torch.randn(2, 4, 3, dtype=dtype, device=device, requires_grad=True)
     f = lambda X: safesvd.svd_fn(X, lambda s: s ** 3, lambda s: 3 * s ** 2)  # noqa: E731
     assert torch.autograd.gradcheck(f, (A,))
     assert torch.autograd.gradgradcheck(f, (A,))
-    X = torch.randn(2, 4, 4, dtype=dtype)
-    H = (X @ X.mH + torch.eye(4, dtype=dtype)).requires_grad_()
+    X = torch.randn(2, 4, 4, dtype=dtype, device=device)
+    H = (X @ X.mH + torch.eye(4, dtype=dtype, device=device)).requires_grad_()
     g = lambda Y: safesvd.logm(sym(Y))  # noqa: E731
     assert torch.autograd.gradcheck(g, (H,))
     assert torch.autograd.gradgradcheck(g, (H,))

@@ -37,6 +37,45 @@ def test_cmake_package_ctest_and_downstream_find_package(tmp_path):
     run(["cmake", "--build", consumer])
     out = run([consumer / "consumer"])
     assert "all passed" in out.stdout
+    assert "all passed" in run([consumer / "api_consumer"]).stdout
+    # The C++ API's gradients (including a second order) equal the Python package's.
+    _compare_cpp_api_with_python(consumer / "api_consumer", tmp_path)
+    # Only the public header is installed.
+    headers = sorted(p.relative_to(install).as_posix() for p in install.rglob("*.h"))
+    assert headers == ["include/safesvd/safesvd.h"], headers
+
+
+def _compare_cpp_api_with_python(binary, tmp_path):
+    import safesvd
+    from helpers import with_singular_values
+
+    torch.manual_seed(7)
+    n = 4
+    A = with_singular_values([2.0, 2.0, 1.0, 0.5], n, n)  # a repeated pair: torch would be NaN
+    A = A @ A.mT  # symmetric positive definite, same repeated pair squared
+    W, V = torch.randn(n, n, dtype=torch.float64), torch.randn(n, n, dtype=torch.float64)
+    path = tmp_path / "input.txt"
+    path.write_text(" ".join(str(x) for x in [n, *A.flatten().tolist(), *W.flatten().tolist(), *V.flatten().tolist()]))
+    lines = run([binary, path]).stdout.splitlines()
+    cpp = {line.split()[0]: torch.tensor([float(x) for x in line.split()[1:]], dtype=torch.float64).view(n, n)
+           for line in lines}
+
+    def grad(loss, X, create_graph=False):
+        X = X.clone().requires_grad_()
+        return torch.autograd.grad(loss(X), X, create_graph=create_graph)[0], X
+
+    sym = lambda X: (X + X.mT) / 2  # noqa: E731
+    sqrtm_loss = lambda X: (W * safesvd.sqrtm(sym(X))).sum()  # noqa: E731
+    expected = {
+        "svd": grad(lambda X: (W * (lambda U, S, Vh: (U * S.unsqueeze(-2)) @ Vh)(*safesvd.svd(X))).sum(), A)[0],
+        "sqrtm": grad(sqrtm_loss, A)[0],
+        "polar": grad(lambda X: (W * safesvd.polar(X)[0]).sum(), A)[0],
+        "eigh": grad(lambda X: (W.diagonal() * safesvd.eigh(sym(X))[0]).sum(), A)[0],
+    }
+    g, X = grad(sqrtm_loss, A, create_graph=True)
+    expected["hvp"] = torch.autograd.grad((g * V).sum(), X)[0]
+    for name, value in expected.items():
+        torch.testing.assert_close(cpp[name], value, rtol=1e-10, atol=1e-10, msg=name)
 
 
 SMOKE = """

@@ -49,10 +49,10 @@ def torch_decompose(A, full):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("subset", SUBSETS)
 @pytest.mark.parametrize("full_matrices", [False, True])
-def test_gradient_matches_torch_on_generic_input(dtype, shape, subset, full_matrices):
+def test_gradient_matches_torch_on_generic_input(dtype, shape, subset, full_matrices, device):
     A = torch.randn(*shape, dtype=dtype)
     loss = make_loss(shape, dtype, subset, full_matrices)
-    g = autograd_grad(lambda X: loss(X, safesvd_decompose), A)
+    g = autograd_grad(lambda X: loss(X.to(device), safesvd_decompose), A)
     ref = autograd_grad(lambda X: loss(X, torch_decompose), A)
     assert torch.isfinite(g).all()
     assert rel_err(g, ref) < 1e-10
@@ -72,10 +72,10 @@ def test_forward_matches_torch(dtype):
 @pytest.mark.parametrize("shape", [(4, 4), (6, 3), (3, 6), (2, 5, 5)])
 @pytest.mark.parametrize("guard", ["pinv", "lorentz", "clamp", "none"])
 @pytest.mark.parametrize("subset", SUBSETS)
-def test_fused_loop_equals_composite(dtype, shape, guard, subset):
-    """The per-matrix template (CPU loop) and the ATen composite are the same math."""
+def test_fused_loop_equals_composite(dtype, shape, guard, subset, device):
+    """The per-matrix template (CPU loop, CUDA kernel) and the ATen composite are the same math."""
     m, n = shape[-2:]
-    A = torch.randn(*shape, dtype=dtype)
+    A = torch.randn(*shape, dtype=dtype, device=device)
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     g = {"U": torch.randn_like(U), "S": torch.randn_like(S), "Vh": torch.randn_like(Vh)}
     args = [g[name] if name in subset else None for name in ("U", "S", "Vh")]
@@ -88,13 +88,13 @@ def test_fused_loop_equals_composite(dtype, shape, guard, subset):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("guard", ["pinv", "lorentz", "clamp"])
 @pytest.mark.parametrize("m,n", [(4, 4), (6, 4), (4, 6), (20, 20), (24, 20), (20, 24)])
-def test_fused_equals_composite_at_degeneracy(dtype, guard, m, n):
+def test_fused_equals_composite_at_degeneracy(dtype, guard, m, n, device):
     """Every backward path (fused loop for n <= 7, batched matmul above,
     differentiable composite) agrees, gradient and gauge info, at repeated and
     zero singular values."""
     k = min(m, n)
     spectra = [[2, 2, 1, 0] + [0.5] * (k - 4), [3] + [1] * (k - 1), [1] + [0] * (k - 1)]
-    A = torch.stack([with_singular_values(s, m, n, dtype) for s in spectra])
+    A = torch.stack([with_singular_values(s, m, n, dtype) for s in spectra]).to(device)
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
     fused = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, guard, None, None)
@@ -107,7 +107,7 @@ def test_fused_equals_composite_at_degeneracy(dtype, guard, m, n):
 
 # ---------------------------------------------------------------- exact degeneracy
 # Basis-independent losses at exactly repeated / zero singular values: the
-# guarded gradient must equal float64 finite differences (design.md 3.3).
+# guarded gradient must equal float64 finite differences (docs/math.md, "What the guard gets right").
 
 
 def _seed000(A):
@@ -165,12 +165,12 @@ DEGENERATE_CASES = [
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("case", DEGENERATE_CASES, ids=[c[0] for c in DEGENERATE_CASES])
-def test_basis_independent_losses_exact_at_degeneracy(case, dtype):
+def test_basis_independent_losses_exact_at_degeneracy(case, dtype, device):
     _, spectrum, m, n, factory, wshape = case
     A = with_singular_values(spectrum, m, n, dtype)
-    loss = factory(torch.randn(*wshape, dtype=dtype))
-    g = autograd_grad(loss, A)  # pytest turns a GaugeWarning into an error here
-    fd = finite_difference_grad(loss, A)
+    W = torch.randn(*wshape, dtype=dtype)
+    g = autograd_grad(factory(W.to(device)), A.to(device)).cpu()  # a GaugeWarning would be an error here
+    fd = finite_difference_grad(factory(W), A)
     assert torch.isfinite(g).all()
     assert rel_err(g, fd) < 1e-6
 
@@ -197,7 +197,7 @@ def test_guard_none_reproduces_torch_nan():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
-def test_float32_degenerate_batches_are_finite(dtype):
+def test_float32_degenerate_batches_are_finite(dtype, device):
     """No NaN/Inf in float32 for exactly degenerate and rank-deficient batches."""
     mats = [
         torch.eye(4, dtype=dtype),
@@ -206,9 +206,9 @@ def test_float32_degenerate_batches_are_finite(dtype):
         torch.ones(4, 4, dtype=dtype),  # rank 1: three zero singular values
         with_singular_values([2, 2, 0, 0], 4, 4, torch.complex128 if dtype.is_complex else torch.float64).to(dtype),
     ]
-    A = torch.stack(mats).requires_grad_()
+    A = torch.stack(mats).to(device).requires_grad_()
     U, S, Vh = safesvd.svd(A)
-    W = torch.randn(4, 4, dtype=dtype)
+    W = torch.randn(4, 4, dtype=dtype, device=device)
     with safesvd.gauge_mode("ignore"):  # include basis-dependent terms on purpose
         loss = (S ** 2).sum() + (W * (U @ Vh)).real.sum() + (U.real.sum()) + Vh.real.sum()
         loss.backward()
@@ -217,8 +217,8 @@ def test_float32_degenerate_batches_are_finite(dtype):
 
 @pytest.mark.parametrize("shape", [(0, 3, 3), (3, 0), (0, 4), (2, 0, 0), (0, 2, 5)])
 @pytest.mark.parametrize("full_matrices", [False, True])
-def test_empty(shape, full_matrices):
-    A = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+def test_empty(shape, full_matrices, device):
+    A = torch.randn(*shape, dtype=torch.float64, device=device, requires_grad=True)
     U, S, Vh = safesvd.svd(A, full_matrices)
     U2, S2, Vh2 = torch.linalg.svd(A.detach(), full_matrices=full_matrices)
     assert (U.shape, S.shape, Vh.shape) == (U2.shape, S2.shape, Vh2.shape)
@@ -358,8 +358,8 @@ def test_gauge_minimum_norm_choice_in_degenerate_block():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @safesvd.gauge_mode("ignore")  # opcheck backpropagates random, basis-dependent cotangents
-def test_opcheck(dtype):
-    A = torch.randn(2, 5, 3, dtype=dtype)
+def test_opcheck(dtype, device):
+    A = torch.randn(2, 5, 3, dtype=dtype, device=device)
     torch.library.opcheck(torch.ops.safesvd.svd.default, (A, False, "pinv", None, None))
     torch.library.opcheck(torch.ops.safesvd.svd.default, (A.requires_grad_(), True, "lorentz", 1e-3, None))
     U, S, Vh = torch.linalg.svd(A.detach(), full_matrices=False)
@@ -375,8 +375,8 @@ def _gauge_invariant_outputs(A):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("shape", [(4, 4), (5, 3), (2, 3, 5)])
-def test_gradcheck_and_gradgradcheck(dtype, shape):
-    A = torch.randn(*shape, dtype=dtype, requires_grad=True)
+def test_gradcheck_and_gradgradcheck(dtype, shape, device):
+    A = torch.randn(*shape, dtype=dtype, device=device, requires_grad=True)
     assert torch.autograd.gradcheck(_gauge_invariant_outputs, (A,))
     assert torch.autograd.gradgradcheck(_gauge_invariant_outputs, (A,))
 
@@ -398,18 +398,18 @@ def test_second_order_matches_torch():
 
 
 @pytest.mark.slow
-def test_torch_compile_fullgraph():
+def test_torch_compile_fullgraph(device):
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lin = torch.nn.Linear(3, 3, dtype=torch.float64)
+            self.lin = torch.nn.Linear(3, 3, dtype=torch.float64, device=device)
 
         def forward(self, x):
             U, S, Vh = safesvd.svd(self.lin(x))
             return (U @ Vh).sum() + S.sum()
 
     model = Model()
-    x = torch.randn(8, 3, 3, dtype=torch.float64)
+    x = torch.randn(8, 3, 3, dtype=torch.float64, device=device)
     compiled = torch.compile(model, fullgraph=True)  # default backend: inductor
     loss = compiled(x)
     loss.backward()

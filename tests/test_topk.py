@@ -1,4 +1,4 @@
-"""svd_rank1 and svd_topk: the implicit VJP of seeds 002 / 004, dense and matrix-free."""
+"""svd_rank1 and svd_topk: the implicit VJP of docs/math.md, "Dominant triplets", dense and matrix-free."""
 
 import pytest
 import torch
@@ -94,7 +94,7 @@ def test_rank_deficient_rest_of_spectrum():
 
 def topk_loss(W1, W2, k, decompose):
     """Invariant to signs and to rotations inside a degenerate kept block (and not a
-    matrix function at the degeneracy, which no guard makes exact, design.md 3.3)."""
+    matrix function at the degeneracy, which no guard makes exact, docs/math.md)."""
     def loss(A):
         U, S, Vh = decompose(A)
         U, S, Vh = U[..., :k], S[..., :k], Vh[..., :k, :]

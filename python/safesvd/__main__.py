@@ -1,4 +1,4 @@
-"""python -m safesvd demo    run the seeds' NaN cases with torch and with safesvd."""
+"""python -m safesvd demo    run the users' NaN cases with torch and with safesvd."""
 
 import sys
 

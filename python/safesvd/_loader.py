@@ -112,6 +112,7 @@ def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
 
     sources = [str(_CSRC / "safesvd.cpp")]
     sources += sorted(glob.glob(str(_CSRC / "aten" / "*.cpp")))
+    sources += sorted(glob.glob(str(_CSRC / "api" / "*.cpp")))
     sources += sorted(glob.glob(str(_CSRC / "cpu" / "*.cpp")))
     cuda = cuda_sources_wanted() if with_cuda is None else with_cuda
     cuda_flags = ["-O3", "--expt-relaxed-constexpr"]

@@ -1,4 +1,4 @@
-"""The k largest singular triplets and their VJP (design.md 3.6; seeds 002 and 004).
+"""The k largest singular triplets and their VJP (docs/math.md, "Dominant triplets").
 
 Backward, for A ~ U_k diag(S_k) V_k^H:
 
@@ -7,7 +7,7 @@ Backward, for A ~ U_k diag(S_k) V_k^H:
 - J is the guarded SVD backward of the kept block: the fused op `_svd_backward`
   applied to the k x k core (U = Vh = I, cotangents U_k^H gU and gVh V_k), so
   degeneracies inside the kept k are guarded and gauge-checked like `svd`.
-- [x_i; y_i] (the columns of X, Y) solve the K system of seed 004 for each kept
+- [x_i; y_i] (the columns of X, Y) solve the K system (docs/math.md) for each kept
   i, restricted to the complement P of the kept vectors:
       K_i = [[s_i I, -A], [-A^H, s_i I]],   K_i [x_i; y_i] = [(I - U U^H) gU_i; (I - V V^H) gV_i]
   P is K_i-invariant, so K_i + c Pi_kept (c = 2 s_1) is Hermitian positive definite

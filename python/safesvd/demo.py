@@ -1,4 +1,4 @@
-"""The users' NaN cases (../shared/seeds), with torch and with safesvd side by side.
+"""The users' NaN cases (docs/math.md, "Reported cases"), with torch and with safesvd side by side.
 
 Every safesvd gradient shown for a basis-independent loss is checked against
 float64 central finite differences; the demo exits non-zero if one is off.
@@ -65,7 +65,7 @@ def run() -> int:
     dt = torch.float64
     results = []
 
-    # Seed 000: norm(U S Vh) at diag(1, 1, 2, 3). Expected diag(.258, .258, .516, .775).
+    # Case 000: norm(U S Vh) at diag(1, 1, 2, 3). Expected diag(.258, .258, .516, .775).
     A = torch.diag(torch.tensor([1.0, 1.0, 2.0, 3.0], dtype=dt))
 
     def seed000(decompose):
@@ -74,7 +74,7 @@ def run() -> int:
             return torch.linalg.norm((U * S.unsqueeze(-2)) @ Vh)
         return loss
 
-    results.append(_case("seed 000: norm(U diag(S) Vh) at diag(1, 1, 2, 3)", A,
+    results.append(_case("case 000: norm(U diag(S) Vh) at diag(1, 1, 2, 3)", A,
                          seed000(lambda X: torch.linalg.svd(X, full_matrices=False)), seed000(safesvd.svd)))
 
     # Polar factor U Vh at repeated singular values (2, 2, 1): Procrustes / pose estimation.
@@ -90,7 +90,7 @@ def run() -> int:
     results.append(_case("polar factor U Vh at singular values (2, 2, 1)", A,
                          polar(lambda X: torch.linalg.svd(X, full_matrices=False)), polar(safesvd.svd)))
 
-    # Seed 003: one eigenvector of a degenerate pair (basis dependent: warns, stays finite).
+    # Case 003: one eigenvector of a degenerate pair (basis dependent: warns, stays finite).
     M = torch.tensor([[1.2039, 0, 0.3690, 0], [0, -1.2039, 0, 0.3690],
                       [0.3690, 0, -1.2039, 0], [0, 0.3690, 0, 1.2039]], dtype=dt)
 
@@ -100,10 +100,10 @@ def run() -> int:
             return Q[:, torch.argmin(L)].sum()
         return loss
 
-    results.append(_case("seed 003: sum of the eigenvector of the smallest (repeated) eigenvalue", M,
+    results.append(_case("case 003: sum of the eigenvector of the smallest (repeated) eigenvalue", M,
                          seed003(torch.linalg.eigh), seed003(safesvd.eigh), basis_independent=False))
 
-    # The basis-independent version of seed 003: the projector onto that eigenspace.
+    # The basis-independent version of case 003: the projector onto that eigenspace.
     Wp = torch.randn(4, 4, dtype=dt)
 
     def eigenprojector(decompose):
@@ -112,7 +112,7 @@ def run() -> int:
             return (Wp * (Q[:, :2] @ Q[:, :2].mT)).sum()
         return loss
 
-    results.append(_case("seed 003, basis independent: projector onto the repeated eigenspace", M,
+    results.append(_case("case 003, basis independent: projector onto the repeated eigenspace", M,
                          eigenprojector(torch.linalg.eigh), eigenprojector(safesvd.eigh)))
 
     # Rank deficiency: A A^T = U S^2 U^T of a rank-2 6x4 matrix (zero singular values).
@@ -142,7 +142,7 @@ def run() -> int:
     results.append(_case("covariance pooling: sqrtm of a covariance with eigenvalues (1, 1, 1, 4)", C,
                          sqrtm_torch, sqrtm_safe))
 
-    # A matrix function of the SVD at a repeated singular value (design.md 3.3).
+    # A matrix function of the SVD at a repeated singular value (docs/math.md, "What the guard gets right, and what it cannot").
     A = with_singular_values([3.0, 2.0, 1.0, 1.0], 4, 4)
     Wf = torch.randn(4, 4, dtype=dt)
 

@@ -39,7 +39,7 @@ int main() {
     check(at::allclose(at::matmul(U * S.unsqueeze(-2), Vh), A, 1e-10, 1e-10), "svd reconstructs A");
   }
 
-  // Backward at diag(1, 1, 2, 3) (seed 000): d||A||/dA = A / ||A||, finite.
+  // Backward at diag(1, 1, 2, 3) (docs/math.md, case 000): d||A||/dA = A / ||A||, finite.
   const Tensor A = at::diag(at::tensor({1.0, 1.0, 2.0, 3.0}, at::kDouble));
   auto [U, S, Vh] = svd.call(A, false, "pinv", std::nullopt, std::nullopt);
   const Tensor gS = S / S.norm();  // d||S||/dS
