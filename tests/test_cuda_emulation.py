@@ -22,7 +22,8 @@ pytestmark = pytest.mark.cuda_emulated
 
 def run(cmd, **kwargs):
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{cmd[0]} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (f"{cmd[0]} failed ({result.returncode}):\n"
+                                    f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
 
 
@@ -58,8 +59,8 @@ def test_shared_libraries(tmp_path):
     build = tmp_path / "ext"
     build.mkdir()
     plain = tmp_path / "libemu_plain.so"
-    gxx = subprocess.Popen([CXX, *CXXFLAGS, "-fPIC", "-shared", str(EMU_TESTS / "emulation_so.cpp"), "-o", str(plain), *LDLIBS],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    gxx = subprocess.Popen([CXX, *CXXFLAGS, "-fPIC", "-shared", str(EMU_TESTS / "emulation_so.cpp"), "-o", str(plain),
+                            *LDLIBS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         ext = cpp_extension.load(name="safesvd_emu_selftest_so", sources=[str(EMU_TESTS / "emulation_so.cpp")],
                                  extra_include_paths=[str(CSRC)], build_directory=str(build),
@@ -74,7 +75,8 @@ def test_shared_libraries(tmp_path):
     )
     # The cpp_extension library links libc10/libtorch without an rpath.
     torch_lib = os.path.join(os.path.dirname(cpp_extension.__file__), "..", "lib")
-    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [torch_lib, os.environ.get("LD_LIBRARY_PATH")])))
+    paths = [torch_lib, os.environ.get("LD_LIBRARY_PATH")]
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(p for p in paths if p))
     result = run([sys.executable, "-c", script, ext, plain], env=env)
     assert result.stdout.strip() == "[0, 0, 0, 0]", result.stdout + result.stderr
 

@@ -339,8 +339,10 @@ inline uint64_t warp_op(Op op, unsigned mask, uint64_t value, int arg, int width
   for (unsigned l = 0; l < kWarp; ++l) {
     if (!(mask >> l & 1u)) continue;
     if (warp * kWarp + l >= s.nthreads)
-      throw misuse("lane " + std::to_string(l) + " does not exist (the block has " + std::to_string(s.nthreads) + " threads)");
-    if (s.fibers[warp * kWarp + l].wait == Wait::Done) throw misuse("lane " + std::to_string(l) + " has already exited");
+      throw misuse("lane " + std::to_string(l) + " does not exist (the block has " + std::to_string(s.nthreads) +
+                   " threads)");
+    if (s.fibers[warp * kWarp + l].wait == Wait::Done)
+      throw misuse("lane " + std::to_string(l) + " has already exited");
   }
   Fiber& f = s.fibers[tid];
   f.value = value;
@@ -424,8 +426,8 @@ inline void thread_exited(State& s, unsigned tid) {
   for (const Group& g : s.open[tid / kWarp]) {
     if (!(g.mask >> lane & 1u)) continue;
     const unsigned waiter = first + static_cast<unsigned>(__builtin_ctz(g.arrived));
-    throw fail(s, thread_name(tid) + " (lane " + std::to_string(lane) + ") exited, but " + thread_name(waiter) + " waits for it in " +
-                      str(s.fibers[waiter].site) + " with mask " + hex(g.mask));
+    throw fail(s, thread_name(tid) + " (lane " + std::to_string(lane) + ") exited, but " + thread_name(waiter) +
+                      " waits for it in " + str(s.fibers[waiter].site) + " with mask " + hex(g.mask));
   }
 }
 
@@ -451,7 +453,8 @@ inline void release_barrier(State& s) {
       first = static_cast<int>(t);
     } else if (!same_site(f.site, s.fibers[static_cast<size_t>(first)].site)) {
       throw fail(s, "divergent barrier: " + thread_name(static_cast<unsigned>(first)) + " waits in " +
-                        str(s.fibers[static_cast<size_t>(first)].site) + " but " + thread_name(t) + " in " + str(f.site));
+                        str(s.fibers[static_cast<size_t>(first)].site) + " but " + thread_name(t) + " in " +
+                        str(f.site));
     }
     ++participants;
     count += f.value != 0;
@@ -570,7 +573,8 @@ inline Module* load_module(const std::string& path, uintptr_t bias) {
   struct stat st{};
   void* p = MAP_FAILED;
   if (fd >= 0) {
-    if (fstat(fd, &st) == 0 && st.st_size > 0) p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fstat(fd, &st) == 0 && st.st_size > 0)
+      p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
   }
   const char* base = static_cast<const char*>(p);
@@ -590,8 +594,8 @@ inline Module* load_module(const std::string& path, uintptr_t bias) {
     }
   }
   if (!table) {
-    std::fprintf(stderr, "safesvd emulation: cannot read the symbols of %s: its __shared__ variables are not NaN-filled\n",
-                 m->path.c_str());
+    std::fprintf(stderr, "safesvd emulation: cannot read the symbols of %s: its __shared__ variables are not "
+                         "NaN-filled\n", m->path.c_str());
     return m;
   }
   const std::string marker = "B" + std::to_string(std::strlen(SAFESVD_EMU_SHARED_TAG)) + SAFESVD_EMU_SHARED_TAG;
@@ -599,7 +603,8 @@ inline Module* load_module(const std::string& path, uintptr_t bias) {
   for (size_t i = 0; i < m->nsyms; ++i) {
     const Elf64_Sym& sym = m->syms[i];
     const char* name = m->strtab + sym.st_name;
-    if (ELF64_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_shndx == SHN_UNDEF || !std::strstr(name, marker.c_str())) continue;
+    if (ELF64_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_shndx == SHN_UNDEF || !std::strstr(name, marker.c_str()))
+      continue;
     uintptr_t addr = bias + sym.st_value;
     if (ELF64_ST_BIND(sym.st_info) == STB_GNU_UNIQUE && handle)
       if (void* used = dlsym(handle, name)) addr = reinterpret_cast<uintptr_t>(used);
@@ -653,14 +658,17 @@ inline const KernelInfo& kernel_info(const void* kernel) {
       const std::string name = m->strtab + sym.st_name;
       const std::string encoding = name.rfind("_Z", 0) == 0 ? name.substr(2) : std::to_string(name.size()) + name;
       for (const SharedVar& v : m->vars)
-        if (v.name.rfind("_ZZ" + encoding + "E", 0) == 0 || v.name.rfind("_ZZZ" + encoding, 0) == 0) static_bytes += v.size;
+        if (v.name.rfind("_ZZ" + encoding + "E", 0) == 0 || v.name.rfind("_ZZZ" + encoding, 0) == 0)
+          static_bytes += v.size;
       break;
     }
   }
   return r.kernels[kernel] = KernelInfo{static_bytes};
 }
 
-inline std::string dims(dim3 d) { return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")"; }
+inline std::string dims(dim3 d) {
+  return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
+}
 
 inline void check_launch(const void* kernel, const std::string& name, dim3 grid, dim3 block, size_t shared,
                          size_t static_shared) {
@@ -670,7 +678,8 @@ inline void check_launch(const void* kernel, const std::string& name, dim3 grid,
   if (!grid.x || !grid.y || !grid.z || !block.x || !block.y || !block.z)
     throw Error(what + "a dimension is 0 (cudaErrorInvalidConfiguration)");
   if (threads > kMaxThreadsPerBlock)
-    throw Error(what + std::to_string(threads) + " threads per block exceed the limit of 1024 (cudaErrorInvalidConfiguration)");
+    throw Error(what + std::to_string(threads) +
+                " threads per block exceed the limit of 1024 (cudaErrorInvalidConfiguration)");
   if (block.x > kMaxBlockX || block.y > kMaxBlockY || block.z > kMaxBlockZ)
     throw Error(what + "blockDim exceeds (1024, 1024, 64) (cudaErrorInvalidConfiguration)");
   if (grid.x > kMaxGridX || grid.y > kMaxGridYZ || grid.z > kMaxGridYZ)
@@ -679,8 +688,9 @@ inline void check_launch(const void* kernel, const std::string& name, dim3 grid,
     throw Error(what + "the kernel declares " + std::to_string(static_shared) +
                 " bytes of static __shared__ memory, more than 49152 (48 KiB); nvcc rejects that");
   if (shared + static_shared > kMaxSharedPerBlock)
-    throw Error(what + "with " + std::to_string(static_shared) + " bytes of static __shared__ memory this exceeds the limit "
-                "of 232448 bytes (227 KiB) of shared memory per block (cudaErrorInvalidValue)");
+    throw Error(what + "with " + std::to_string(static_shared) +
+                " bytes of static __shared__ memory this exceeds the limit of 232448 bytes (227 KiB) of shared memory "
+                "per block (cudaErrorInvalidValue)");
   if (shared > kDefaultMaxDynamicShared) {
     std::lock_guard<std::mutex> lock(optin_mutex());
     const auto it = optins().find(kernel);
@@ -827,7 +837,8 @@ inline void set_max_dynamic_shared(const void* kernel, int bytes) {
     static_bytes = detail::kernel_info(kernel).static_bytes;
   }
   if (bytes < 0 || static_cast<size_t>(bytes) + static_bytes > kMaxSharedPerBlock)
-    throw Error("safesvd emulation: cannot opt in to " + std::to_string(bytes) + " bytes of dynamic shared memory: with " +
+    throw Error("safesvd emulation: cannot opt in to " + std::to_string(bytes) +
+                " bytes of dynamic shared memory: with " +
                 std::to_string(static_bytes) + " bytes of static __shared__ memory the limit is 232448 bytes (227 KiB) "
                 "per block (cudaErrorInvalidValue)");
   std::lock_guard<std::mutex> lock(detail::optin_mutex());
@@ -837,7 +848,8 @@ inline void set_max_dynamic_shared(const void* kernel, int bytes) {
 namespace detail {
 template <typename T>
 uint64_t to_bits(T v) {
-  static_assert(std::is_arithmetic<T>::value && sizeof(T) <= 8, "warp shuffles take arithmetic types of at most 8 bytes");
+  static_assert(std::is_arithmetic<T>::value && sizeof(T) <= 8,
+                "warp shuffles take arithmetic types of at most 8 bytes");
   uint64_t b = 0;
   std::memcpy(&b, &v, sizeof(T));
   return b;
@@ -850,7 +862,8 @@ T from_bits(uint64_t b) {
 }
 [[noreturn]] inline void assert_fail(const char* expr, const char* file, int line, const char* func) {
   if (state().current >= 0)
-    throw Error(thread_name(static_cast<unsigned>(state().current)) + ": assertion failed: " + expr + " at " + file + ":" + std::to_string(line) + " in " + func);
+    throw Error(thread_name(static_cast<unsigned>(state().current)) + ": assertion failed: " + expr + " at " + file +
+                ":" + std::to_string(line) + " in " + func);
   __assert_fail(expr, file, static_cast<unsigned>(line), func);
 }
 }  // namespace detail
@@ -887,12 +900,14 @@ T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32, SAFESVD_EMU_SI
 template <typename T>
 T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32, SAFESVD_EMU_SITE_PARAMS) {
   using namespace safesvd_emu::detail;
-  return from_bits<T>(warp_op(Op::ShflUp, mask, to_bits(var), static_cast<int>(delta), width, SAFESVD_EMU_SITE("__shfl_up_sync")));
+  return from_bits<T>(
+      warp_op(Op::ShflUp, mask, to_bits(var), static_cast<int>(delta), width, SAFESVD_EMU_SITE("__shfl_up_sync")));
 }
 template <typename T>
 T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32, SAFESVD_EMU_SITE_PARAMS) {
   using namespace safesvd_emu::detail;
-  return from_bits<T>(warp_op(Op::ShflDown, mask, to_bits(var), static_cast<int>(delta), width, SAFESVD_EMU_SITE("__shfl_down_sync")));
+  return from_bits<T>(
+      warp_op(Op::ShflDown, mask, to_bits(var), static_cast<int>(delta), width, SAFESVD_EMU_SITE("__shfl_down_sync")));
 }
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32, SAFESVD_EMU_SITE_PARAMS) {
@@ -965,7 +980,9 @@ inline float __int_as_float(int x) { return safesvd_emu::detail::from_bits<float
 inline int __float_as_int(float x) { return static_cast<int>(safesvd_emu::detail::to_bits(x)); }
 inline float __uint_as_float(unsigned x) { return safesvd_emu::detail::from_bits<float>(x); }
 inline unsigned __float_as_uint(float x) { return static_cast<unsigned>(safesvd_emu::detail::to_bits(x)); }
-inline double __longlong_as_double(long long x) { return safesvd_emu::detail::from_bits<double>(static_cast<uint64_t>(x)); }
+inline double __longlong_as_double(long long x) {
+  return safesvd_emu::detail::from_bits<double>(static_cast<uint64_t>(x));
+}
 inline long long __double_as_longlong(double x) { return static_cast<long long>(safesvd_emu::detail::to_bits(x)); }
 
 // assert() in a kernel throws (CUDA: the launch fails with cudaErrorAssert)

@@ -95,8 +95,8 @@ void broken(const std::string& name, const Case& run) {
   use(kSchedules[0]);
   check(!caught.empty(), "BROKEN " + name + " not detected under any schedule");
   if (!caught.empty())
-    std::printf("  ok   BROKEN %-41s detected:%s%s%s\n", name.c_str(), caught.c_str(), missed.empty() ? "" : "; missed:",
-                missed.c_str());
+    std::printf("  ok   BROKEN %-41s detected:%s%s%s\n", name.c_str(), caught.c_str(),
+                missed.empty() ? "" : "; missed:", missed.c_str());
 }
 
 const float kNaN = std::nanf("");
@@ -183,9 +183,16 @@ bool vote_case() {
       all_block &= v >= 0;
       any_block |= v > 8;
     }
-    const unsigned want[emu_test::kVoteOut] = {ballot, unsigned(__builtin_popcount(ballot)), unsigned(__builtin_ffs(int(ballot))),
-                                               ballot ? unsigned(__builtin_clz(ballot)) : 32u, any, all, 0xffffffffu,
-                                               count, all_block, any_block};
+    const unsigned want[emu_test::kVoteOut] = {ballot,
+                                               unsigned(__builtin_popcount(ballot)),
+                                               unsigned(__builtin_ffs(int(ballot))),
+                                               ballot ? unsigned(__builtin_clz(ballot)) : 32u,
+                                               any,
+                                               all,
+                                               0xffffffffu,
+                                               count,
+                                               all_block,
+                                               any_block};
     for (int k = 0; k < emu_test::kVoteOut; ++k)
       if (out[w * emu_test::kVoteOut + k] != want[k]) return false;
   }
@@ -333,11 +340,14 @@ int main() {
   std::printf("misuse and limits\n");
   std::vector<unsigned> probe(64);
   std::vector<int> iout(1024, -1);
-  expect_error("1025 threads per block", [&] { emu_test::launch_poison_probe_config(probe.data(), 1, 1025, 0, nullptr); },
+  expect_error("1025 threads per block",
+               [&] { emu_test::launch_poison_probe_config(probe.data(), 1, 1025, 0, nullptr); },
                {"1025 threads per block exceed the limit of 1024"});
-  expect_error("blockDim.z = 65", [&] { emu_test::launch_poison_probe_config(probe.data(), 1, dim3(1, 1, 65), 0, nullptr); },
+  expect_error("blockDim.z = 65",
+               [&] { emu_test::launch_poison_probe_config(probe.data(), 1, dim3(1, 1, 65), 0, nullptr); },
                {"blockDim exceeds"});
-  expect_error("gridDim.y = 65536", [&] { emu_test::launch_poison_probe_config(probe.data(), dim3(1, 65536), 32, 0, nullptr); },
+  expect_error("gridDim.y = 65536",
+               [&] { emu_test::launch_poison_probe_config(probe.data(), dim3(1, 65536), 32, 0, nullptr); },
                {"gridDim exceeds"});
   expect_error("zero-sized grid", [&] { emu_test::launch_poison_probe_config(probe.data(), 0, 32, 0, nullptr); },
                {"a dimension is 0"});
@@ -353,7 +363,8 @@ int main() {
   correct("227 KiB - 128 dynamic shared after opt-in", [] { return poison_case(1, 64, 227 * 1024 - 128); });
   expect_error("240 KiB dynamic shared with opt-in", [&] { poison_case(1, 64, 240 * 1024); },
                {"232448 bytes (227 KiB)"});
-  expect_error("50 KiB of static __shared__", [&] { SAFESVD_LAUNCH(big_static_kernel, 1, 32, 0, nullptr)(iout.data()); },
+  expect_error("50 KiB of static __shared__",
+               [&] { SAFESVD_LAUNCH(big_static_kernel, 1, 32, 0, nullptr)(iout.data()); },
                {"51200 bytes of static __shared__ memory"});
   // With 40 KiB of static shared memory at most 187 KiB of dynamic can be opted in to.
   expect_error("opt-in to 200 KiB with 40 KiB static",
@@ -374,7 +385,8 @@ int main() {
                {"divergent barrier"});
   expect_error("shuffle naming an exited lane", [&] { emu_test::launch_exited_lane_shuffle(iout.data(), nullptr); },
                {"lane 5"});
-  expect_error("__syncwarp vs __syncthreads deadlock", [&] { emu_test::launch_warp_barrier_deadlock(iout.data(), nullptr); },
+  expect_error("__syncwarp vs __syncthreads deadlock",
+               [&] { emu_test::launch_warp_barrier_deadlock(iout.data(), nullptr); },
                {"deadlock"});
   // Exited threads do not hold up __syncthreads (hardware behaviour) ...
   correct("early return before __syncthreads (default)", [&] {

@@ -107,7 +107,8 @@ __device__ __forceinline__ void argmax_merge(float& v, int& idx, float ov, int o
 }
 
 template <int BLOCK>
-__global__ void argmax_kernel(const float* __restrict__ x, int n, float* __restrict__ out_val, int* __restrict__ out_idx) {
+__global__ void argmax_kernel(const float* __restrict__ x, int n, float* __restrict__ out_val,
+                              int* __restrict__ out_idx) {
   static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "whole warps");
   constexpr int kWarps = BLOCK / 32;
   __shared__ float warp_val[kWarps];
