@@ -71,6 +71,18 @@
 
 #define SAFESVD_CUDA_EMULATION 1
 
+// AddressSanitizer must be told about every switch between fiber stacks.
+#if defined(__SANITIZE_ADDRESS__)
+#define SAFESVD_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SAFESVD_EMU_ASAN 1
+#endif
+#endif
+#ifdef SAFESVD_EMU_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 // ------------------------------------------------------------ qualifiers
 // Guarded so that headers defining them first (e.g. for clang) keep theirs.
 #ifndef __global__
@@ -223,6 +235,7 @@ struct Fiber {
   uint64_t value = 0, result = 0;  // deposited operand; result set by whoever completes the op
   int arg = 0, width = 32;         // shuffle lane/delta/xor mask and width; barrier: participants
   unsigned mask = 0;
+  void* asan_fake_stack = nullptr;
 };
 
 // An open warp collective: the lanes of `mask` that have arrived so far.
@@ -248,6 +261,9 @@ struct State {
   unsigned char* dynamic = nullptr;
   size_t dynamic_bytes = 0;
   std::string kernel;
+  const void* scheduler_stack = nullptr;  // for AddressSanitizer
+  size_t scheduler_stack_size = 0;
+  void* scheduler_fake_stack = nullptr;
 
   void release_stacks() {
     for (void* p : stacks) munmap(p, stack_bytes + page());
@@ -276,11 +292,31 @@ inline State& kernel_state(const char* what) {
   return s;
 }
 
+// Stack switches, annotated for AddressSanitizer (no-ops otherwise). A null
+// fake-stack slot tells ASan that the stack being left is finished.
+inline void asan_leave(void** fake_stack, const void* bottom, size_t size) {
+#ifdef SAFESVD_EMU_ASAN
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+inline void asan_arrive(void* fake_stack, const void** bottom_old, size_t* size_old) {
+#ifdef SAFESVD_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, bottom_old, size_old);
+#else
+  (void)fake_stack, (void)bottom_old, (void)size_old;
+#endif
+}
+
 // Back to the scheduler; returns when the scheduler resumes this fiber. The
 // asm statements keep the compiler from caching shared memory across it.
 inline void suspend(State& s) {
   asm volatile("" ::: "memory");
-  swapcontext(&s.fibers[static_cast<size_t>(s.current)].ctx, &s.scheduler);
+  Fiber& f = s.fibers[static_cast<size_t>(s.current)];
+  asan_leave(&f.asan_fake_stack, s.scheduler_stack, s.scheduler_stack_size);
+  swapcontext(&f.ctx, &s.scheduler);
+  asan_arrive(f.asan_fake_stack, &s.scheduler_stack, &s.scheduler_stack_size);
   asm volatile("" ::: "memory");
 }
 
@@ -388,18 +424,23 @@ inline unsigned live_lanes() {
 
 inline void trampoline() {
   State& s = state();
+  asan_arrive(nullptr, &s.scheduler_stack, &s.scheduler_stack_size);
   try {
     s.body(s.body_arg);
   } catch (...) {
     s.error = std::current_exception();
   }
   s.fibers[static_cast<size_t>(s.current)].wait = Wait::Done;
+  asan_leave(nullptr, s.scheduler_stack, s.scheduler_stack_size);
 }  // returns to uc_link: the scheduler
 
 inline void resume(State& s, unsigned tid) {
   threadIdx = {tid % blockDim.x, tid / blockDim.x % blockDim.y, tid / (blockDim.x * blockDim.y)};
   s.current = static_cast<int>(tid);
+  const stack_t& stack = s.fibers[tid].ctx.uc_stack;
+  asan_leave(&s.scheduler_fake_stack, stack.ss_sp, stack.ss_size);
   swapcontext(&s.scheduler, &s.fibers[tid].ctx);
+  asan_arrive(s.scheduler_fake_stack, nullptr, nullptr);
   s.current = -1;
 }
 
@@ -508,6 +549,7 @@ inline void on_abort(int sig, siginfo_t* info, void* uc) {
   State& s = state();
   if (s.current >= 0) {
     s.aborted = true;
+    asan_leave(nullptr, s.scheduler_stack, s.scheduler_stack_size);
     setcontext(&s.scheduler);
   }
   const struct sigaction& prev = previous_abort_action();
@@ -560,8 +602,8 @@ struct Registry {
   std::map<const void*, KernelInfo> kernels;
   std::vector<std::pair<uintptr_t, size_t>> poison;  // every __shared__ variable known so far
 };
-inline Registry& registry() {  // guarded by launch_mutex()
-  static Registry r;
+inline Registry& registry() {  // guarded by launch_mutex(); never destroyed, kernels may run in atexit handlers
+  static Registry& r = *new Registry;
   return r;
 }
 

@@ -442,6 +442,20 @@ int main() {
     return true;
   });
 
+  {
+    // Options come from the environment for each new OS thread.
+    Order seen = Order::Forward;
+    std::string bad;
+    setenv("SAFESVD_EMU_ORDER", "reverse", 1);
+    std::thread([&] { seen = safesvd_emu::options().order; }).join();
+    setenv("SAFESVD_EMU_ORDER", "backwards", 1);
+    std::thread([&] { bad = error_of([] { safesvd_emu::options(); }); }).join();
+    unsetenv("SAFESVD_EMU_ORDER");
+    check(seen == Order::Reverse, "SAFESVD_EMU_ORDER=reverse selects Order::Reverse");
+    check(bad.find("SAFESVD_EMU_ORDER must be") != std::string::npos, "a bad SAFESVD_EMU_ORDER throws, got: " + bad);
+    if (seen == Order::Reverse && !bad.empty()) std::printf("  ok   %-48s\n", "SAFESVD_EMU_ORDER from the environment");
+  }
+
   std::printf("threads\n");
   {
     // Two OS threads launching at once, each with its own schedule.
