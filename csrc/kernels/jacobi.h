@@ -78,8 +78,6 @@ template <> struct Tr<float> {
   SAFESVD_HD static constexpr float eps() { return 1.1920928955078125e-07f; }      // 2^-23
   SAFESVD_HD static constexpr float max_finite() { return 3.4028234663852886e+38f; }
   SAFESVD_HD static constexpr float min_normal() { return 1.1754943508222875e-38f; }
-  // |gamma| below this is never rotated: gamma^2 and alpha*beta stay normal.
-  SAFESVD_HD static constexpr float rot_floor() { return 2.168404344971009e-19f; }  // 2^-62
   // Above this |zeta|, sqrt(1 + zeta^2) == |zeta| in T (and zeta^2 may overflow).
   SAFESVD_HD static constexpr float big() { return 16777216.0f; }                   // 2^24
 };
@@ -92,7 +90,6 @@ template <> struct Tr<double> {
   SAFESVD_HD static constexpr double eps() { return 2.220446049250313e-16; }        // 2^-52
   SAFESVD_HD static constexpr double max_finite() { return 1.7976931348623157e+308; }
   SAFESVD_HD static constexpr double min_normal() { return 2.2250738585072014e-308; }
-  SAFESVD_HD static constexpr double rot_floor() { return 1.4916681462400413e-154; }  // 2^-510
   SAFESVD_HD static constexpr double big() { return 9007199254740992.0; }             // 2^53
 };
 
@@ -208,10 +205,12 @@ SAFESVD_HD void scale_tile(T* A, int64_t ld, T* inv, typename Tr<T>::I* ok) {
 
 // Jacobi rotation that diagonalizes the symmetric 2x2 [[app, apq], [apq, aqq]]
 // (Rutishauser): zeta = (aqq - app) / (2 apq), t = sign(zeta) / (|zeta| +
-// sqrt(1 + zeta^2)) (the smaller angle), c = 1/sqrt(1 + t^2), s = t c.
-// rot == false gives exactly t = 0, c = 1, s = 0 (identity).
+// sqrt(1 + zeta^2)) (the smaller angle), c = 1/sqrt(1 + t^2), s = t c, and
+// tau = s / (1 + c) for the update form x - s (y + tau x), whose rounding error
+// is proportional to |s| (small in the late sweeps) instead of to 1.
+// rot == false gives exactly t = s = tau = 0 (identity).
 template <typename T>
-SAFESVD_HD void rotation(T app, T aqq, T apq, bool rot, T& c, T& s, T& t) {
+SAFESVD_HD void rotation(T app, T aqq, T apq, bool rot, T& s, T& t, T& tau) {
   const T g = rot ? apq : T(1);
   const T zeta = (aqq - app) / (g + g);
   const T az = jabs(zeta);
@@ -219,17 +218,20 @@ SAFESVD_HD void rotation(T app, T aqq, T apq, bool rot, T& c, T& s, T& t) {
   T tt = T(1) / (az + root);
   tt = zeta < T(0) ? -tt : tt;
   tt = rot ? tt : T(0);
-  const T cc = T(1) / jsqrt(jfma(tt, tt, T(1)));
-  c = cc;
-  s = tt * cc;
+  const T r2 = jsqrt(jfma(tt, tt, T(1)));  // 1/c
+  s = tt / r2;
+  tau = tt / (T(1) + r2);  // tan(theta/2) = s / (1 + c)
   t = tt;
 }
 
 // Convergence tolerances (relative): one-sided |a_p.a_q| <= tol ||a_p|| ||a_q||,
-// two-sided |a_pq| <= tol sqrt(|a_pp a_qq|). The dot product's own rounding is
-// up to ~M eps relative, so the one-sided tolerance must be above that.
-template <typename T, int M> SAFESVD_HD constexpr T svd_tol() { return T(M < 4 ? 4 : M) * Tr<T>::eps(); }
-template <typename T, int N> SAFESVD_HD constexpr T eigh_tol() { return T(N < 4 ? 4 : N) * Tr<T>::eps(); }
+// two-sided |a_pq| <= tol sqrt(|a_pp a_qq|). The computed dot product a_p.a_q
+// carries rounding of typically sqrt(M) eps/2 (at most M eps/2) relative to
+// ||a_p|| ||a_q||, so the one-sided tolerance is 2 ceil(sqrt(M)) eps; the
+// two-sided rotation sets a_pq to exactly 0, so eps is reachable there.
+SAFESVD_HD constexpr int jac_isqrt_ceil(int m) { return m <= 1 ? 1 : m <= 4 ? 2 : m <= 9 ? 3 : m <= 16 ? 4 : m <= 25 ? 5 : m <= 36 ? 6 : m <= 49 ? 7 : 8; }
+template <typename T, int M> SAFESVD_HD constexpr T svd_tol() { return T(2 * jac_isqrt_ceil(M)) * Tr<T>::eps(); }
+template <typename T, int N> SAFESVD_HD constexpr T eigh_tol() { return Tr<T>::eps(); }
 
 // Gram-Schmidt (two passes) of column j of the M x C row-major lane matrix Q
 // against columns 0..j-1 (assumed orthonormal), then normalization. Returns in
@@ -317,18 +319,19 @@ template <int W, typename I> SAFESVD_HD int any_lane(const I* m) {
   return a != I(0);
 }
 
-// Apply the rotation (c, s) to columns p, q of the R x C lane matrix X:
-//   x_p <- c x_p - s x_q,  x_q <- s x_p + c x_q.
+// Apply the rotation to columns p, q of the R x C lane matrix X:
+//   x_p <- c x_p - s x_q = x_p - s (x_q + tau x_p),
+//   x_q <- s x_p + c x_q = x_q + s (x_p - tau x_q).
 template <int R, int C, int W, typename T>
-SAFESVD_HD void rotate_columns(T* X, int64_t ld, int p, int q, const T* c, const T* s) {
+SAFESVD_HD void rotate_columns(T* X, int64_t ld, int p, int q, const T* s, const T* tau) {
   SAFESVD_JAC_SIMD
   for (int l = 0; l < W; ++l) {
     SAFESVD_JAC_UNROLL
     for (int i = 0; i < R; ++i) {
       const T xp = X[(i * C + p) * ld + l];
       const T xq = X[(i * C + q) * ld + l];
-      X[(i * C + p) * ld + l] = jfma(c[l], xp, -s[l] * xq);
-      X[(i * C + q) * ld + l] = jfma(s[l], xp, c[l] * xq);
+      X[(i * C + p) * ld + l] = jfma(-s[l], jfma(tau[l], xp, xq), xp);
+      X[(i * C + q) * ld + l] = jfma(s[l], jfma(-tau[l], xq, xp), xq);
     }
   }
 }
@@ -371,7 +374,8 @@ template <int M, int N, int W, typename T>
 SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I* rotated, bool force) {
   using I = typename Tr<T>::I;
   constexpr T tol = svd_tol<T, M>();
-  T c[W], s[W];
+  constexpr T floor_abs = Tr<T>::eps() * Tr<T>::eps();
+  T s[W], tau[W];
   I r[W];
   SAFESVD_JAC_SIMD
   for (int l = 0; l < W; ++l) {
@@ -384,15 +388,20 @@ SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I*
       be = jfma(aq, aq, be);
       ga = jfma(ap, aq, ga);
     }
-    // rot: |gamma| > tol sqrt(alpha beta), and gamma not at the underflow level.
-    const bool rot = force ? (ga != T(0)) : (jabs(ga) > Tr<T>::rot_floor() && ga * ga > (tol * tol) * (al * be));
+    // rot: |gamma| > tol sqrt(alpha beta) and |gamma| > eps^2 (absolute, in the
+    // scaled units where max|a_ij| is in [1, 2)). The absolute floor stops the
+    // otherwise linear (factor eps per sweep, down to underflow) convergence of a
+    // rounding-noise column that is parallel to a large one (exactly rank-
+    // deficient input); skipping such a pair moves the singular values by
+    // O(eps^2) ||A||. It also keeps gamma^2 and alpha*beta normal.
+    const bool rot = force ? (ga != T(0)) : (jabs(ga) > floor_abs && ga * ga > (tol * tol) * (al * be));
     T t;
-    rotation(al, be, ga, rot, c[l], s[l], t);
+    rotation(al, be, ga, rot, s[l], t, tau[l]);
     r[l] = I(rot);
   }
   if (!any_lane<W>(r)) return 0;
-  rotate_columns<M, N, W, T>(A, ld, p, q, c, s);
-  rotate_columns<N, N, W, T>(V, ld, p, q, c, s);
+  rotate_columns<M, N, W, T>(A, ld, p, q, s, tau);
+  rotate_columns<N, N, W, T>(V, ld, p, q, s, tau);
   for (int l = 0; l < W; ++l) rotated[l] |= r[l];
   return 1;
 }
@@ -403,7 +412,7 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
   using I = typename Tr<T>::I;
   constexpr T tol = eigh_tol<T, N>();
   constexpr T floor_abs = Tr<T>::eps() * Tr<T>::eps();  // relative to max|a_ij| in [1, 2)
-  T c[W], s[W], t[W], app[W], aqq[W], apq[W];
+  T s[W], t[W], tau[W], app[W], aqq[W], apq[W];
   I r[W];
   SAFESVD_JAC_SIMD
   for (int l = 0; l < W; ++l) {
@@ -412,7 +421,7 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
     const T xpq = A[(p * N + q) * ld + l];
     const bool rot = force ? (xpq != T(0))
                            : (jabs(xpq) > floor_abs && xpq * xpq > (tol * tol) * jabs(xpp * xqq));
-    rotation(xpp, xqq, xpq, rot, c[l], s[l], t[l]);
+    rotation(xpp, xqq, xpq, rot, s[l], t[l], tau[l]);
     app[l] = xpp;
     aqq[l] = xqq;
     apq[l] = xpq;
@@ -427,8 +436,8 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
     for (int k = 0; k < N; ++k) {
       const T akp = A[(k * N + p) * ld + l];
       const T akq = A[(k * N + q) * ld + l];
-      const T np = jfma(c[l], akp, -s[l] * akq);
-      const T nq = jfma(s[l], akp, c[l] * akq);
+      const T np = jfma(-s[l], jfma(tau[l], akp, akq), akp);
+      const T nq = jfma(s[l], jfma(-tau[l], akq, akp), akq);
       A[(k * N + p) * ld + l] = np;
       A[(p * N + k) * ld + l] = np;
       A[(k * N + q) * ld + l] = nq;
@@ -440,7 +449,7 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
     A[(p * N + q) * ld + l] = rot ? T(0) : apq[l];
     A[(q * N + p) * ld + l] = rot ? T(0) : apq[l];
   }
-  rotate_columns<N, N, W, T>(Q, ld, p, q, c, s);
+  rotate_columns<N, N, W, T>(Q, ld, p, q, s, tau);
   for (int l = 0; l < W; ++l) rotated[l] |= r[l];
   return 1;
 }
