@@ -101,6 +101,17 @@ SAFESVD_HD double jabs(double x) { return fabs(x); }
 SAFESVD_HD float jfma(float a, float b, float c) { return fmaf(a, b, c); }
 SAFESVD_HD double jfma(double a, double b, double c) { return fma(a, b, c); }
 
+// 1/x where c, else 0; c must imply x != 0, x finite. Written as arithmetic on
+// m = c ? 1 : 0 (exact) rather than as c ? 1/x : 0 or 1/(c ? x : 1): g++
+// folds both of those into a branch around the division, which under the
+// default -ftrapping-math blocks if-conversion and the lane loop's
+// vectorization.
+template <typename T> SAFESVD_HD T recip_where(bool c, T x) {
+  const T m = c ? T(1) : T(0);
+  const T den = jfma(x, m, T(1) - m);  // c ? x : 1
+  return (T(1) / den) * m;
+}
+
 // Bit casts (no <cstring>): CUDA intrinsics on the device, __builtin_memcpy on
 // gcc/clang hosts, a union elsewhere.
 SAFESVD_HD uint32_t to_bits(float x) {
@@ -191,33 +202,44 @@ SAFESVD_HD void scale_tile(T* A, int64_t ld, T* inv, typename Tr<T>::I* ok) {
     m = m > hi ? hi : m;
     const B be = to_bits(m) >> Tr<T>::kMant;  // biased exponent (sign is 0)
     const B bias = B(Tr<T>::kBias);
-    scale[l] = ok[l] ? from_bits<T>((bias + bias - be) << Tr<T>::kMant) : T(0);
+    scale[l] = from_bits<T>((bias + bias - be) << Tr<T>::kMant);
     inv[l] = from_bits<T>(be << Tr<T>::kMant);
   }
   for (int e = 0; e < E; ++e) {
     SAFESVD_JAC_SIMD
     for (int l = 0; l < W; ++l) {
-      const T a = A[e * ld + l];
-      A[e * ld + l] = ok[l] ? a * scale[l] : T(0);
+      // Select first, then multiply: no arithmetic inside a conditional (see
+      // rotation() on if-conversion).
+      const T a = ok[l] ? A[e * ld + l] : T(0);
+      A[e * ld + l] = a * scale[l];
     }
   }
 }
 
 // Jacobi rotation that diagonalizes the symmetric 2x2 [[app, apq], [apq, aqq]]
-// (Rutishauser): zeta = (aqq - app) / (2 apq), t = sign(zeta) / (|zeta| +
-// sqrt(1 + zeta^2)) (the smaller angle), c = 1/sqrt(1 + t^2), s = t c, and
-// tau = s / (1 + c) for the update form x - s (y + tau x), whose rounding error
-// is proportional to |s| (small in the late sweeps) instead of to 1.
-// rot == false gives exactly t = s = tau = 0 (identity).
+// with Rutishauser's smaller angle, t = sign(zeta) / (|zeta| + sqrt(1 +
+// zeta^2)), zeta = (aqq - app) / (2 apq), written without the zeta division:
+//   d = aqq - app, h = sqrt(d^2 + 4 apq^2), t = sign(d) 2 apq / (|d| + h),
+// so |t| <= 1; then c = 1/sqrt(1 + t^2), s = t c, and tau = s / (1 + c) =
+// t / (1 + sqrt(1 + t^2)) for the update form x - s (y + tau x), whose rounding
+// error is proportional to |s| (small in the late sweeps) instead of to 1.
+// rot == false gives exactly t = s = tau = 0 (identity). Callers rotate only
+// when |apq| > eps^2 (scaled units, entries < 2), so apq^2 and d^2 are normal
+// and far from overflow.
+// Every select here is between already computed values or is arithmetic with
+// m = 0/1 (exact for finite input): a select that g++ can turn into a branch
+// around a multiply, divide or sqrt blocks if-conversion (sqrt calls, and any
+// trapping operation under the default -ftrapping-math), and with it the
+// vectorization of the whole lane loop.
 template <typename T>
 SAFESVD_HD void rotation(T app, T aqq, T apq, bool rot, T& s, T& t, T& tau) {
-  const T g = rot ? apq : T(1);
-  const T zeta = (aqq - app) / (g + g);
-  const T az = jabs(zeta);
-  const T root = az > Tr<T>::big() ? az : jsqrt(jfma(az, az, T(1)));
-  T tt = T(1) / (az + root);
-  tt = zeta < T(0) ? -tt : tt;
-  tt = rot ? tt : T(0);
+  const T m = rot ? T(1) : T(0);
+  const T d = aqq - app;
+  const T g2 = (apq + apq) * m;
+  const T h = jsqrt(jfma(d, d, g2 * g2));
+  const T den = (jabs(d) + h) + (T(1) - m);  // > 0: >= |2 apq| if rot, >= 1 if not
+  T tt = g2 / den;
+  tt = d < T(0) ? -tt : tt;
   const T r2 = jsqrt(jfma(tt, tt, T(1)));  // 1/c
   s = tt / r2;
   tau = tt / (T(1) + r2);  // tan(theta/2) = s / (1 + c)
@@ -302,13 +324,19 @@ SAFESVD_HD void complete_column(T* Q, int64_t ld, int j, const typename Tr<T>::I
       Q[(i * C + j) * ld + l] = idx[l] == i ? T(1) : T(0);
     }
   }
-  T nrm[W];
+  T nrm[W], rn[W], mk[W];
   gs_column<M, C, W, T>(Q, ld, j, nrm);
+  SAFESVD_JAC_SIMD
+  for (int l = 0; l < W; ++l) {
+    rn[l] = recip_where(nrm[l] > T(0), nrm[l]);
+    mk[l] = need[l] ? T(1) : T(0);
+  }
   for (int i = 0; i < M; ++i) {
     SAFESVD_JAC_SIMD
     for (int l = 0; l < W; ++l) {
-      const T e = Q[(i * C + j) * ld + l] / nrm[l];
-      Q[(i * C + j) * ld + l] = need[l] ? e : tmp[i * W + l];
+      // need ? e : old, as exact arithmetic (both finite).
+      const T e = Q[(i * C + j) * ld + l] * rn[l];
+      Q[(i * C + j) * ld + l] = jfma(e, mk[l], tmp[i * W + l] * (T(1) - mk[l]));
     }
   }
 }
@@ -364,14 +392,14 @@ template <int E, int W, typename T>
 SAFESVD_HD void nan_bad_lanes(T* X, int64_t ld, const typename Tr<T>::I* ok) {
   for (int e = 0; e < E; ++e) {
     SAFESVD_JAC_SIMD
-    for (int l = 0; l < W; ++l) X[e * ld + l] = ok[l] ? X[e * ld + l] : quiet_nan<T>();
+    for (int l = 0; l < W; ++l) X[e * ld + l] = ok[l] ? X[e * ld + l] : quiet_nan<T>();  // values only
   }
 }
 
 // One (p, q) step of one-sided Jacobi on the M x N lane matrix A, accumulating
 // into V. Returns whether any lane rotated; rotated[l] |= that lane rotated.
-template <int M, int N, int W, typename T>
-SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I* rotated, bool force) {
+template <int M, int N, int W, bool kForce, typename T>
+SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I* rotated) {
   using I = typename Tr<T>::I;
   constexpr T tol = svd_tol<T, M>();
   constexpr T floor_abs = Tr<T>::eps() * Tr<T>::eps();
@@ -394,11 +422,13 @@ SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I*
     // rounding-noise column that is parallel to a large one (exactly rank-
     // deficient input); skipping such a pair moves the singular values by
     // O(eps^2) ||A||. It also keeps gamma^2 and alpha*beta normal.
-    const bool rot = force ? (ga != T(0)) : (jabs(ga) > floor_abs && ga * ga > (tol * tol) * (al * be));
+    const bool rot = (jabs(ga) > floor_abs) & (kForce | (ga * ga > (tol * tol) * (al * be)));
     T t;
     rotation(al, be, ga, rot, s[l], t, tau[l]);
     r[l] = I(rot);
   }
+  // Skip the update when no lane rotates (measured: always applying the
+  // identity rotations is slower at every size, despite the mispredictions).
   if (!any_lane<W>(r)) return 0;
   rotate_columns<M, N, W, T>(A, ld, p, q, s, tau);
   rotate_columns<N, N, W, T>(V, ld, p, q, s, tau);
@@ -407,8 +437,8 @@ SAFESVD_HD int svd_pair(T* A, T* V, int64_t ld, int p, int q, typename Tr<T>::I*
 }
 
 // One (p, q) step of two-sided Jacobi on the full symmetric N x N lane matrix A.
-template <int N, int W, typename T>
-SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I* rotated, bool force) {
+template <int N, int W, bool kForce, typename T>
+SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I* rotated) {
   using I = typename Tr<T>::I;
   constexpr T tol = eigh_tol<T, N>();
   constexpr T floor_abs = Tr<T>::eps() * Tr<T>::eps();  // relative to max|a_ij| in [1, 2)
@@ -419,8 +449,7 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
     const T xpp = A[(p * N + p) * ld + l];
     const T xqq = A[(q * N + q) * ld + l];
     const T xpq = A[(p * N + q) * ld + l];
-    const bool rot = force ? (xpq != T(0))
-                           : (jabs(xpq) > floor_abs && xpq * xpq > (tol * tol) * jabs(xpp * xqq));
+    const bool rot = (jabs(xpq) > floor_abs) & (kForce | (xpq * xpq > (tol * tol) * jabs(xpp * xqq)));
     rotation(xpp, xqq, xpq, rot, s[l], t[l], tau[l]);
     app[l] = xpp;
     aqq[l] = xqq;
@@ -487,13 +516,15 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
 
   if (N == 2) {
     // Closed form: one exact rotation makes the two columns orthogonal.
-    svd_pair<M, N, W, T>(A, V, ld, 0, 1, nsweep, true);
+    svd_pair<M, N, W, true, T>(A, V, ld, 0, 1, nsweep);
   } else if (N > 2) {
     for (int sweep = 0; sweep < max_sweeps; ++sweep) {
       for (int l = 0; l < W; ++l) rot_sweep[l] = I(0);
       int any = 0;
+      // Row-cyclic order. (A round-robin order, whose consecutive pairs are
+      // independent, measured no faster: the pair step is throughput-bound.)
       for (int p = 0; p < N - 1; ++p)
-        for (int q = p + 1; q < N; ++q) any |= svd_pair<M, N, W, T>(A, V, ld, p, q, rot_sweep, false);
+        for (int q = p + 1; q < N; ++q) any |= svd_pair<M, N, W, false, T>(A, V, ld, p, q, rot_sweep);
       for (int l = 0; l < W; ++l) nsweep[l] += rot_sweep[l];
       if (!any) break;
     }
@@ -529,7 +560,7 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
       SAFESVD_JAC_SIMD
       for (int l = 0; l < W; ++l) {
         const T sj = S[j * ld + l];
-        const T rs = sj >= Tr<T>::min_normal() ? T(1) / sj : T(0);
+        const T rs = recip_where(sj >= Tr<T>::min_normal(), sj);
         SAFESVD_JAC_UNROLL
         for (int i = 0; i < M; ++i) U[(i * UC + j) * ld + l] = A[(i * N + j) * ld + l] * rs;
       }
@@ -546,7 +577,7 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
     for (int l = 0; l < W; ++l) {
       const bool good = nrm[l] > T(0.25);
       need[l] = I(!good);
-      const T rn = good ? T(1) / nrm[l] : T(0);
+      const T rn = recip_where(good, nrm[l]);
       SAFESVD_JAC_UNROLL
       for (int i = 0; i < M; ++i) U[(i * UC + j) * ld + l] *= rn;
     }
@@ -555,7 +586,7 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
   // Undo the scaling, NaN for non-finite input, info.
   for (int j = 0; j < N; ++j) {
     SAFESVD_JAC_SIMD
-    for (int l = 0; l < W; ++l) S[j * ld + l] = ok[l] ? S[j * ld + l] * inv[l] : quiet_nan<T>();
+    for (int l = 0; l < W; ++l) S[j * ld + l] = (ok[l] ? S[j * ld + l] : quiet_nan<T>()) * inv[l];
   }
   nan_bad_lanes<M * UC, W, T>(U, ld, ok);
   nan_bad_lanes<N * N, W, T>(V, ld, ok);
@@ -586,13 +617,13 @@ SAFESVD_HD void jacobi_eigh_tile(T* A, T* L, T* Q, int64_t ld, int* info, int ma
   }
 
   if (N == 2) {
-    eigh_pair<N, W, T>(A, Q, ld, 0, 1, nsweep, true);  // exact: a_pq <- 0
+    eigh_pair<N, W, true, T>(A, Q, ld, 0, 1, nsweep);  // exact: a_pq <- 0
   } else if (N > 2) {
     for (int sweep = 0; sweep < max_sweeps; ++sweep) {
       for (int l = 0; l < W; ++l) rot_sweep[l] = I(0);
       int any = 0;
       for (int p = 0; p < N - 1; ++p)
-        for (int q = p + 1; q < N; ++q) any |= eigh_pair<N, W, T>(A, Q, ld, p, q, rot_sweep, false);
+        for (int q = p + 1; q < N; ++q) any |= eigh_pair<N, W, false, T>(A, Q, ld, p, q, rot_sweep);
       for (int l = 0; l < W; ++l) nsweep[l] += rot_sweep[l];
       if (!any) break;
     }
@@ -614,7 +645,7 @@ SAFESVD_HD void jacobi_eigh_tile(T* A, T* L, T* Q, int64_t ld, int* info, int ma
   }
   for (int j = 0; j < N; ++j) {
     SAFESVD_JAC_SIMD
-    for (int l = 0; l < W; ++l) L[j * ld + l] = ok[l] ? L[j * ld + l] * inv[l] : quiet_nan<T>();
+    for (int l = 0; l < W; ++l) L[j * ld + l] = (ok[l] ? L[j * ld + l] : quiet_nan<T>()) * inv[l];
   }
   nan_bad_lanes<N * N, W, T>(Q, ld, ok);
   for (int l = 0; l < W; ++l) {
