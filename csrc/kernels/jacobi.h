@@ -17,7 +17,8 @@
 //  * -fno-math-errno is needed for g++ to vectorize sqrt (otherwise every sqrt
 //    is a scalar call guarded for errno and the lane loops stay scalar).
 //  * -mavx2 -mfma (or -march=haswell) for the measured speed; the code also
-//    compiles for baseline x86-64 (SSE2), it is then ~2x slower.
+//    compiles for baseline x86-64 (SSE2, no FMA), where it is several times
+//    slower (docs/jacobi.md has numbers).
 //  * -fopenmp or -fopenmp-simd is not required: without _OPENMP the lane loops
 //    carry `GCC ivdep` instead of `omp simd`.
 #pragma once
@@ -98,8 +99,16 @@ SAFESVD_HD float jsqrt(float x) { return sqrtf(x); }
 SAFESVD_HD double jsqrt(double x) { return sqrt(x); }
 SAFESVD_HD float jabs(float x) { return fabsf(x); }
 SAFESVD_HD double jabs(double x) { return fabs(x); }
+// Fused multiply-add where the hardware has it; a*b + c otherwise (without
+// hardware FMA, fmaf/fma are correctly rounded software routines, ~20x slower;
+// nothing here needs the single rounding).
+#if defined(__CUDA_ARCH__) || defined(__FMA__) || defined(__FP_FAST_FMA) || defined(__aarch64__)
 SAFESVD_HD float jfma(float a, float b, float c) { return fmaf(a, b, c); }
 SAFESVD_HD double jfma(double a, double b, double c) { return fma(a, b, c); }
+#else
+SAFESVD_HD float jfma(float a, float b, float c) { return a * b + c; }
+SAFESVD_HD double jfma(double a, double b, double c) { return a * b + c; }
+#endif
 
 // 1/x where c, else 0; c must imply x != 0, x finite. Written as arithmetic on
 // m = c ? 1 : 0 (exact) rather than as c ? 1/x : 0 or 1/(c ? x : 1): g++
@@ -457,26 +466,27 @@ SAFESVD_HD int eigh_pair(T* A, T* Q, int64_t ld, int p, int q, typename Tr<T>::I
     r[l] = I(rot);
   }
   if (!any_lane<W>(r)) return 0;
-  // Rows/columns k: a_kp <- c a_kp - s a_kq, a_kq <- s a_kp + c a_kq (mirrored).
-  // k = p, q produce garbage in the 2x2 block, which is then overwritten.
+  // Only the upper triangle is read and updated (element (i, j), i <= j):
+  // a_kp <- c a_kp - s a_kq, a_kq <- s a_kp + c a_kq for every k; k = p, q
+  // write garbage into the 2x2 block (p,p), (p,q), (q,q), which is then set.
+  SAFESVD_JAC_UNROLL
+  for (int k = 0; k < N; ++k) {
+    const int64_t ep = (k < p ? k * N + p : p * N + k) * ld;
+    const int64_t eq = (k < q ? k * N + q : q * N + k) * ld;
+    SAFESVD_JAC_SIMD
+    for (int l = 0; l < W; ++l) {
+      const T akp = A[ep + l];
+      const T akq = A[eq + l];
+      A[ep + l] = jfma(-s[l], jfma(tau[l], akp, akq), akp);
+      A[eq + l] = jfma(s[l], jfma(-tau[l], akq, akp), akq);
+    }
+  }
   SAFESVD_JAC_SIMD
   for (int l = 0; l < W; ++l) {
-    SAFESVD_JAC_UNROLL
-    for (int k = 0; k < N; ++k) {
-      const T akp = A[(k * N + p) * ld + l];
-      const T akq = A[(k * N + q) * ld + l];
-      const T np = jfma(-s[l], jfma(tau[l], akp, akq), akp);
-      const T nq = jfma(s[l], jfma(-tau[l], akq, akp), akq);
-      A[(k * N + p) * ld + l] = np;
-      A[(p * N + k) * ld + l] = np;
-      A[(k * N + q) * ld + l] = nq;
-      A[(q * N + k) * ld + l] = nq;
-    }
     const bool rot = r[l] != I(0);
     A[(p * N + p) * ld + l] = jfma(-t[l], apq[l], app[l]);
     A[(q * N + q) * ld + l] = jfma(t[l], apq[l], aqq[l]);
     A[(p * N + q) * ld + l] = rot ? T(0) : apq[l];
-    A[(q * N + p) * ld + l] = rot ? T(0) : apq[l];
   }
   rotate_columns<N, N, W, T>(Q, ld, p, q, s, tau);
   for (int l = 0; l < W; ++l) rotated[l] |= r[l];
@@ -597,7 +607,9 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
 }
 
 // Symmetric eigendecomposition of W matrices N x N. A: full symmetric N*N
-// (destroyed; the caller mirrors the UPLO triangle). L: N values ascending;
+// (destroyed; the caller mirrors the UPLO triangle). Only the upper triangle
+// (i <= j) is read, so a caller may also load just that triangle of the N*N
+// layout; the strict lower triangle is ignored (also when not symmetric). L: N values ascending;
 // Q: N x N, column j the eigenvector of L[j]. info, sweeps as above.
 template <int N, int W, typename T>
 SAFESVD_HD void jacobi_eigh_tile(T* A, T* L, T* Q, int64_t ld, int* info, int max_sweeps, int* sweeps = nullptr) {
