@@ -519,7 +519,7 @@ SAFESVD_HD void jacobi_svd_tile(T* A, T* U, T* S, T* V, int64_t ld, int* info, i
   scale_tile<M * N, W, T>(A, ld, inv, ok);
   set_identity<N, W, T>(V, ld);
   for (int l = 0; l < W; ++l) {
-    rot_sweep[l] = I(0);
+    rot_sweep[l] = I(N > 2);  // max_sweeps <= 0: not verified converged, info 1
     nsweep[l] = I(0);
   }
 
@@ -623,7 +623,7 @@ SAFESVD_HD void jacobi_eigh_tile(T* A, T* L, T* Q, int64_t ld, int* info, int ma
   scale_tile<N * N, W, T>(A, ld, inv, ok);
   set_identity<N, W, T>(Q, ld);
   for (int l = 0; l < W; ++l) {
-    rot_sweep[l] = I(0);
+    rot_sweep[l] = I(N > 2);  // max_sweeps <= 0: not verified converged, info 1
     nsweep[l] = I(0);
   }
 
