@@ -96,4 +96,8 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_guard_coefficients(Tensor d, Tensor? xabs, Tensor params, str guard) -> (Tensor coef, "
       "Tensor slope, Tensor note)");
+
+  // Testing only: run the CPU operators with another device table (the CUDA kernels
+  // compiled through csrc/emulation/, tests/test_cuda_emulated.py); 0 restores.
+  m.def("_testing_swap_cpu_kernels(int table_address) -> int");
 }

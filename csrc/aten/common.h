@@ -27,7 +27,7 @@ struct ResolvedGuard {
   double eps;              // machine epsilon of the dtype (the signal rule)
   template <typename R>
   kernels::GuardParams<R> params() const {
-    return {guard, R(rtol), R(atol), R(gauge_threshold), R(eps)};
+    return {guard, R(rtol), R(atol), R(eps)};
   }
 };
 

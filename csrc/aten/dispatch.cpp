@@ -1,3 +1,5 @@
+#include <torch/library.h>
+
 #include "dispatch.h"
 
 #include <array>
@@ -22,6 +24,34 @@ const DeviceKernels& device_kernels(const c10::Device& device, const char* op) {
               " (this build has: CPU",
               table()[static_cast<size_t>(c10::DeviceType::CUDA)].svd_backward_fused ? ", CUDA" : "", ")");
   return k;
+}
+
+namespace {
+
+// Testing hook: replace the CPU table by the one at `address` (a DeviceKernels
+// built by a test library, e.g. the CUDA kernels compiled through the CUDA
+// emulation, tests/emulation/emulated_cuda.cpp), or restore the original with 0.
+// Returns 1 when a table was installed or restored.
+int64_t testing_swap_cpu_kernels(int64_t address) {
+  static DeviceKernels original;
+  static bool swapped = false;
+  DeviceKernels& slot = table()[static_cast<size_t>(c10::DeviceType::CPU)];
+  if (address == 0) {
+    if (!swapped) return 0;
+    slot = original;
+    swapped = false;
+    return 1;
+  }
+  if (!swapped) original = slot;
+  slot = *reinterpret_cast<const DeviceKernels*>(address);
+  swapped = true;
+  return 1;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
+  m.impl("_testing_swap_cpu_kernels", &testing_swap_cpu_kernels);
 }
 
 }  // namespace safesvd

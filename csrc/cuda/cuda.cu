@@ -15,8 +15,6 @@
 namespace safesvd {
 namespace {
 
-constexpr int64_t kFusedMaxDimCUDA = 8;
-
 struct CudaRunner {
   template <class Op>
   static void run(const Op& op, int64_t count, const c10::Device& device, int64_t) {
@@ -27,7 +25,7 @@ struct CudaRunner {
 };
 
 const DeviceKernelsRegistration kRegistration(c10::DeviceType::CUDA,
-                                              make_device_kernels<CudaRunner>(kFusedMaxDimCUDA));
+                                              make_device_kernels<CudaRunner>(kernels::cuda::kFusedMaxDim));
 
 }  // namespace
 }  // namespace safesvd

@@ -1,40 +1,54 @@
 // The generic CUDA runner: one thread per matrix, each with its Op's scratch in
-// dynamic shared memory (docs/architecture.md). No ATen here.
+// dynamic shared memory (docs/architecture.md). No ATen here: nvcc compiles it
+// for the GPU (csrc/cuda/cuda.cu) and g++ through the CUDA emulation for the
+// tests (tests/emulation/emulated_cuda.cpp), from the same text.
 #pragma once
 
-#include <cuda_runtime.h>
+#include <algorithm>
 
+#include "../emulation/cuda_compat.h"
 #include "../kernels/batch_ops.h"
 
 namespace safesvd {
 namespace kernels {
 namespace cuda {
 
+// Largest max(m, n) the fused per-matrix kernels take on CUDA; batched cuBLAS above.
+constexpr int64_t kFusedMaxDim = 8;
 constexpr int kMaxThreadsPerBlock = 128;
-constexpr size_t kSharedBytesPerBlock = 48 * 1024;  // no opt-in needed on any GPU
+constexpr int64_t kSharedBytesPerBlock = 48 * 1024;  // no opt-in needed on any GPU
 
 template <class Op>
 __global__ void run_ops_kernel(Op op, int64_t count, int64_t scratch) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
+  SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
   const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= count) return;
   using T = typename Op::scalar_t;
   op(b, reinterpret_cast<T*>(shared_raw) + threadIdx.x * scratch);
 }
 
-// Threads per block as many as fit the per-thread scratch into 48 KiB.
+// As many threads per block as fit the per-thread scratch into 48 KiB.
+struct LaunchShape {
+  int threads;
+  int64_t blocks;
+  size_t shared_bytes;
+};
+inline LaunchShape launch_shape(int64_t count, int64_t scratch_bytes) {
+  int threads = kMaxThreadsPerBlock;
+  if (scratch_bytes > 0)
+    threads = static_cast<int>(std::max<int64_t>(
+        1, std::min<int64_t>(kMaxThreadsPerBlock, kSharedBytesPerBlock / scratch_bytes)));
+  return {threads, (count + threads - 1) / threads, static_cast<size_t>(threads * scratch_bytes)};
+}
+
 template <class Op>
 void launch_ops(const Op& op, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
   const int64_t scratch = op.scratch();
-  const int64_t bytes = scratch * static_cast<int64_t>(sizeof(typename Op::scalar_t));
-  int threads = kMaxThreadsPerBlock;
-  if (bytes > 0)
-    threads = static_cast<int>(std::max<int64_t>(
-        1, std::min<int64_t>(kMaxThreadsPerBlock, static_cast<int64_t>(kSharedBytesPerBlock) / bytes)));
-  const int64_t blocks = (count + threads - 1) / threads;
-  run_ops_kernel<Op><<<static_cast<unsigned>(blocks), threads, static_cast<size_t>(threads) * bytes, stream>>>(
-      op, count, scratch);
+  const LaunchShape shape = launch_shape(count, scratch * static_cast<int64_t>(sizeof(typename Op::scalar_t)));
+  SAFESVD_LAUNCH(run_ops_kernel<Op>, dim3(static_cast<unsigned>(shape.blocks)), dim3(shape.threads),
+                 shape.shared_bytes, stream)(op, count, scratch);
+  SAFESVD_LAUNCH_CHECK();
 }
 
 }  // namespace cuda

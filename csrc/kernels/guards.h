@@ -43,7 +43,7 @@ constexpr double kDividedDifferenceRtolPower = 1.0 / 3.0;
 // The signal rule (docs/math.md, "The signal rule"). Inside the guard
 // tolerance, pinv still divides a pair when the quotient is determined by the
 // data: its numerator is above rounding, kNumeratorNoise * eps * c for
-// cotangents of size c, and below the gauge cap, and its gap is above the
+// cotangents of size c, and below sqrt(eps) c, and its gap is above the
 // rounding of computed singular values, kGapFloor * eps * sqrt(m + n) relative
 // to the largest. Measured on exactly repeated singular values of random
 // rotations (n = 2..32, float32 and float64): numerators of basis-independent
@@ -92,7 +92,6 @@ template <typename R>
 struct GuardParams {
   Guard guard;
   R rtol, atol;        // tol = max(atol, rtol * max|spectrum|)
-  R gauge_threshold;   // see gauge_threshold()
   R eps;               // machine epsilon of the dtype
 };
 
@@ -108,7 +107,7 @@ struct MatrixGuard {
   R tol;    // scaled guard tolerance
   R floor;  // scaled gap below which a difference is rounding (signal rule)
   R noise;  // numerator rounding level, in numerator units
-  R cap;    // numerator above which the loss is basis dependent, numerator units
+  R cap;    // numerator above which the quotient is not divided (sqrt(eps) c), numerator units
 
   SAFESVD_HD bool inside(R d) const { return abs_of(d) <= tol; }
 
@@ -177,7 +176,9 @@ SAFESVD_HD MatrixGuard<R> matrix_guard(const GuardParams<R>& p, R spectrum_max, 
   g.tol = max_of(g.scale(p.atol), p.rtol * top);
   g.floor = R(kGapFloor) * p.eps * ::sqrt(R(dims)) * top;
   g.noise = R(kNumeratorNoise) * p.eps * cotangent_scale;
-  g.cap = p.gauge_threshold * cotangent_scale;
+  // The cap is the dtype's, not the gauge threshold (which grows with a user's rtol):
+  // a user who widens rtol asks for more pairs to be guarded, not divided.
+  g.cap = ::sqrt(p.eps) * cotangent_scale;
   return g;
 }
 

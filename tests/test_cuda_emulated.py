@@ -1,0 +1,171 @@
+"""The CUDA kernels, run on the CPU through the CUDA emulation (csrc/emulation/).
+
+tests/emulation/emulated_cuda.cpp compiles csrc/cuda/runner.cuh and every entry of
+csrc/aten/entries.h with the host compiler: every thread of every block runs, shared
+memory is NaN-filled before each block, barriers and warp operations have CUDA's
+semantics, and launch limits are enforced. Its dispatch table replaces the CPU one
+for the duration of a test, so the ordinary operators run the CUDA kernels (with
+CUDA's fused/batched crossover) on CPU tensors; each result is compared with the
+CPU kernels'. A deliberately broken variant shows the comparison can fail.
+"""
+
+import contextlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import safesvd
+from helpers import with_eigenvalues, with_singular_values
+
+pytestmark = pytest.mark.cuda_emulated
+
+ROOT = Path(__file__).resolve().parent.parent
+DTYPES = [torch.float32, torch.float64, torch.complex64, torch.complex128]
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    from torch.utils import cpp_extension
+
+    module = cpp_extension.load(
+        name="safesvd_emulated_cuda",
+        sources=[str(ROOT / "tests" / "emulation" / "emulated_cuda.cpp")],
+        extra_include_paths=[str(ROOT / "csrc")],
+        extra_cflags=["-O1", "-std=c++20"],
+        extra_ldflags=["-ldl"],
+        verbose=False,
+    )
+    return module
+
+
+@contextlib.contextmanager
+def kernels(address):
+    torch.ops.safesvd._testing_swap_cpu_kernels(address)
+    try:
+        yield
+    finally:
+        torch.ops.safesvd._testing_swap_cpu_kernels(0)
+
+
+def tolerance(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype in (torch.float32, torch.complex64) else dict(rtol=1e-10, atol=1e-10)
+
+
+def compare(emulated, run, dtype):
+    expected = run()
+    with kernels(emulated.table()):
+        got = run()
+    for e, g in zip(expected if isinstance(expected, tuple) else (expected,), got if isinstance(got, tuple) else (got,)):
+        torch.testing.assert_close(g, e, **tolerance(dtype))
+    return expected
+
+
+def base(dtype):
+    return torch.complex128 if dtype.is_complex else torch.float64
+
+
+def svd_batch(B, m, n, dtype):
+    """Random, exactly repeated and rank-deficient matrices, cycled to B."""
+    k = min(m, n)
+    spectra = [None, [2.0, 2.0] + [1.0] * (k - 2), [1.0] + [0.0] * (k - 1)] if k >= 2 else [None]
+    mats = [torch.randn(m, n, dtype=base(dtype)) if s is None else with_singular_values(s, m, n, base(dtype))
+            for s in (spectra * (B // len(spectra) + 1))[:B]]
+    return (torch.stack(mats) if mats else torch.zeros(0, m, n, dtype=base(dtype))).to(dtype)
+
+
+# (m, n): fused on CUDA up to max(m, n) = 8 (CPU: 7, so 8 x 8 also crosses paths), batched above.
+SVD_SHAPES = [(1, 1), (3, 3), (6, 4), (4, 6), (8, 8), (12, 12), (14, 10), (10, 14)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", SVD_SHAPES)
+@pytest.mark.parametrize("subset", [("U", "S", "Vh"), ("S",), ("U",), ("Vh",)])
+def test_svd_backward(emulated, dtype, m, n, subset):
+    A = svd_batch(7, m, n, dtype)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)  # U, Vh column-major: strided reads
+    g = {"U": torch.randn_like(U), "S": torch.randn_like(S), "Vh": torch.randn_like(Vh).mT.contiguous().mT}
+    args = [g[x] if x in subset else None for x in ("U", "S", "Vh")]
+    for guard in ("pinv", "lorentz"):
+        compare(emulated, lambda: torch.ops.safesvd._svd_backward(*args, U, S, Vh, guard, None, None), dtype)
+
+
+@pytest.mark.parametrize("B", [0, 1, 129, 300])
+def test_svd_backward_batch_sizes_and_many_blocks(emulated, B):
+    """B = 0, 1, a batch that is not a multiple of the block size, and several blocks."""
+    A = svd_batch(B, 3, 3, torch.float64)
+    U, S, Vh = torch.linalg.svd(A)
+    gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+    compare(emulated, lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None),
+            torch.float64)
+
+
+def test_transposed_and_strided_inputs(emulated):
+    base_A = torch.randn(6, 9, 7, dtype=torch.float64)
+    A = base_A[::2].mT  # strided batch, transposed matrices
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    gU = torch.randn(3, 14, 7, dtype=torch.float64).mT[..., ::2]  # (3, 7, 7), strided and transposed
+    compare(emulated, lambda: torch.ops.safesvd._svd_backward(gU, None, None, U, S, Vh, "pinv", None, None),
+            torch.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 12])
+def test_eigh_and_matrix_function_backward(emulated, dtype, n):
+    A = torch.stack([with_eigenvalues([1.0] * (n // 2) + [2.0] * (n - n // 2), base(dtype)),
+                     with_eigenvalues(torch.rand(n) + 0.5, base(dtype))]).to(dtype)
+    L, Q = torch.linalg.eigh(A)
+    gL, gQ, G, H = torch.randn_like(L), torch.randn_like(Q), torch.randn_like(Q), torch.randn_like(Q)
+    compare(emulated, lambda: torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None), dtype)
+    compare(emulated, lambda: torch.ops.safesvd._eigh_backward(None, gQ, L, Q, "clamp", None, None), dtype)
+    fL = L.exp()
+    compare(emulated, lambda: torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, fL, None, None), dtype)
+    compare(emulated, lambda: torch.ops.safesvd._eigh_fn_second_order(H, G, L, Q, fL, fL, fL, None, None), dtype)
+    U, S, Vh = torch.linalg.svd(A)
+    fS, dfS = S.tanh(), 1 - S.tanh() ** 2
+    compare(emulated, lambda: torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None), dtype)
+
+
+@pytest.mark.parametrize("m,n", [(5, 3), (3, 5), (9, 6)])
+def test_rectangular_matrix_functions_and_second_order(emulated, m, n):
+    A = svd_batch(3, m, n, torch.float64)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    G, H = torch.randn_like(A), torch.randn_like(A)
+    fS, dfS, d2fS = S.sinh(), S.cosh(), S.sinh()
+    df0 = torch.ones(3, 1, dtype=torch.float64)
+    compare(emulated, lambda: torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None), torch.float64)
+    compare(emulated, lambda: torch.ops.safesvd._svd_fn_second_order(H, G, U, S, Vh, fS, dfS, d2fS, df0, None, None),
+            torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_public_api_end_to_end(emulated, dtype):
+    """Gradients of the public functions (fused, composite through the guard operators,
+    matrix functions, second order) at degeneracy, with the emulated kernels."""
+    A = svd_batch(5, 4, 4, dtype)
+    W = torch.randn(4, 4, dtype=dtype)
+
+    @safesvd.gauge_mode("ignore")  # the polar factor of a rank-deficient matrix is basis dependent
+    def grads():
+        X = A.clone().requires_grad_()
+        U, S, Vh = safesvd.svd(X)
+        first = (W * (U @ Vh)).real.sum() + (S ** 2).sum()
+        second = (W * safesvd.sqrtm(X @ X.mH)).real.sum()
+        (g,) = torch.autograd.grad(first + second, X, create_graph=True)
+        (h,) = torch.autograd.grad((g.abs() ** 2).sum(), X)
+        return g.detach(), h
+
+    compare(emulated, grads, dtype)
+
+
+def test_broken_kernel_is_detected(emulated):
+    """A runner that skips the last matrix: the comparison must fail."""
+    A = svd_batch(5, 3, 3, torch.float64)
+    U, S, Vh = torch.linalg.svd(A)
+    gS = torch.randn_like(S)
+    expected = torch.ops.safesvd._svd_backward(None, gS, None, U, S, Vh, "pinv", None, None)[0]
+    with kernels(emulated.broken_table()):
+        broken = torch.ops.safesvd._svd_backward(None, gS, None, U, S, Vh, "pinv", None, None)[0]
+    torch.testing.assert_close(broken[:-1], expected[:-1])
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(broken[-1], expected[-1])
