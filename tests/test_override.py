@@ -446,6 +446,29 @@ def test_other_functions_untouched():
     assert rec.saw(torch.linalg.qr) and not routed_to_safesvd(rec)
 
 
+def test_no_grad_and_inference_mode():
+    A = torch.randn(2, 4, 3, dtype=torch.float64)
+    ref = torch.linalg.svd(A, full_matrices=False)
+    for ctx in (torch.no_grad, torch.inference_mode):
+        with ctx(), override_torch():
+            U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+            L = torch.linalg.eigvalsh(A[..., :3, :])
+        torch.testing.assert_close(S, ref.S)
+        torch.testing.assert_close(U @ Vh, ref.U @ ref.Vh)
+        torch.testing.assert_close(L, torch.linalg.eigvalsh(A[..., :3, :]))
+
+
+def test_python_level_torch_code_is_covered_cpp_level_is_not():
+    """torch.svd_lowrank calls torch.linalg.svd from Python: routed. torch.linalg.pinv calls
+    the SVD inside C++: not routed (documented)."""
+    A = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    with override_torch():
+        S = torch.svd_lowrank(A, q=3)[1]
+        P = torch.linalg.pinv(A)
+    assert "safesvd" in type(S.grad_fn).__name__
+    assert type(P.grad_fn).__name__ == "LinalgPinvBackward0"
+
+
 def test_parameter_input_is_routed():
     p = torch.nn.Parameter(exact([2, 2, 1]))
     with override_torch():
