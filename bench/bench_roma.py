@@ -287,6 +287,9 @@ def main() -> None:
         "machine is shared: a round (every method once) is kept only if other processes used <= 10% of the "
         "CPUs while it ran (timing_rounds_* above).", "",
         *time_lines, "",
+        f"Run-to-run spread of the kept rounds: median / fastest run up to "
+        f"{max(r['median_ms'] / r['min_ms'] for r in time_rows):.2f}x, so differences of a few tens of "
+        "percent between methods are within it.", "",
     ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     print(f"\nwrote {RESULTS / (stem + '.md')}")
