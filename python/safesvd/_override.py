@@ -159,6 +159,10 @@ class override_torch(TorchFunctionMode):
     mode: the routed calls recorded safesvd's backward in the graph. Nested modes:
     the innermost one answers, with its options.
 
+    Cost: while active, every torch call (not only the routed ones) passes through
+    this Python ``__torch_function__``, about 5 us per call on a small CPU; keep the
+    override around the code that decomposes if the rest is made of many tiny ops.
+
     torch.compile: calling a compiled function inside an active override (or under
     ``enable()``) traces the safesvd ops, ``fullgraph=True`` included, and the
     compiled function is guarded on the mode stack (called without the override it
