@@ -97,6 +97,8 @@ TORCH_LIBRARY(safesvd, m) {
       "_guard_coefficients(Tensor d, Tensor? xabs, Tensor params, str guard) -> (Tensor coef, "
       "Tensor slope, Tensor note)");
 
+  // Whether this build has kernels for a device type ("cpu", "cuda", ...).
+  m.def("_has_device_kernels(str device) -> bool");
   // Testing only: run the CPU operators with another device table (the CUDA kernels
   // compiled through csrc/emulation/, tests/test_cuda_emulated.py); 0 restores.
   m.def("_testing_swap_cpu_kernels(int table_address) -> int");

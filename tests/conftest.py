@@ -9,7 +9,7 @@ safesvd.load()
 
 
 def cuda_ready() -> bool:
-    return torch.cuda.is_available() and torch._C._dispatch_has_kernel_for_dispatch_key("safesvd::_svd_backward", "CUDA")
+    return torch.cuda.is_available() and torch.ops.safesvd._has_device_kernels("cuda")
 
 
 # The op tests run on every available device: a GPU machine runs the same suite on CUDA.

@@ -465,7 +465,7 @@ def test_python_level_torch_code_is_covered_cpp_level_is_not():
     with override_torch():
         S = torch.svd_lowrank(A, q=3)[1]
         P = torch.linalg.pinv(A)
-    assert "safesvd" in type(S.grad_fn).__name__
+    assert "safesvd" in type(S.grad_fn).__name__.lower()
     assert type(P.grad_fn).__name__ == "LinalgPinvBackward0"
 
 
@@ -654,9 +654,9 @@ def test_thread_locality():
         t.join()
     finally:
         o.disable()
-    assert "safesvd" in seen["main"]
+    assert "safesvd" in seen["main"].lower()
     assert seen["thread"] == "LinalgSvdBackward0"
-    assert "safesvd" in seen["thread enabled"]
+    assert "safesvd" in seen["thread enabled"].lower()
     assert "another thread" in seen["disable elsewhere"]
 
 

@@ -50,8 +50,14 @@ int64_t testing_swap_cpu_kernels(int64_t address) {
 
 }  // namespace
 
+bool has_device_kernels(c10::string_view device) {
+  const c10::DeviceType type = c10::Device(std::string(device)).type();
+  return table()[static_cast<size_t>(type)].svd_backward_fused != nullptr;
+}
+
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
   m.impl("_testing_swap_cpu_kernels", &testing_swap_cpu_kernels);
+  m.impl("_has_device_kernels", &has_device_kernels);
 }
 
 }  // namespace safesvd

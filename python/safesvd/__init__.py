@@ -21,6 +21,7 @@ from ._eigh import eigh
 from ._functions import eigh_fn, invsqrtm, logm, polar, procrustes, sqrtm, svd_fn
 from ._gauge import GaugeWarning, gauge_mode, get_gauge_mode, set_gauge_mode
 from ._loader import load
+from ._override import override_torch
 from ._svd import svd, svdvals
 from ._topk import svd_rank1, svd_topk
 
@@ -44,6 +45,7 @@ __all__ = [
     "set_gauge_mode",
     "get_gauge_mode",
     "load",
+    "override_torch",
 ]
 
 from . import _loader as _loader_module  # noqa: E402

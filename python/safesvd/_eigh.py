@@ -27,4 +27,4 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     """
     _loader.require()
     A = _inputs.promote(A, "safesvd.eigh")
-    return _ops.apply(_ops.EighFunction, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)
+    return _ops.apply(_ops.SafesvdEigh, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)

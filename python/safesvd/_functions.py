@@ -83,7 +83,7 @@ def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
 
 
 def _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
-    return _ops.apply(_ops.SvdFnFunction, torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0,
+    return _ops.apply(_ops.SafesvdSvdFn, torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0,
                       rtol, atol)
 
 
@@ -143,7 +143,7 @@ def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name, validate=None):
     fL, dfL, d2fL = _values(A, L, f, df, d2f, name)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
-    return _ops.apply(_ops.EighFnFunction, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
+    return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
 
 
 def eigh_fn(A: torch.Tensor, f, df, *, UPLO: str = "L", rtol: float | None = None,

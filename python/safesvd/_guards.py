@@ -25,6 +25,11 @@ def divided_difference_defaults(dtype: torch.dtype, rtol: float | None = None,
     return r, a
 
 
+def validate(guard: str, rtol: float | None = None, atol: float | None = None) -> None:
+    """ValueError (from the library, with its message) for an unknown guard or a bad tolerance."""
+    torch.ops.safesvd._guard_params(torch.zeros(1, 1), torch.zeros(1), 2, guard, rtol, atol, False)
+
+
 def params(spectrum: torch.Tensor, cotangent_scale: torch.Tensor | None, dims: int, guard: str = "pinv",
            rtol: float | None = None, atol: float | None = None, divided_difference: bool = False) -> torch.Tensor:
     """Per-matrix guard parameters (..., 6): [f1, f2, tol, floor, noise, cap] (see guards.h)."""

@@ -56,7 +56,7 @@ def apply(function, op, *args):
 # ------------------------------------------------------------ second-order check
 
 
-class _SecondOrderCheck(torch.autograd.Function):
+class SafesvdSecondOrderCheck(torch.autograd.Function):
     """Identity on a first-order gradient of plain svd/eigh. Its backward (and jvp)
     runs when a second derivative passes through that gradient, and warns when the
     spectrum has a pair within the guard tolerance: there the second derivative
@@ -93,12 +93,12 @@ class _SecondOrderCheck(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        _SecondOrderCheck._check(ctx)
+        SafesvdSecondOrderCheck._check(ctx)
         return g, None, None, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, tg, *_):
-        _SecondOrderCheck._check(ctx)
+        SafesvdSecondOrderCheck._check(ctx)
         return tg
 
 
@@ -109,7 +109,7 @@ def svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol, name="safesvd.svd bac
     """gA of the svd backward (fused, or differentiable when it must be), with the gauge check."""
     if _differentiable_backward(gU, gS, gVh, U, S, Vh):
         gA, gauge = torch.ops.safesvd._svd_backward_composite(gU, gS, gVh, U, S, Vh, guard, rtol, atol)
-        gA = _SecondOrderCheck.apply(gA, S, name, guard, rtol, atol, U.shape[-2] + Vh.shape[-1], True)
+        gA = SafesvdSecondOrderCheck.apply(gA, S, name, guard, rtol, atol, U.shape[-2] + Vh.shape[-1], True)
     else:
         gA, gauge = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol)
     _gauge.check(gauge, S, name, "S", rtol)
@@ -152,7 +152,7 @@ def svd_jvp(tA, U, S, Vh, full_matrices, guard, rtol, atol):
     return dU, dS, dV.mH
 
 
-class SvdFunction(torch.autograd.Function):
+class SafesvdSvd(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -199,7 +199,7 @@ def eigh_jvp(tA, L, Q, guard, rtol, atol):
     return dL, Q @ torch.where(off, _guards.scaled(dP, p, 2) * F, 0)
 
 
-class EighFunction(torch.autograd.Function):
+class SafesvdEigh(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -222,7 +222,7 @@ class EighFunction(torch.autograd.Function):
         guard, rtol, atol = ctx.options
         if _differentiable_backward(gL, gQ, L, Q):
             gA, gauge = torch.ops.safesvd._eigh_backward_composite(gL, gQ, L, Q, guard, rtol, atol)
-            gA = _SecondOrderCheck.apply(gA, L, "safesvd.eigh backward", guard, rtol, atol, 2 * L.shape[-1], False)
+            gA = SafesvdSecondOrderCheck.apply(gA, L, "safesvd.eigh backward", guard, rtol, atol, 2 * L.shape[-1], False)
         else:
             gA, gauge = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, rtol, atol)
         _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
@@ -252,7 +252,7 @@ def _no_third_order(name, *tensors):
         raise NotImplementedError(f"{name}: third and higher derivatives are not implemented")
 
 
-class SvdFnFunction(torch.autograd.Function):
+class SafesvdSvdFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -271,7 +271,7 @@ class SvdFnFunction(torch.autograd.Function):
         A, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
         rtol, atol = ctx.options
         if _differentiable_backward(G, A):
-            gA, gf = SvdFnBackwardFunction.apply(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
+            gA, gf = SafesvdSvdFnBackward.apply(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
         else:
             gA, gf = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
         return gA, None, None, None, gf, None, None, None, None, None
@@ -288,7 +288,7 @@ class SvdFnFunction(torch.autograd.Function):
         return dY
 
 
-class SvdFnBackwardFunction(torch.autograd.Function):
+class SafesvdSvdFnBackward(torch.autograd.Function):
     """The first-order svd_fn backward as a differentiable function of (G, A): its own
     backward is the exact second order (`_svd_fn_second_order`)."""
 
@@ -324,7 +324,7 @@ class SvdFnBackwardFunction(torch.autograd.Function):
         _no_third_order("safesvd.svd_fn", hA, *ctx.saved_tensors)
         G, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
         gG = torch.ops.safesvd._svd_fn_backward(hA, U, S, Vh, fS, dfS, *ctx.options)[0]
-        gA, gfS, gdfS = SvdFnBackwardFunction._second(ctx, hA)
+        gA, gfS, gdfS = SafesvdSvdFnBackward._second(ctx, hA)
         return gG, gA, None, None, None, gfS, gdfS, None, None, None, None
 
     @staticmethod
@@ -336,13 +336,13 @@ class SvdFnBackwardFunction(torch.autograd.Function):
         if tG is not None:
             d = torch.ops.safesvd._svd_fn_backward(tG, U, S, Vh, fS, dfS, *ctx.options)[0]
         if tA is not None:  # the Hessian is symmetric: its jvp is the second-order vjp
-            s = SvdFnBackwardFunction._second(ctx, tA)[0]
+            s = SafesvdSvdFnBackward._second(ctx, tA)[0]
             d = s if d is None else d + s
         # f(S) has no parameters (checked above): the tangent of its cotangent is never used.
         return d, torch.zeros_like(ctx.saved_tensors[2])
 
 
-class EighFnFunction(torch.autograd.Function):
+class SafesvdEighFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -361,7 +361,7 @@ class EighFnFunction(torch.autograd.Function):
         A, L, Q, fL, dfL, d2fL = ctx.saved_tensors
         rtol, atol = ctx.options
         if _differentiable_backward(G, A):
-            gA, gf = EighFnBackwardFunction.apply(G, A, L, Q, fL, dfL, d2fL, rtol, atol)
+            gA, gf = SafesvdEighFnBackward.apply(G, A, L, Q, fL, dfL, d2fL, rtol, atol)
         else:
             gA, gf = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
         return gA, None, None, gf, None, None, None, None
@@ -377,7 +377,7 @@ class EighFnFunction(torch.autograd.Function):
         return dY
 
 
-class EighFnBackwardFunction(torch.autograd.Function):
+class SafesvdEighFnBackward(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -410,7 +410,7 @@ class EighFnBackwardFunction(torch.autograd.Function):
         _no_third_order("safesvd.eigh_fn", hA, *ctx.saved_tensors)
         G, L, Q, fL, dfL, d2fL = ctx.saved_tensors
         gG = torch.ops.safesvd._eigh_fn_backward(hA, L, Q, fL, dfL, *ctx.options)[0]
-        gA, gfL, gdfL = EighFnBackwardFunction._second(ctx, hA)
+        gA, gfL, gdfL = SafesvdEighFnBackward._second(ctx, hA)
         return gG, gA, None, None, gfL, gdfL, None, None, None
 
     @staticmethod
@@ -422,7 +422,7 @@ class EighFnBackwardFunction(torch.autograd.Function):
         if tG is not None:
             d = torch.ops.safesvd._eigh_fn_backward(tG, L, Q, fL, dfL, *ctx.options)[0]
         if tA is not None:
-            s = EighFnBackwardFunction._second(ctx, tA)[0]
+            s = SafesvdEighFnBackward._second(ctx, tA)[0]
             d = s if d is None else d + s
         return d, torch.zeros_like(ctx.saved_tensors[1])
 
@@ -489,11 +489,11 @@ def register() -> None:
 
     lib = torch.library.Library("safesvd", "IMPL")  # noqa: TOR901 (kept alive below)
     functions = {
-        "svd": SvdFunction,
-        "eigh": EighFunction,
-        "svd_fn": SvdFnFunction,
-        "eigh_fn": EighFnFunction,
-        "svd_topk": _topk.SvdTopkFunction,
+        "svd": SafesvdSvd,
+        "eigh": SafesvdEigh,
+        "svd_fn": SafesvdSvdFn,
+        "eigh_fn": SafesvdEighFn,
+        "svd_topk": _topk.SafesvdSvdTopk,
     }
     _topk.register_kernels()
     for name, fake in _FAKES.items():

@@ -18,41 +18,33 @@ import functools
 import torch
 from torch.overrides import TorchFunctionMode
 
-from . import _loader
+from . import _guards, _loader
+from ._eigh import eigh
+from ._svd import svd
 
 __all__ = ["override_torch"]
 
-_GUARDS = ("pinv", "lorentz", "clamp", "none")
-# dtypes safesvd computes in; float16/bfloat16 are computed in float32 (see _as_computable).
+# dtypes safesvd computes in; float16/bfloat16 are computed in float32 (safesvd._inputs.promote).
 _NATIVE_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 _ROUTED_DTYPES = _NATIVE_DTYPES + _HALF_DTYPES
-# Device types safesvd has kernels for, filled when the first override_torch is built
-# (the extension is loaded by then). A device without kernels falls back to torch.
+# Device types safesvd has kernels for, asked once per type (and for cpu, cuda and
+# meta when the first override_torch is built), so that a lookup under the mode or
+# while torch.compile traces is plain Python, not an operator call.
 _KERNEL_DEVICES: dict[str, bool] = {}
-_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA", "meta": "Meta", "xpu": "XPU", "mps": "MPS", "hpu": "HPU"}
 
 
 def _has_kernels(device_type: str) -> bool:
+    """Whether this build of safesvd has kernels for the device (else torch answers)."""
     known = _KERNEL_DEVICES.get(device_type)
-    if known is not None:
-        return known
-    key = _DISPATCH_KEYS.get(device_type)
-    ok = key is not None and all(
-        torch._C._dispatch_has_kernel_for_dispatch_key(f"safesvd::{op}", key) for op in ("svd", "eigh")
-    )
-    _KERNEL_DEVICES[device_type] = ok
-    return ok
-
-
-def _as_computable(A: torch.Tensor) -> torch.Tensor:
-    # TODO(main): remove once safesvd.svd accepts half
-    # float16 / bfloat16 are decomposed in float32 and the results stay float32
-    # (stock torch raises for half input); the cast's backward returns the
-    # gradient to the half tensor in its own dtype.
-    if A.dtype in _HALF_DTYPES:
-        return A.float()
-    return A
+    if known is None:
+        try:
+            with torch._C.DisableTorchFunction():
+                known = bool(torch.ops.safesvd._has_device_kernels(device_type))
+        except RuntimeError:  # a device type torch does not know
+            known = False
+        _KERNEL_DEVICES[device_type] = known
+    return known
 
 
 def _routable(A, square: bool = False) -> bool:
@@ -172,14 +164,9 @@ class override_torch(TorchFunctionMode):
 
     def __init__(self, *, guard: str = "pinv", rtol: float | None = None, atol: float | None = None):
         super().__init__()
-        if guard not in _GUARDS:
-            raise ValueError(f"guard must be one of {_GUARDS}, got {guard!r}")
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if value is not None and not value >= 0:
-                raise ValueError(f"{name} must be None or >= 0, got {value!r}")
         _loader.require()
-        from . import eigh, svd  # late import: safesvd/__init__ may import this module
-
+        with torch._C.DisableTorchFunction():  # validating is not a routed call
+            _guards.validate(guard, rtol, atol)
         self._svd = svd
         self._eigh = eigh
         self.guard, self.rtol, self.atol = guard, rtol, atol
@@ -214,7 +201,7 @@ class override_torch(TorchFunctionMode):
 
     def _call_svd(self, A, full_matrices):
         try:
-            return self._svd(_as_computable(A), full_matrices, guard=self.guard, rtol=self.rtol, atol=self.atol)
+            return self._svd(A, full_matrices, guard=self.guard, rtol=self.rtol, atol=self.atol)
         except ValueError as e:
             if _is_non_finite_error(e):
                 return None  # torch answers, with its own LinAlgError
@@ -222,7 +209,7 @@ class override_torch(TorchFunctionMode):
 
     def _call_eigh(self, A, UPLO):
         try:
-            return self._eigh(_as_computable(A), UPLO, guard=self.guard, rtol=self.rtol, atol=self.atol)
+            return self._eigh(A, UPLO, guard=self.guard, rtol=self.rtol, atol=self.atol)
         except ValueError as e:
             if _is_non_finite_error(e):
                 return None

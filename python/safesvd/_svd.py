@@ -40,7 +40,7 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
     """
     _loader.require()
     A = _inputs.promote(A, "safesvd.svd")
-    return _ops.apply(_ops.SvdFunction, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol)
+    return _ops.apply(_ops.SafesvdSvd, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol)
 
 
 def svdvals(A: torch.Tensor) -> torch.Tensor:

@@ -230,7 +230,7 @@ def _fake(A, k, method="auto", guard="pinv", rtol=None, atol=None):
             A.new_empty((*A.shape[:-2], k, n)))
 
 
-class SvdTopkFunction(torch.autograd.Function):
+class SafesvdSvdTopk(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
@@ -288,7 +288,7 @@ def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pin
     """
     _loader.require()
     A = _inputs.promote(A, "safesvd.svd_topk")
-    return _ops.apply(SvdTopkFunction, torch.ops.safesvd.svd_topk.default, A, k, method, guard, rtol, atol)
+    return _ops.apply(SafesvdSvdTopk, torch.ops.safesvd.svd_topk.default, A, k, method, guard, rtol, atol)
 
 
 def svd_rank1(A: torch.Tensor, *, method: str = "auto"):
