@@ -46,13 +46,15 @@ def torch_tag() -> str:
 
 with_cuda = want_cuda()
 sources = (["csrc/safesvd.cpp"] + sorted(glob.glob("csrc/aten/*.cpp")) + sorted(glob.glob("csrc/api/*.cpp"))
-           + sorted(glob.glob("csrc/cpu/*.cpp")))
+           + sorted(glob.glob("csrc/cpu/*.cpp")) + sorted(glob.glob("csrc/cpu/isa/*.cpp")))
 # -fno-wrapv: Python's CFLAGS carry -fwrapv, which blocks loop optimizations of
 # the fused kernels (measured: 1.5x slower per matrix).
 # -fopenmp: at::parallel_for is an inline `omp parallel` in ATen's headers; without
 # it the batch loop silently runs on one thread.
 # -g0: Python's CFLAGS carry -g (a 15 MB extension instead of ~2 MB).
-extra = {"cxx": ["-O3", "-fno-wrapv", "-fopenmp", "-g0"]}
+# -fno-math-errno: otherwise sqrt keeps errno semantics and the engine's lane loops
+# stay scalar (csrc/kernels/jacobi.h; measured 3x).
+extra = {"cxx": ["-O3", "-fno-wrapv", "-fno-math-errno", "-fopenmp", "-g0"]}
 macros = [("SAFESVD_WITH_PYTHON", None)]
 if with_cuda:
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)

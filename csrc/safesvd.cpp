@@ -23,12 +23,14 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(safesvd, m) {
   // Forward decompositions. The guard arguments only affect the backward; they
   // are part of the schema so that autograd sees them, and are validated here.
+  // driver: None (the measured choice), "jacobi" (the small-matrix engine,
+  // csrc/kernels/jacobi.h) or "lapack" (LAPACK / cuSOLVER through ATen).
   m.def(
       "svd(Tensor A, bool full_matrices=False, str guard=\"pinv\", float? rtol=None, "
-      "float? atol=None) -> (Tensor U, Tensor S, Tensor Vh)");
+      "float? atol=None, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh)");
   m.def(
       "eigh(Tensor A, str UPLO=\"L\", str guard=\"pinv\", float? rtol=None, "
-      "float? atol=None) -> (Tensor L, Tensor Q)");
+      "float? atol=None, str? driver=None) -> (Tensor L, Tensor Q)");
 
   // Backward of svd / eigh (docs/math.md). `gauge` is (..., 3):
   // [relative basis-dependent residual, i, j] (docs/math.md, "Gauge check").
@@ -97,6 +99,8 @@ TORCH_LIBRARY(safesvd, m) {
       "_guard_coefficients(Tensor d, Tensor? xabs, Tensor params, str guard) -> (Tensor coef, "
       "Tensor slope, Tensor note)");
 
+  // The instruction set the CPU forward engine runs ("baseline", "avx2", "avx512").
+  m.def("_cpu_isa() -> str");
   // Whether this build has kernels for a device type ("cpu", "cuda", ...).
   m.def("_has_device_kernels(str device) -> bool");
   // Testing only: run the CPU operators with another device table (the CUDA kernels

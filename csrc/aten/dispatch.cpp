@@ -26,6 +26,19 @@ const DeviceKernels& device_kernels(const c10::Device& device, const char* op) {
   return k;
 }
 
+bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, bool shape_supported,
+                const DeviceKernels& dev, bool has_engine, const char* op) {
+  const bool ok = shape_supported && has_engine && !A.is_complex();
+  if (!driver.has_value()) return ok && dev.jacobi_by_default && A.numel() > 0;
+  if (*driver == "lapack") return false;
+  TORCH_CHECK_VALUE(*driver == "jacobi", op, ": driver must be None, 'jacobi' or 'lapack', got '",
+                    std::string(*driver), "'");
+  TORCH_CHECK_VALUE(ok, op, ": driver='jacobi' takes real float32/float64 input, square n in 2..16 or (CPU) ",
+                    "rectangular with both sides in 2..8, on a device with the engine; got ", A.scalar_type(),
+                    " of shape ", A.sizes(), " on ", A.device());
+  return true;
+}
+
 namespace {
 
 // Testing hook: replace the CPU table by the one at `address` (a DeviceKernels

@@ -75,7 +75,24 @@ struct DeviceKernels {
   void (*fn_second_order)(const FnSecondOrderArgs&, Tensor& Z, Tensor& gf, Tensor& gdf) = nullptr;
   void (*guard_params)(const GuardParamsArgs&, Tensor& out) = nullptr;
   void (*guard_coefficients)(const GuardCoefficientsArgs&, Tensor& coef, Tensor& slope, Tensor& note) = nullptr;
+  // The small-matrix forward engine (csrc/kernels/jacobi.h), null where a device has
+  // none: A (B, m, n) real with kernels::jacobi_svd_supported(m, n); outputs
+  // contiguous and allocated by the entry; info (B) int32: 0 converged, 1 not
+  // converged, 2 non-finite input.
+  void (*svd_jacobi)(const Tensor& A, bool full_matrices, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) = nullptr;
+  void (*eigh_jacobi)(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) = nullptr;
+  // Whether a matrix the engine did not converge on is recomputed by LAPACK (CPU) or
+  // left NaN (CUDA: finding it would synchronize with the host).
+  bool jacobi_fallback = false;
+  // Whether driver=None picks the engine (where it was measured faster).
+  bool jacobi_by_default = false;
+  // Whether the engine takes rectangular input (else square only).
+  bool jacobi_rectangular = false;
 };
+
+// driver=None|"jacobi"|"lapack" of svd / eigh: whether to run the engine.
+bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, bool shape_supported,
+                const DeviceKernels& dev, bool has_engine, const char* op);
 
 // The table of `device`'s type; a clear error when none is registered.
 const DeviceKernels& device_kernels(const c10::Device& device, const char* op);

@@ -2,18 +2,37 @@
 // (docs/architecture.md).
 #include <torch/library.h>
 
+#include "../kernels/jacobi_batch.h"
 #include "dispatch.h"
 
 namespace safesvd {
 namespace {
 
 std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, c10::string_view guard,
-                                        c10::optional<double> rtol, c10::optional<double> atol) {
+                                        c10::optional<double> rtol, c10::optional<double> atol,
+                                        c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.eigh";
   check_matrix_input(A, op, /*square=*/true);
   TORCH_CHECK_VALUE(UPLO == "L" || UPLO == "U", op, ": UPLO must be 'L' or 'U', got '", std::string(UPLO), "'");
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);
-  return at::linalg_eigh(A, UPLO);
+  const int64_t n = A.size(-1);
+  const DeviceKernels& dev = device_kernels(A.device(), op);
+  if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n), dev, dev.eigh_jacobi != nullptr, op))
+    return at::linalg_eigh(A, UPLO);
+  const Tensor A3 = A.reshape({-1, n, n});
+  const int64_t B = A3.size(0);
+  Tensor L = at::empty({B, n}, A.options()), Q = at::empty({B, n, n}, A.options()).mT(),  // column-major
+         info = at::empty({B}, A.options().dtype(at::kInt));
+  dev.eigh_jacobi(A3, UPLO == "L", L, Q, info);
+  if (dev.jacobi_fallback) {
+    const Tensor redo = info.nonzero().squeeze(-1);
+    if (redo.numel()) {
+      auto [L2, Q2] = at::linalg_eigh(A3.index_select(0, redo), UPLO);
+      L.index_copy_(0, redo, L2);
+      Q.index_copy_(0, redo, Q2);
+    }
+  }
+  return {L.view(with_trailing(batch_shape(A), {n})), Q.mT().view(A.sizes()).mT()};
 }
 
 // Products by batched BLAS, J by the device's builder (kernels::eigh_build_J).

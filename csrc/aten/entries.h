@@ -184,10 +184,52 @@ void guard_coefficients(const GuardCoefficientsArgs& a, Tensor& coef, Tensor& sl
   });
 }
 
+// The forward engine, one matrix per thread (devices whose Runner runs Ops per thread).
+template <typename T>
+kernels::SvdBatch<T> svd_batch(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
+  return {A.const_data_ptr<T>(), A.stride(0), A.stride(1), A.stride(2), A.size(0), A.size(1), A.size(2), full,
+          U.mutable_data_ptr<T>(), S.mutable_data_ptr<T>(), Vh.mutable_data_ptr<T>(), info.mutable_data_ptr<int>()};
+}
+template <typename T>
+kernels::EighBatch<T> eigh_batch(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
+  return {A.const_data_ptr<T>(), A.stride(0), A.stride(1), A.stride(2), A.size(0), A.size(1), lower,
+          L.mutable_data_ptr<T>(), Q.mutable_data_ptr<T>(), info.mutable_data_ptr<int>()};
+}
+
+template <typename Runner>
+void svd_jacobi(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
+  const int64_t B = A.size(0), m = A.size(1), n = A.size(2);
+  if (B == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "safesvd_svd_jacobi", [&] {
+    const auto batch = svd_batch<scalar_t>(A, full, U, S, Vh, info);
+    // Square only (DeviceKernels::jacobi_rectangular is false for these devices): every
+    // rectangular shape would double the compile time of the device code.
+    TORCH_INTERNAL_ASSERT(m == n);
+    kernels::with_jacobi_eigh_shape(n, [&](auto shape) {
+      constexpr int N = decltype(shape)::N;
+      Runner::run(kernels::JacobiSvdOp<scalar_t, N, N, false>{batch}, B, A.device(), 64 * N * N * N);
+    });
+  });
+}
+
+template <typename Runner>
+void eigh_jacobi(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
+  const int64_t B = A.size(0);
+  if (B == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "safesvd_eigh_jacobi", [&] {
+    const auto batch = eigh_batch<scalar_t>(A, lower, L, Q, info);
+    kernels::with_jacobi_eigh_shape(A.size(1), [&](auto shape) {
+      constexpr int N = decltype(shape)::N;
+      Runner::run(kernels::JacobiEighOp<scalar_t, N>{batch}, B, A.device(), 64 * N * N * N);
+    });
+  });
+}
+
 }  // namespace entries
 
-// Every entry instantiated for one device's Runner.
-template <typename Runner>
+// Every entry instantiated for one device's Runner; `jacobi_per_thread` adds the
+// forward engine as one matrix per thread (CUDA; the CPU runs its own tiles).
+template <typename Runner, bool jacobi_per_thread = false>
 DeviceKernels make_device_kernels(int64_t fused_max_dim) {
   DeviceKernels k;
   k.fused_max_dim = fused_max_dim;
@@ -201,6 +243,10 @@ DeviceKernels make_device_kernels(int64_t fused_max_dim) {
   k.fn_second_order = &entries::fn_second_order<Runner>;
   k.guard_params = &entries::guard_params<Runner>;
   k.guard_coefficients = &entries::guard_coefficients<Runner>;
+  if constexpr (jacobi_per_thread) {
+    k.svd_jacobi = &entries::svd_jacobi<Runner>;
+    k.eigh_jacobi = &entries::eigh_jacobi<Runner>;
+  }
   return k;
 }
 

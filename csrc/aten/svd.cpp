@@ -4,16 +4,41 @@
 // dispatch table.
 #include <torch/library.h>
 
+#include "../kernels/jacobi_batch.h"
 #include "dispatch.h"
 
 namespace safesvd {
 
 std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matrices, c10::string_view guard,
-                                               c10::optional<double> rtol, c10::optional<double> atol) {
+                                               c10::optional<double> rtol, c10::optional<double> atol,
+                                               c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.svd";
   check_matrix_input(A, op, /*square=*/false);
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);  // fail here, not in the backward
-  return at::linalg_svd(A, full_matrices);
+  const int64_t m = A.size(-2), n = A.size(-1), k = std::min(m, n);
+  const DeviceKernels& dev = device_kernels(A.device(), op);
+  const bool shape_supported = kernels::jacobi_svd_supported(m, n) && (m == n || dev.jacobi_rectangular);
+  if (!use_jacobi(A, driver, shape_supported, dev, dev.svd_jacobi != nullptr, op))
+    return at::linalg_svd(A, full_matrices);
+  // The small-matrix engine; a matrix it does not converge on is recomputed by LAPACK (CPU).
+  const Tensor A3 = A.reshape({-1, m, n});
+  const int64_t B = A3.size(0), ucols = full_matrices ? m : k, vrows = full_matrices ? n : k;
+  // U, Vh column-major (LAPACK's layout, whatever the driver): allocated transposed.
+  Tensor U = at::empty({B, ucols, m}, A.options()).mT(), S = at::empty({B, k}, A.options()),
+         Vh = at::empty({B, n, vrows}, A.options()).mT(), info = at::empty({B}, A.options().dtype(at::kInt));
+  dev.svd_jacobi(A3, full_matrices, U, S, Vh, info);
+  if (dev.jacobi_fallback) {
+    const Tensor redo = info.nonzero().squeeze(-1);
+    if (redo.numel()) {
+      auto [U2, S2, Vh2] = at::linalg_svd(A3.index_select(0, redo), full_matrices);
+      U.index_copy_(0, redo, U2);
+      S.index_copy_(0, redo, S2);
+      Vh.index_copy_(0, redo, Vh2);
+    }
+  }
+  const auto batch = batch_shape(A);
+  return {U.mT().view(with_trailing(batch, {ucols, m})).mT(), S.view(with_trailing(batch, {k})),
+          Vh.mT().view(with_trailing(batch, {n, vrows})).mT()};
 }
 
 // With full_matrices=True the extra columns of U / rows of Vh are an arbitrary

@@ -25,7 +25,7 @@ struct CudaRunner {
 };
 
 const DeviceKernelsRegistration kRegistration(c10::DeviceType::CUDA,
-                                              make_device_kernels<CudaRunner>(kernels::cuda::kFusedMaxDim));
+                                              make_device_kernels<CudaRunner, /*jacobi_per_thread=*/true>(kernels::cuda::kFusedMaxDim));
 
 }  // namespace
 }  // namespace safesvd

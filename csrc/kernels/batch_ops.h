@@ -10,6 +10,8 @@
 
 #include "eigh_backward.h"
 #include "fn_backward.h"
+#include "jacobi.h"
+#include "jacobi_tiles.h"
 #include "svd_backward.h"
 
 namespace safesvd {
@@ -278,6 +280,44 @@ struct GuardCoefficientsOp {
       slope[e] = mg.slope(d[e], x);
       note[e] = mg.inside(d[e]) ? x : R(0);
     }
+  }
+};
+
+// ------------------------------------------------- the forward engine, one matrix per thread
+
+// The Jacobi forward of one matrix per thread (W = 1): the CUDA runner's unit.
+// (The CPU runs tiles of many lanes instead: csrc/cpu/isa/.) A matrix that does
+// not converge, or has non-finite entries, gets NaN outputs and info != 0.
+template <typename T, int M, int N, bool FULL>
+struct JacobiSvdOp {
+  using scalar_t = T;
+  static constexpr int UC = FULL ? M : N;
+  SvdBatch<T> a;
+  SAFESVD_HD int64_t scratch() const { return M * N + M * UC + N + N * N; }
+  SAFESVD_HD void operator()(int64_t b, T* buf) const {
+    T *tA = buf, *tU = tA + M * N, *tS = tU + M * UC, *tV = tS + N;
+    int info = 0;
+    load_svd_tile<M, N, 1, T>(a, b, tA);
+    jacobi_svd_tile<M, N, FULL, 1, T>(tA, tU, tS, tV, 1, &info, kJacobiMaxSweeps);
+    if (info != 0)
+      for (int64_t e = 0; e < scratch() - M * N; ++e) tU[e] = T(NAN);
+    store_svd_tile<M, N, UC, 1, T>(a, b, tU, tS, tV, &info);
+  }
+};
+
+template <typename T, int N>
+struct JacobiEighOp {
+  using scalar_t = T;
+  EighBatch<T> a;
+  SAFESVD_HD int64_t scratch() const { return 2 * N * N + N; }
+  SAFESVD_HD void operator()(int64_t b, T* buf) const {
+    T *tA = buf, *tL = tA + N * N, *tQ = tL + N;
+    int info = 0;
+    load_eigh_tile<N, 1, T>(a, b, tA);
+    jacobi_eigh_tile<N, 1, T>(tA, tL, tQ, 1, &info, kJacobiMaxSweeps);
+    if (info != 0)
+      for (int64_t e = 0; e < N + N * N; ++e) tL[e] = T(NAN);
+    store_eigh_tile<N, 1, T>(a, b, tL, tQ, &info);
   }
 };
 

@@ -8,7 +8,7 @@ from . import _inputs, _loader, _ops
 
 
 def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
-         rtol: float | None = None, atol: float | None = None):
+         rtol: float | None = None, atol: float | None = None, driver: str | None = None):
     """Eigendecomposition ``A = Q diag(L) Q^H`` of Hermitian matrices, guarded backward.
 
     Args:
@@ -16,6 +16,8 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
             (float16/bfloat16 are computed and returned in float32).
         UPLO: ``"L"`` or ``"U"``.
         guard, rtol, atol: as in :func:`safesvd.svd`, with tol = max(atol, rtol * max|L|).
+        driver: ``None``, ``"jacobi"`` (two-sided cyclic Jacobi, real n in 2..16) or
+            ``"lapack"``, as in :func:`safesvd.svd`.
 
     Returns:
         ``L (..., n)`` real ascending eigenvalues and ``Q (..., n, n)`` eigenvectors.
@@ -27,4 +29,4 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     """
     _loader.require()
     A = _inputs.promote(A, "safesvd.eigh")
-    return _ops.apply(_ops.SafesvdEigh, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)
+    return _ops.apply(_ops.SafesvdEigh, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol, driver)

@@ -114,6 +114,7 @@ def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
     sources += sorted(glob.glob(str(_CSRC / "aten" / "*.cpp")))
     sources += sorted(glob.glob(str(_CSRC / "api" / "*.cpp")))
     sources += sorted(glob.glob(str(_CSRC / "cpu" / "*.cpp")))
+    sources += sorted(glob.glob(str(_CSRC / "cpu" / "isa" / "*.cpp")))
     cuda = cuda_sources_wanted() if with_cuda is None else with_cuda
     cuda_flags = ["-O3", "--expt-relaxed-constexpr"]
     if cuda:
@@ -122,7 +123,7 @@ def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
         name="safesvd_jit_cuda" if cuda else "safesvd_jit",
         sources=sources,
         # See setup.py for why these flags matter to the fused CPU loop.
-        extra_cflags=["-O3", "-fno-wrapv", "-fopenmp"],
+        extra_cflags=["-O3", "-fno-wrapv", "-fno-math-errno", "-fopenmp"],
         extra_ldflags=["-fopenmp"],
         extra_cuda_cflags=cuda_flags,
         is_python_module=False,

@@ -156,12 +156,12 @@ class SafesvdSvd(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A, full_matrices, guard, rtol, atol):
-        return _below_autograd(torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol)
+    def forward(A, full_matrices, guard, rtol, atol, driver):
+        return _below_autograd(torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol, driver)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, full_matrices, guard, rtol, atol = inputs
+        _, full_matrices, guard, rtol, atol, _ = inputs
         ctx.options = (full_matrices, guard, rtol, atol)
         ctx.save_for_backward(*output)
         ctx.save_for_forward(*output)
@@ -170,10 +170,10 @@ class SafesvdSvd(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gU, gS, gVh):
         if gU is None and gS is None and gVh is None:  # e.g. reached only through svd_fn
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         U, S, Vh = ctx.saved_tensors
         _, guard, rtol, atol = ctx.options
-        return svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol), None, None, None, None
+        return svd_backward(gU, gS, gVh, U, S, Vh, guard, rtol, atol), None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, tA, *_):
@@ -203,12 +203,12 @@ class SafesvdEigh(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A, UPLO, guard, rtol, atol):
-        return _below_autograd(torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol)
+    def forward(A, UPLO, guard, rtol, atol, driver):
+        return _below_autograd(torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol, driver)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, _, guard, rtol, atol = inputs
+        _, _, guard, rtol, atol, _ = inputs
         ctx.options = (guard, rtol, atol)
         ctx.save_for_backward(*output)
         ctx.save_for_forward(*output)
@@ -217,7 +217,7 @@ class SafesvdEigh(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gL, gQ):
         if gL is None and gQ is None:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         L, Q = ctx.saved_tensors
         guard, rtol, atol = ctx.options
         if _differentiable_backward(gL, gQ, L, Q):
@@ -226,7 +226,7 @@ class SafesvdEigh(torch.autograd.Function):
         else:
             gA, gauge = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, rtol, atol)
         _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
-        return gA, None, None, None, None
+        return gA, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, tA, *_):
@@ -459,9 +459,9 @@ def _batch_leading_vmap(op):
 
 
 _FAKES = {
-    "svd": lambda A, full_matrices=False, guard="pinv", rtol=None, atol=None: torch.linalg.svd(
+    "svd": lambda A, full_matrices=False, guard="pinv", rtol=None, atol=None, driver=None: torch.linalg.svd(
         A, full_matrices=full_matrices),
-    "eigh": lambda A, UPLO="L", guard="pinv", rtol=None, atol=None: torch.linalg.eigh(A, UPLO=UPLO),
+    "eigh": lambda A, UPLO="L", guard="pinv", rtol=None, atol=None, driver=None: torch.linalg.eigh(A, UPLO=UPLO),
     "_svd_backward": lambda gU, gS, gVh, U, S, Vh, guard, rtol, atol: (
         U.new_empty((*U.shape[:-1], Vh.shape[-1])), S.new_empty((*S.shape[:-1], 3))),
     "_eigh_backward": lambda gL, gQ, L, Q, guard, rtol, atol: (Q.new_empty(Q.shape), L.new_empty((*L.shape[:-1], 3))),

@@ -8,7 +8,7 @@ from . import _inputs, _loader, _ops
 
 
 def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
-        rtol: float | None = None, atol: float | None = None):
+        rtol: float | None = None, atol: float | None = None, driver: str | None = None):
     """Singular value decomposition ``A = U diag(S) Vh`` with a guarded backward.
 
     Args:
@@ -24,6 +24,11 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
             (PyTorch's unguarded math, for comparison).
         rtol, atol: tol = max(atol, rtol * max(S)) per matrix; rtol defaults to
             eps(dtype)^(3/4), atol to 0.
+        driver: ``None`` (default: the small-matrix engine where it was measured
+            faster, real input with square n <= 16 or both sides <= 8 on CPU; LAPACK /
+            cuSOLVER elsewhere), ``"jacobi"`` (the engine: one-sided Jacobi, errors
+            within 4x of LAPACK's; ValueError where it does not apply) or ``"lapack"``.
+            Singular vectors are unique only up to sign (phase): the drivers may differ there.
 
     Returns:
         ``U (..., m, k)``, ``S (..., k)`` (real, descending), ``Vh (..., k, n)``,
@@ -40,13 +45,13 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
     """
     _loader.require()
     A = _inputs.promote(A, "safesvd.svd")
-    return _ops.apply(_ops.SafesvdSvd, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol)
+    return _ops.apply(_ops.SafesvdSvd, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol, driver)
 
 
-def svdvals(A: torch.Tensor) -> torch.Tensor:
+def svdvals(A: torch.Tensor, *, driver: str | None = None) -> torch.Tensor:
     """Singular values ``S (..., k)`` of ``A (..., m, n)``, descending.
 
     The gradient ``U diag(gS) Vh`` is exact everywhere, including repeated and
     zero singular values (where it is a valid subgradient choice).
     """
-    return svd(A)[1]
+    return svd(A, driver=driver)[1]

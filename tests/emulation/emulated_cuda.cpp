@@ -27,7 +27,7 @@ struct SkipLastRunner {
 };
 
 const safesvd::DeviceKernels kEmulated =
-    safesvd::make_device_kernels<EmulatedCudaRunner>(safesvd::kernels::cuda::kFusedMaxDim);
+    safesvd::make_device_kernels<EmulatedCudaRunner, true>(safesvd::kernels::cuda::kFusedMaxDim);
 const safesvd::DeviceKernels kSkipLast =
     safesvd::make_device_kernels<SkipLastRunner>(safesvd::kernels::cuda::kFusedMaxDim);
 

@@ -1,0 +1,85 @@
+// Moving matrices between strided batched tensors and the structure-of-arrays
+// tiles of jacobi.h (element e of lane l at tile[e * W + l]). Templates only:
+// the CPU's ISA-specific translation units include this inside their own
+// namespace (csrc/cpu/jacobi_isa.inc), so each ISA has its own instantiations;
+// the batch types are therefore named with their full ::safesvd::kernels path.
+#pragma once
+
+#include "jacobi_batch.h"
+
+namespace safesvd {
+namespace kernels {
+
+// Load lanes [b0, b0 + W) (clamped to the last matrix) of an M x N tile: A
+// itself, or A^T when the batch is wide (then A is N x M).
+template <int M, int N, int W, typename T>
+SAFESVD_HD void load_svd_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t b0, T* tile) {
+  const bool t = a.m < a.n;
+  for (int l = 0; l < W; ++l) {
+    const int64_t b = b0 + l < a.B ? b0 + l : a.B - 1;
+    const T* src = a.A + b * a.sb;
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j)
+        tile[(i * N + j) * W + l] = t ? src[j * a.sr + i * a.sc] : src[i * a.sr + j * a.sc];
+  }
+}
+
+// Store lanes of the tile outputs Ut (M x UC), St (N), Vt (N x N) into U, S, Vh.
+// Tall: U = Ut, Vh = Vt^T. Wide (A^T = Ut S Vt^T): U = Vt, Vh = Ut^T.
+// U and Vh are written column-major, LAPACK's layout, so that the operator's output
+// strides do not depend on the driver (its fake kernel promises them).
+template <int M, int N, int UC, int W, typename T>
+SAFESVD_HD void store_svd_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t b0, const T* Ut, const T* St, const T* Vt,
+                               const int* info) {
+  const bool t = a.m < a.n;
+  const int64_t ucols = t ? N : UC, vrows = t ? UC : N;  // columns of U, rows of Vh in the output
+  for (int l = 0; l < W && b0 + l < a.B; ++l) {
+    const int64_t b = b0 + l;
+    T* u = a.U + b * a.m * ucols;
+    T* vh = a.Vh + b * vrows * a.n;
+    for (int j = 0; j < N; ++j) a.S[b * N + j] = St[j * W + l];
+    // Element (i, j) of U (m x ucols) at u[j * m + i]; of Vh (vrows x n) at vh[j * vrows + i].
+    if (!t) {
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < UC; ++j) u[j * M + i] = Ut[(i * UC + j) * W + l];
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) vh[j * N + i] = Vt[(j * N + i) * W + l];
+    } else {
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) u[j * N + i] = Vt[(i * N + j) * W + l];
+      for (int i = 0; i < UC; ++i)
+        for (int j = 0; j < M; ++j) vh[j * UC + i] = Ut[(j * UC + i) * W + l];
+    }
+    a.info[b] = info[l];
+  }
+}
+
+// Load the UPLO triangle of lanes of an N x N tile, mirrored into a full symmetric tile.
+template <int N, int W, typename T>
+SAFESVD_HD void load_eigh_tile(const ::safesvd::kernels::EighBatch<T>& a, int64_t b0, T* tile) {
+  for (int l = 0; l < W; ++l) {
+    const int64_t b = b0 + l < a.B ? b0 + l : a.B - 1;
+    const T* src = a.A + b * a.sb;
+    for (int i = 0; i < N; ++i)
+      for (int j = 0; j <= i; ++j) {
+        const T v = a.lower ? src[i * a.sr + j * a.sc] : src[j * a.sr + i * a.sc];
+        tile[(i * N + j) * W + l] = v;
+        tile[(j * N + i) * W + l] = v;
+      }
+  }
+}
+
+template <int N, int W, typename T>
+SAFESVD_HD void store_eigh_tile(const ::safesvd::kernels::EighBatch<T>& a, int64_t b0, const T* Lt, const T* Qt, const int* info) {
+  for (int l = 0; l < W && b0 + l < a.B; ++l) {
+    const int64_t b = b0 + l;
+    for (int j = 0; j < N; ++j) a.L[b * N + j] = Lt[j * W + l];
+    T* q = a.Q + b * N * N;  // column-major, LAPACK's layout (see store_svd_tile)
+    for (int i = 0; i < N; ++i)
+      for (int j = 0; j < N; ++j) q[j * N + i] = Qt[(i * N + j) * W + l];
+    a.info[b] = info[l];
+  }
+}
+
+}  // namespace kernels
+}  // namespace safesvd

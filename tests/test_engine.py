@@ -1,0 +1,238 @@
+"""The small-matrix engine (csrc/kernels/jacobi.h, docs/jacobi.md): the fused
+batched forward of svd / svdvals / eigh and its `driver=` keyword.
+
+Accuracy: on the sets of tests/accuracy_sets.py (random, ill-conditioned 1e6,
+rank-deficient, exactly repeated, clustered, scaled by 1e-30 / 1e30 in float64,
+1e-15 / 1e15 in float32), for n = 2 .. 16 and both real dtypes, each error
+(values relative to max(S), orthogonality, reconstruction relative to ||A||) is
+within 4x of LAPACK's own error on the same matrices, both measured against a
+float64 (float32 inputs) or 30-digit (float64 inputs) reference.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import safesvd
+from accuracy_sets import (
+    SET_NAMES,
+    accuracy_sets,
+    eigh_errors,
+    lapack_eigh,
+    lapack_svd,
+    reference_eigvalsh,
+    reference_svdvals,
+    svd_errors,
+    within,
+)
+from helpers import finite_difference_grad, rel_err, with_singular_values
+
+ROOT = Path(__file__).resolve().parent.parent
+DTYPES = [torch.float32, torch.float64]
+SIZES = [2, 3, 4, 5, 8, 16]
+
+
+def _count(n, dtype):
+    # mpmath references of float64 inputs cost ~0.1 s per 16 x 16 matrix.
+    return 24 if dtype == torch.float32 else (8 if n > 8 else 12)
+
+
+def _assert_within(ours, theirs, dtype, what):
+    ok = within(ours, theirs, factor=4.0, dtype=dtype)
+    bad = {k: (ours[k], theirs[k]) for k, v in ok.items() if not v}
+    assert not bad, f"{what}: (engine, LAPACK) errors beyond 4x: {bad}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_svd_accuracy_within_4x_of_lapack(n, dtype):
+    for name, A in accuracy_sets(n, dtype, count=_count(n, dtype), seed=1).items():
+        S_ref = reference_svdvals(A)
+        U, S, Vh = safesvd.svd(A, driver="jacobi")
+        ours = svd_errors(A, U, S, Vh, S_ref)
+        theirs = svd_errors(A, *lapack_svd(A), S_ref)
+        _assert_within(ours, theirs, dtype, f"svd n={n} {dtype} {name}")
+        assert (S[..., :-1] >= S[..., 1:]).all() and (S >= 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_eigh_accuracy_within_4x_of_lapack(n, dtype):
+    for name, A in accuracy_sets(n, dtype, count=_count(n, dtype), seed=2, kind="eigh").items():
+        L_ref = reference_eigvalsh(A)
+        L, Q = safesvd.eigh(A, driver="jacobi")
+        ours = eigh_errors(A, L, Q, L_ref)
+        theirs = eigh_errors(A, *lapack_eigh(A), L_ref)
+        _assert_within(ours, theirs, dtype, f"eigh n={n} {dtype} {name}")
+        assert (L[..., :-1] <= L[..., 1:]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", [(3, 2), (2, 3), (8, 3), (3, 8), (6, 5), (5, 6), (8, 8)])
+def test_rectangular_svd_accuracy(m, n, dtype):
+    g = torch.Generator().manual_seed(m * 10 + n)
+    k = min(m, n)
+    sets = {
+        "random": torch.randn(16, m, n, generator=g, dtype=torch.float64),
+        "rank_deficient": torch.randint(-2, 3, (16, m, 1), generator=g).double()
+        @ torch.randint(-2, 3, (16, 1, n), generator=g).double(),
+        "repeated": torch.stack([with_singular_values([2.0] * k, m, n, torch.float64) for _ in range(8)]),
+        "scaled": torch.randn(16, m, n, generator=g, dtype=torch.float64) * (1e-15 if dtype == torch.float32 else 1e-30),
+    }
+    for name, A in sets.items():
+        A = A.to(dtype)
+        S_ref = reference_svdvals(A)
+        for full in (False, True):
+            U, S, Vh = safesvd.svd(A, full_matrices=full, driver="jacobi")
+            assert U.shape == (A.shape[0], m, m if full else k) and Vh.shape == (A.shape[0], n if full else k, n)
+            ours = svd_errors(A, U, S, Vh, S_ref)
+            Ul, Sl, Vhl = torch.linalg.svd(A, full_matrices=full)
+            theirs = svd_errors(A, Ul, Sl, Vhl, S_ref)
+            _assert_within(ours, theirs, dtype, f"svd {m}x{n} full={full} {dtype} {name}")
+
+
+def test_outputs_match_torch_conventions():
+    A = torch.randn(2, 5, 4, 4)
+    for driver in ("jacobi", "lapack", None):
+        U, S, Vh = safesvd.svd(A, driver=driver)
+        Ut, St, Vht = torch.linalg.svd(A)
+        assert U.shape == Ut.shape and S.shape == St.shape and Vh.shape == Vht.shape
+        assert U.stride() == Ut.stride() and Vh.stride() == Vht.stride()  # column-major like LAPACK
+        torch.testing.assert_close(S, St, rtol=1e-5, atol=1e-5)
+        # Singular vectors agree up to sign: compare the rank-one projectors.
+        torch.testing.assert_close(U.abs(), Ut.abs(), rtol=1e-3, atol=1e-3)
+        L, Q = safesvd.eigh(A + A.mT, driver=driver)
+        Lt, Qt = torch.linalg.eigh(A + A.mT)
+        assert Q.stride() == Qt.stride()
+        torch.testing.assert_close(L, Lt, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(safesvd.svdvals(A, driver=driver), St, rtol=1e-5, atol=1e-5)
+
+
+def test_uplo_reads_only_one_triangle():
+    A = torch.randn(6, 5, 5, dtype=torch.float64)
+    junk = torch.randn(6, 5, 5, dtype=torch.float64)
+    for uplo in ("L", "U"):
+        tri = torch.tril(A) if uplo == "L" else torch.triu(A)
+        other = torch.triu(junk, 1) if uplo == "L" else torch.tril(junk, -1)
+        L, Q = safesvd.eigh(tri + other, UPLO=uplo, driver="jacobi")
+        Lt, _ = torch.linalg.eigh(tri + other, UPLO=uplo)
+        torch.testing.assert_close(L, Lt, rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_and_batched_shapes():
+    base = torch.randn(3, 4, 10, 7, dtype=torch.float64)
+    A = base[:, ::2, 1:8:2, :4].mT  # strided batch and transposed 4 x 4 matrices
+    U, S, Vh = safesvd.svd(A, driver="jacobi")
+    torch.testing.assert_close((U * S.unsqueeze(-2)) @ Vh, A, rtol=1e-12, atol=1e-12)
+    assert safesvd.svd(torch.zeros(0, 3, 3), driver="jacobi")[1].shape == (0, 3)
+    assert safesvd.eigh(torch.zeros(2, 0, 4, 4), driver="jacobi")[0].shape == (2, 0, 4)
+
+
+def test_zero_and_tiny_huge_matrices():
+    for dtype, tiny, huge in ((torch.float32, 1e-40, 1e38), (torch.float64, 1e-310, 1e300)):
+        Z = torch.zeros(4, 3, 3, dtype=dtype)
+        U, S, Vh = safesvd.svd(Z, driver="jacobi")
+        assert (S == 0).all() and torch.isfinite(U).all() and torch.isfinite(Vh).all()
+        for scale in (tiny, huge):
+            A = torch.randn(8, 3, 3, dtype=torch.float64).to(dtype) * scale
+            S = safesvd.svdvals(A, driver="jacobi")
+            St = torch.linalg.svdvals(A.double() / scale) * scale
+            assert torch.isfinite(S).all()
+            # subnormal inputs have few significant bits: compare to what they represent
+            torch.testing.assert_close(S.double(), St, rtol=1e-4 if scale < 1e-30 else 1e-5, atol=0)
+
+
+def test_driver_errors():
+    A = torch.randn(3, 3)
+    with pytest.raises(ValueError, match="driver must be"):
+        safesvd.svd(A, driver="gesvd")
+    with pytest.raises(ValueError, match="driver='jacobi'"):
+        safesvd.svd(torch.randn(17, 17), driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):
+        safesvd.svd(torch.randn(3, 3, dtype=torch.complex64), driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):
+        safesvd.eigh(torch.randn(1, 1), driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):
+        safesvd.svd(torch.randn(12, 3), driver="jacobi")
+
+
+def test_default_driver_falls_back_outside_the_engine():
+    """driver=None: complex, 1x1 and n > 16 go to LAPACK (no error)."""
+    for A in (torch.randn(2, 3, 3, dtype=torch.complex128), torch.randn(2, 1, 1), torch.randn(2, 20, 20)):
+        U, S, Vh = safesvd.svd(A)
+        torch.testing.assert_close(S, torch.linalg.svdvals(A))
+
+
+def test_non_finite_input_raises_like_lapack():
+    A = torch.randn(5, 3, 3)
+    A[2, 1, 1] = float("nan")
+    for driver in ("jacobi", None):
+        with pytest.raises(torch.linalg.LinAlgError):
+            safesvd.svd(A, driver=driver)
+    S = A + A.mT
+    S[3, 0, 0] = float("inf")
+    with pytest.raises(torch.linalg.LinAlgError):
+        safesvd.eigh(S, driver="jacobi")
+
+
+@pytest.mark.parametrize("driver", ["jacobi", "lapack"])
+def test_gradients_through_the_engine(driver):
+    """Exact gradients at exact degeneracy with either forward (FD in float64)."""
+    A = torch.stack([with_singular_values([2.0, 2.0, 1.0], 3, 3, torch.float64),
+                     with_singular_values([3.0, 1.0, 0.0], 3, 3, torch.float64)])
+    W = torch.randn(3, 3, dtype=torch.float64)
+
+    def loss(X):
+        U, S, Vh = safesvd.svd(X, driver=driver)
+        return (W * (U @ Vh)).sum() + (S ** 3).sum()
+
+    with safesvd.gauge_mode("ignore"):  # the polar factor at a zero singular value is basis dependent
+        X = A[:1].clone().requires_grad_()
+        (g,) = torch.autograd.grad(loss(X), X)
+        fd = finite_difference_grad(loss, A[:1])
+        assert rel_err(g, fd) < 1e-6
+    X = A.clone().requires_grad_()
+    L, Q = safesvd.eigh(X @ X.mT, driver=driver)
+    (g,) = torch.autograd.grad(((Q * L.unsqueeze(-2)) @ Q.mT * W).sum(), X)
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g, (W + W.T) @ X, rtol=1e-10, atol=1e-10)
+
+
+def test_matrix_functions_use_the_engine_and_agree():
+    A = torch.randn(64, 4, 4, dtype=torch.float64)
+    C = A @ A.mT + 1e-3 * torch.eye(4, dtype=torch.float64)
+    R = safesvd.sqrtm(C)
+    torch.testing.assert_close(R @ R, C, rtol=1e-10, atol=1e-10)
+    P = safesvd.procrustes(A, special=True)
+    torch.testing.assert_close(P.mT @ P, torch.eye(4, dtype=torch.float64).expand(64, 4, 4), rtol=1e-12, atol=1e-12)
+    assert (torch.linalg.det(P) > 0).all()
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_compiled_isa_variant(isa):
+    """Each instruction-set variant of the CPU kernels, chosen with SAFESVD_CPU_ISA in a
+    fresh process (the choice is made once per process); skipped where the CPU lacks it."""
+    code = f"""
+import torch, safesvd, sys
+if torch.ops.safesvd._cpu_isa() != {isa!r}: sys.exit(3)
+torch.manual_seed(0)
+for n in (2, 3, 5, 8, 16):
+    for dt in (torch.float32, torch.float64):
+        A = torch.randn(37, n, n, dtype=dt)
+        S = safesvd.svdvals(A, driver="jacobi")
+        torch.testing.assert_close(S, torch.linalg.svdvals(A), rtol=1e-4, atol=1e-4)
+        L, Q = safesvd.eigh(A + A.mT, driver="jacobi")
+        torch.testing.assert_close((Q * L.unsqueeze(-2)) @ Q.mT, A + A.mT, rtol=1e-4, atol=1e-4)
+        if n <= 8:
+            B = torch.randn(37, n + 1 if n < 8 else n, n - 1, dtype=dt)
+            torch.testing.assert_close(safesvd.svdvals(B, driver="jacobi"), torch.linalg.svdvals(B), rtol=1e-4, atol=1e-4)
+"""
+    env = dict(os.environ, SAFESVD_CPU_ISA=isa, PYTHONPATH=str(ROOT / "python"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if r.returncode != 0 and "does not support it" in r.stderr:
+        pytest.skip(f"this CPU does not run {isa}")
+    assert r.returncode == 0, r.stderr[-3000:]
