@@ -148,14 +148,65 @@ def test_public_api_end_to_end(emulated, dtype):
     @safesvd.gauge_mode("ignore")  # the polar factor of a rank-deficient matrix is basis dependent
     def grads():
         X = A.clone().requires_grad_()
-        U, S, Vh = safesvd.svd(X)
+        U, S, Vh = safesvd.svd(X, driver="lapack")  # the same basis on both sides
         first = (W * (U @ Vh)).real.sum() + (S ** 2).sum()
-        second = (W * safesvd.sqrtm(X @ X.mH)).real.sum()
+        # + I: at a zero eigenvalue the sqrtm gradient is a ratio of rounding errors, and the
+        # CPU default (the Jacobi engine) and the emulated default (LAPACK) round differently.
+        second = (W * safesvd.sqrtm(X @ X.mH + torch.eye(4, dtype=dtype))).real.sum()
         (g,) = torch.autograd.grad(first + second, X, create_graph=True)
         (h,) = torch.autograd.grad((g.abs() ** 2).sum(), X)
         return g.detach(), h
 
     compare(emulated, grads, dtype)
+
+
+ENGINE_SIZES = [2, 3, 5, 8, 16]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", ENGINE_SIZES)
+@pytest.mark.parametrize("B", [0, 1, 130])
+def test_engine_forward(emulated, dtype, n, B):
+    """The forward engine, one matrix per thread, against the CPU engine (SIMD lanes):
+    values to rounding, vectors through invariants (reconstruction, projectors of the
+    simple values), on random, exactly repeated and rank-deficient matrices."""
+    A = svd_batch(B, n, n, dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    U, S, Vh = safesvd.svd(A, driver="jacobi")
+    L, Q = safesvd.eigh(A + A.mT, driver="jacobi")
+    with kernels(emulated.table()):
+        Ue, Se, Vhe = safesvd.svd(A, driver="jacobi")
+        Le, Qe = safesvd.eigh(A + A.mT, driver="jacobi")
+        with pytest.raises(ValueError, match="driver='jacobi'"):  # the CUDA engine is square only
+            safesvd.svd(torch.randn(2, n + 1, n, dtype=dtype), driver="jacobi")
+    assert Ue.stride() == U.stride() and Qe.stride() == Q.stride()
+    torch.testing.assert_close(Se, S, **tol)
+    torch.testing.assert_close(Le, L, **tol)
+    torch.testing.assert_close((Ue * Se.unsqueeze(-2)) @ Vhe, A, **tol)
+    torch.testing.assert_close((Qe * Le.unsqueeze(-2)) @ Qe.mT, A + A.mT, **tol)
+    eye = torch.eye(n, dtype=dtype).expand(B, n, n)
+    torch.testing.assert_close(Ue.mT @ Ue, eye, **tol)
+    torch.testing.assert_close(Qe.mT @ Qe, eye, **tol)
+    if B:  # the first matrix of svd_batch is random: simple values, compare vectors up to sign
+        torch.testing.assert_close(Ue[0].abs(), U[0].abs(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_engine_non_finite_matrix_gets_nan_and_nothing_else(emulated, dtype):
+    A = svd_batch(70, 4, 4, dtype)
+    A[5, 1, 2] = float("nan")
+    A[40, 0, 0] = float("inf")
+    U, S, Vh, info = emulated.svd_jacobi(A, False)
+    Sym = A + A.mT
+    L, Q, info_e = emulated.eigh_jacobi(Sym, True)
+    bad = torch.zeros(70, dtype=torch.bool)
+    bad[[5, 40]] = True
+    for x, inf in ((U, info), (S, info), (Vh, info), (L, info_e), (Q, info_e)):
+        assert x[bad].isnan().all() and torch.isfinite(x[~bad]).all()
+        assert (inf[bad] != 0).all() and (inf[~bad] == 0).all()
+    good = ~bad
+    torch.testing.assert_close(S[good], torch.linalg.svdvals(A[good]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(L[good], torch.linalg.eigvalsh(Sym[good]), rtol=1e-4, atol=1e-4)
 
 
 def test_broken_kernel_is_detected(emulated):

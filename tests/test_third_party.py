@@ -196,7 +196,10 @@ def test_kornia_fit_line():
 # (float64, these fixed inputs) and are recorded as expectations; safesvd.invsqrtm (or
 # eigh_fn) gives the exact gradient of the same whitening.
 ZCA_EXACT_DIAG_ERR = 0.82  # covariance exactly diag(0.4, 0.4, 1.6): torch NaN
-ZCA_ROUNDED_ERR = 9.4e-3  # covariance Q diag(2, 2, 1) Q^T up to rounding: torch finite, 2.3e-2 off
+# covariance Q diag(2, 2, 1) Q^T up to rounding: torch finite, 2.3e-2 off. The override's error
+# depends on the basis the forward picks inside the repeated eigenvalue: 2.0e-2 with the
+# Jacobi engine (the CPU default), 9.4e-3 with driver="lapack".
+ZCA_ROUNDED_ERR = 2.0e-2
 
 
 def zca_data():

@@ -90,6 +90,27 @@ inline std::vector<int64_t> with_trailing(std::vector<int64_t> shape, std::initi
   return shape;
 }
 
+// A new (..., r, c) tensor whose matrices are column-major (LAPACK's layout) and
+// whose batch is contiguous: the strides torch.linalg.svd / eigh return, so fake
+// tensors and forward-mode tangents agree with either driver. Not a view.
+inline Tensor empty_column_major(const std::vector<int64_t>& shape, const at::TensorOptions& options) {
+  std::vector<int64_t> strides(shape.size());
+  const size_t d = shape.size();
+  const int64_t r = shape[d - 2], c = shape[d - 1];
+  strides[d - 2] = 1;
+  strides[d - 1] = std::max<int64_t>(r, 1);
+  int64_t step = std::max<int64_t>(r * c, 1);
+  for (size_t i = d - 2; i-- > 0;) {
+    strides[i] = step;
+    step *= std::max<int64_t>(shape[i], 1);
+  }
+  return at::empty_strided(shape, strides, options);
+}
+// Its matrices as one (B, r, c) batch (a view of the same memory).
+inline Tensor as_matrix_batch(const Tensor& X) {
+  return X.mT().reshape({-1, X.size(-1), X.size(-2)}).mT();
+}
+
 // (..., 3) gauge info for matrices with nothing to check: residual 0, pair (-1, -1).
 Tensor empty_gauge(const Tensor& like_real, const std::vector<int64_t>& batch);
 

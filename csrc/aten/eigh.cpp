@@ -20,19 +20,20 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n), dev, dev.eigh_jacobi != nullptr, op))
     return at::linalg_eigh(A, UPLO);
   const Tensor A3 = A.reshape({-1, n, n});
-  const int64_t B = A3.size(0);
-  Tensor L = at::empty({B, n}, A.options()), Q = at::empty({B, n, n}, A.options()).mT(),  // column-major
-         info = at::empty({B}, A.options().dtype(at::kInt));
-  dev.eigh_jacobi(A3, UPLO == "L", L, Q, info);
+  // Q column-major like LAPACK's, allocated in its final shape (not a view); see svd.cpp.
+  Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options()),
+         Q = empty_column_major(A.sizes().vec(), A.options());
+  Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q), info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
+  dev.eigh_jacobi(A3, UPLO == "L", L3, Q3, info);
   if (dev.jacobi_fallback) {
     const Tensor redo = info.nonzero().squeeze(-1);
     if (redo.numel()) {
       auto [L2, Q2] = at::linalg_eigh(A3.index_select(0, redo), UPLO);
-      L.index_copy_(0, redo, L2);
-      Q.index_copy_(0, redo, Q2);
+      L3.index_copy_(0, redo, L2);
+      Q3.index_copy_(0, redo, Q2);
     }
   }
-  return {L.view(with_trailing(batch_shape(A), {n})), Q.mT().view(A.sizes()).mT()};
+  return {L, Q};
 }
 
 // Products by batched BLAS, J by the device's builder (kernels::eigh_build_J).

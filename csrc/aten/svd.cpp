@@ -22,23 +22,26 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
     return at::linalg_svd(A, full_matrices);
   // The small-matrix engine; a matrix it does not converge on is recomputed by LAPACK (CPU).
   const Tensor A3 = A.reshape({-1, m, n});
-  const int64_t B = A3.size(0), ucols = full_matrices ? m : k, vrows = full_matrices ? n : k;
-  // U, Vh column-major (LAPACK's layout, whatever the driver): allocated transposed.
-  Tensor U = at::empty({B, ucols, m}, A.options()).mT(), S = at::empty({B, k}, A.options()),
-         Vh = at::empty({B, n, vrows}, A.options()).mT(), info = at::empty({B}, A.options().dtype(at::kInt));
-  dev.svd_jacobi(A3, full_matrices, U, S, Vh, info);
+  const int64_t ucols = full_matrices ? m : k, vrows = full_matrices ? n : k;
+  const auto batch = batch_shape(A);
+  // U, Vh column-major (LAPACK's layout, whatever the driver), allocated in their final
+  // shape so that the results are not views; the kernels write through (B, r, c) views.
+  Tensor U = empty_column_major(with_trailing(batch, {m, ucols}), A.options()),
+         S = at::empty(with_trailing(batch, {k}), A.options()),
+         Vh = empty_column_major(with_trailing(batch, {vrows, n}), A.options());
+  Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh),
+         info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
+  dev.svd_jacobi(A3, full_matrices, U3, S3, Vh3, info);
   if (dev.jacobi_fallback) {
     const Tensor redo = info.nonzero().squeeze(-1);
     if (redo.numel()) {
       auto [U2, S2, Vh2] = at::linalg_svd(A3.index_select(0, redo), full_matrices);
-      U.index_copy_(0, redo, U2);
-      S.index_copy_(0, redo, S2);
-      Vh.index_copy_(0, redo, Vh2);
+      U3.index_copy_(0, redo, U2);
+      S3.index_copy_(0, redo, S2);
+      Vh3.index_copy_(0, redo, Vh2);
     }
   }
-  const auto batch = batch_shape(A);
-  return {U.mT().view(with_trailing(batch, {ucols, m})).mT(), S.view(with_trailing(batch, {k})),
-          Vh.mT().view(with_trailing(batch, {n, vrows})).mT()};
+  return {U, S, Vh};
 }
 
 // With full_matrices=True the extra columns of U / rows of Vh are an arbitrary

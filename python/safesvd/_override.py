@@ -106,9 +106,10 @@ class override_torch(TorchFunctionMode):
     ``torch.linalg.eigvalsh(A, UPLO="L")``         ``safesvd.eigh(A, UPLO)[0]``
     =============================================  ==========================================
 
-    Forward values are torch's own (safesvd's forward calls ``torch.linalg.svd`` /
-    ``eigh``); gradients equal torch's wherever torch's are finite and stay finite
-    (exact for basis-independent losses) at repeated and zero singular values.
+    Forward values agree with torch's to rounding (for small real matrices safesvd's
+    Jacobi engine may pick the other sign of a vector, as two LAPACK drivers may);
+    gradients equal torch's wherever torch's are finite and stay finite (exact for
+    basis-independent losses) at repeated and zero singular values.
 
     Args:
         guard, rtol, atol: forwarded to :func:`safesvd.svd` / :func:`safesvd.eigh`
@@ -118,7 +119,7 @@ class override_torch(TorchFunctionMode):
         - ``out=`` is given: torch's out= variants are not differentiable (autograd
           rejects them for inputs that require grad), so there is nothing to make
           safe, and torch keeps its resize/``*_out`` return conventions;
-        - ``driver=`` is not None: safesvd has no driver choice. On CPU torch rejects
+        - ``driver=`` is not None: torch's drivers are cuSOLVER's. On CPU torch rejects
           any driver with its own RuntimeError, which is kept; on CUDA the requested
           cuSOLVER driver is honoured by torch, with torch's backward;
         - the arguments do not match torch's signature (torch raises its TypeError);
