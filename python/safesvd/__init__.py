@@ -19,7 +19,7 @@ its own module.
 
 from ._eigh import eigh
 from ._functions import eigh_fn, invsqrtm, logm, polar, procrustes, sqrtm, svd_fn
-from ._gauge import GaugeWarning, gauge_mode, get_gauge_mode, set_gauge_mode
+from ._gauge import GaugeWarning, flush_gauge_warnings, gauge_mode, get_gauge_mode, set_gauge_mode
 from ._loader import load
 from ._override import override_torch
 from ._svd import svd, svdvals
@@ -44,6 +44,7 @@ __all__ = [
     "gauge_mode",
     "set_gauge_mode",
     "get_gauge_mode",
+    "flush_gauge_warnings",
     "load",
     "override_torch",
 ]

@@ -11,7 +11,9 @@ or nothing ("ignore"). The threshold comes from the C++ library
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import threading
 import warnings
 
 import torch
@@ -38,6 +40,8 @@ def set_gauge_mode(mode: str) -> None:
     global _mode
     if mode not in _MODES:
         raise ValueError(f"gauge mode must be one of {_MODES}, got {mode!r}")
+    if _pending:
+        _drain()  # checks queued under the previous mode report as it said
     _mode = mode
 
 
@@ -101,29 +105,165 @@ def _describe(op: str, spectrum_name: str, values: list, i: int, j: int) -> str:
     )
 
 
-def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: str,
-          rtol: float | None) -> None:
-    """Warn or raise if any matrix of the batch has a basis-dependent cotangent.
-
-    ``gauge`` is the (..., 3) output of a backward op. Reading it costs one small
-    device-to-host copy; mode "ignore", torch.compile tracing and CUDA graph
-    capture skip the check and never synchronize.
-    """
-    if _mode == "ignore" or gauge.numel() == 0 or is_tracing(gauge):
-        return
-    threshold = _guards.defaults(spectrum.dtype, rtol)[2]
-    flat = gauge.detach().reshape(-1, 3)
-    b = int(flat[:, 0].argmax())
-    residual, i, j = flat[b].tolist()
-    if not residual > threshold:
-        return
-    batch_shape = gauge.shape[:-1]
-    index = tuple(int(x) for x in torch.unravel_index(torch.tensor(b), batch_shape)) if batch_shape else ()
-    values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
-    report(
-        _describe(op, spectrum_name, values, int(i), int(j))
+def _message(op: str, spectrum_name: str, values: list, i: int, j: int, index: tuple, residual: float) -> str:
+    return (
+        _describe(op, spectrum_name, values, i, j)
         + f" (matrix {index}, relative residual {residual:.3g}). The gradient is not unique; "
         "safesvd returns the minimum-norm choice, with the basis-dependent part removed. "
         "Use a loss that does not depend on the basis (projectors, matrix functions, "
         "singular values), or safesvd.set_gauge_mode('ignore') to silence this."
     )
+
+
+def _index(b: int, batch_shape) -> tuple:
+    return tuple(int(x) for x in torch.unravel_index(torch.tensor(b), batch_shape)) if batch_shape else ()
+
+
+# ---------------------------------------------------------------------------------------
+# Non-blocking check (mode "warn" on devices whose memory the host cannot read without
+# waiting, i.e. CUDA). The backward reduces the gauge output on the device to one row
+# (residual, matrix, i, j) plus that matrix's spectrum, copies it to pinned host memory
+# behind an event, and returns at once; the row is read when its event has completed: at
+# a later safesvd backward, when the gauge mode changes, or at flush_gauge_warnings() /
+# interpreter exit.
+# "raise" must stop the backward that found the problem, so it waits (documented).
+
+
+class _Pending:
+    __slots__ = ("row", "values", "event", "op", "spectrum_name", "threshold", "batch_shape")
+
+    def __init__(self, row, values, event, op, spectrum_name, threshold, batch_shape):
+        self.row, self.values, self.event = row, values, event
+        self.op, self.spectrum_name, self.threshold = op, spectrum_name, threshold
+        self.batch_shape = batch_shape
+
+
+_pending: collections.deque = collections.deque()
+_pending_lock = threading.Lock()
+_MAX_PENDING = 1024  # beyond this, the oldest entries are resolved (waiting on their event)
+
+
+def _reads_block(t: torch.Tensor) -> bool:
+    """True where reading `t` on the host would wait for its device (tests patch this)."""
+    return t.device.type == "cuda"
+
+
+class _ReadyEvent:
+    """The event of a device without streams (tests; a CPU tensor is always ready)."""
+
+    def query(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        pass
+
+
+def _event_for(device: torch.device):
+    if device.type == "cuda":
+        e = torch.cuda.Event()
+        e.record(torch.cuda.current_stream(device))
+        return e
+    return _ReadyEvent()
+
+
+def _host_copy(x: torch.Tensor) -> torch.Tensor:
+    if x.device.type == "cuda":
+        out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        out.copy_(x, non_blocking=True)
+        return out
+    return x.clone()
+
+
+def _enqueue(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: str, threshold: float) -> None:
+    flat = gauge.detach().reshape(-1, 3)
+    b = flat[:, 0].argmax()
+    row = torch.cat([flat[b], b.to(flat.dtype).reshape(1)])  # residual, i, j, b (on the device)
+    values = spectrum.detach().reshape(-1, spectrum.shape[-1]).index_select(0, b.reshape(1))[0]
+    entry = _Pending(_host_copy(row), _host_copy(values), _event_for(gauge.device), op, spectrum_name,
+                     threshold, tuple(gauge.shape[:-1]))
+    with _pending_lock:
+        _pending.append(entry)
+        overflow = len(_pending) > _MAX_PENDING
+    if overflow:
+        _drain(wait_for=1)
+
+
+def _resolve(e: _Pending) -> None:
+    residual, i, j, b = e.row.tolist()
+    if not residual > e.threshold:
+        return
+    msg = _message(e.op, e.spectrum_name, e.values.tolist(), int(i), int(j), _index(int(b), e.batch_shape), residual)
+    msg += " [reported after the backward that found it: mode 'warn' does not wait for the device]"
+    warnings.warn(msg, GaugeWarning, stacklevel=3)  # queued in mode "warn" only
+
+
+def _drain(wait_for: int = 0) -> None:
+    """Report the queued checks whose copies have arrived, in order; wait for the first
+    `wait_for` of them if they have not."""
+    while True:
+        with _pending_lock:
+            if not _pending:
+                return
+            e = _pending[0]
+            if wait_for > 0:
+                wait_for -= 1
+            elif not e.event.query():
+                return
+            _pending.popleft()
+        e.event.synchronize()
+        _resolve(e)
+
+
+def flush_gauge_warnings() -> None:
+    """Wait for every queued gauge check and report it (warnings in mode "warn").
+
+    Mode "warn" on CUDA does not read the device in the backward: the check is
+    queued and reported at a later safesvd backward, when the gauge mode changes,
+    at interpreter exit, or here. Call it (for example after ``torch.cuda.synchronize()`` at the end of
+    an epoch, or in a test) to see every warning up to now."""
+    _drain(wait_for=len(_pending))
+
+
+def pending_gauge_checks() -> int:
+    """Number of queued (not yet reported) gauge checks."""
+    return len(_pending)
+
+
+def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: str,
+          rtol: float | None) -> None:
+    """Warn or raise if any matrix of the batch has a basis-dependent cotangent.
+
+    ``gauge`` is the (..., 3) output of a backward op. On the CPU (and in mode
+    "raise") reading it costs one small copy and waits for the result; in mode "warn"
+    on CUDA the check is queued and reported later without waiting (see
+    :func:`flush_gauge_warnings`).
+    Mode "ignore", torch.compile tracing and CUDA graph capture skip the check and never
+    synchronize.
+    """
+    if _pending:
+        _drain()
+    if _mode == "ignore" or gauge.numel() == 0 or is_tracing(gauge):
+        return
+    threshold = _guards.defaults(spectrum.dtype, rtol)[2]
+    if _mode == "warn" and _reads_block(gauge):
+        _enqueue(gauge, spectrum, op, spectrum_name, threshold)
+        return
+    flat = gauge.detach().reshape(-1, 3)
+    b = int(flat[:, 0].argmax())
+    residual, i, j = flat[b].tolist()
+    if not residual > threshold:
+        return
+    values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
+    report(_message(op, spectrum_name, values, int(i), int(j), _index(b, gauge.shape[:-1]), residual))
+
+
+def _flush_quietly() -> None:
+    try:
+        flush_gauge_warnings()
+    except Exception:  # noqa: BLE001 - interpreter shutdown: report what can be reported
+        pass
+
+
+import atexit  # noqa: E402
+
+atexit.register(_flush_quietly)
