@@ -2,6 +2,7 @@
 and GPU-vs-CPU tests of every backward op (skipped without a GPU)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -30,7 +31,8 @@ def find_nvcc():
 @pytest.mark.parametrize("source", sorted(p.name for p in (ROOT / "csrc" / "cuda").glob("*.cu")))
 def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     """Compile csrc/cuda/*.cu against the installed torch's headers, so a CUDA
-    compile error fails CI even though CI has no GPU (and maybe a CPU-only torch)."""
+    compile error fails CI even though CI has no GPU (and maybe a CPU-only torch).
+    With `-Xptxas -v` for sm_90: a kernel that spills registers to local memory fails."""
     nvcc = find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found: the CUDA sources cannot be compile-checked here")
@@ -43,10 +45,15 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     includes = [str(tmp_path / "include"), *cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
     abi = int(torch.compiled_with_cxx11_abi())
     cmd = [nvcc, "-c", str(ROOT / "csrc" / "cuda" / source), "-o", str(tmp_path / "out.o"),
-           "-std=c++20", "--expt-relaxed-constexpr", "-arch=sm_90", "-Xcompiler", "-fPIC",
+           "-std=c++20", "--expt-relaxed-constexpr", "-arch=sm_90", "-Xptxas", "-v", "-Xcompiler", "-fPIC",
            f"-D_GLIBCXX_USE_CXX11_ABI={abi}", *(f"-I{d}" for d in includes)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, f"nvcc failed:\n{result.stderr[-6000:]}"
+    report = result.stdout + result.stderr
+    usage = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
+    assert usage, "no ptxas resource report in nvcc's output"
+    spills = [line for line in report.splitlines() if re.search(r"[1-9]\d* bytes spill (stores|loads)", line)]
+    assert not spills, f"{len(spills)} kernels spill registers (sm_90):\n" + "\n".join(spills[:20])
 
 
 # ------------------------------------------------------------ on a GPU
