@@ -1,7 +1,7 @@
 """CPU fused backward: SoA tiles (docs/soa_backward.md) against the per-matrix
 kernels and torch's autograd.
 
-    PYTHONPATH=python python bench/bench_soa_backward.py [--sweep] [--repeats 15]
+    PYTHONPATH=python python bench/bench_soa_backward.py [--sweep] [--repeats 21]
 
 Times, in one process with torch.set_num_threads(2) by default,
 torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None) (and
@@ -21,19 +21,24 @@ import safesvd
 safesvd.load()
 
 
-def median_ns(fn, B, repeats, min_sample_s=0.2):
-    """Median over `repeats` samples; a sample runs fn enough times to last
-    min_sample_s (short samples are quantized by a shared machine's scheduler)."""
-    t0 = time.perf_counter()
-    fn()  # warm up, and the inner count
-    inner = max(1, int(min_sample_s / max(time.perf_counter() - t0, 1e-6)))
-    times = []
-    for _ in range(repeats):
+def median_ns(fns, B, repeats, min_sample_s=0.1):
+    """{name: median ns per matrix} over `repeats` rounds; each round times every fn
+    once, interleaved (so that the load of a shared machine falls on all alike), and a
+    sample runs fn enough times to last min_sample_s (short samples are quantized by
+    the scheduler of a loaded machine)."""
+    inner = {}
+    for name, fn in fns.items():
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return statistics.median(times) / B * 1e9
+        fn()  # warm up, and the inner count
+        inner[name] = max(1, int(min_sample_s / max(time.perf_counter() - t0, 1e-6)))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / inner[name])
+    return {name: statistics.median(t) / B * 1e9 for name, t in times.items()}
 
 
 def with_mode(mode, fn):
@@ -53,11 +58,10 @@ def svd_case(n, dtype, B, repeats, modes=(0, 1, 2), torch_ref=True):
     gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
     Ud, Sd, Vhd = U.detach(), S.detach(), Vh.detach()
     op = lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, Ud, Sd, Vhd, "pinv", None, None)
-    row = {f"mode{m}": median_ns(with_mode(m, op), B, repeats) for m in modes}
+    fns = {f"mode{m}": with_mode(m, op) for m in modes}
     if torch_ref:
-        row["torch"] = median_ns(lambda: torch.autograd.grad([U, S, Vh], [A_], [gU, gS, gVh], retain_graph=True),
-                                 B, repeats)
-    return row
+        fns["torch"] = lambda: torch.autograd.grad([U, S, Vh], [A_], [gU, gS, gVh], retain_graph=True)
+    return median_ns(fns, B, repeats)
 
 
 def eigh_case(n, dtype, B, repeats, modes=(0, 1, 2), torch_ref=True):
@@ -67,10 +71,10 @@ def eigh_case(n, dtype, B, repeats, modes=(0, 1, 2), torch_ref=True):
     gL, gQ = torch.randn_like(L), torch.randn_like(Q)
     Ld, Qd = L.detach(), Q.detach()
     op = lambda: torch.ops.safesvd._eigh_backward(gL, gQ, Ld, Qd, "pinv", None, None)
-    row = {f"mode{m}": median_ns(with_mode(m, op), B, repeats) for m in modes}
+    fns = {f"mode{m}": with_mode(m, op) for m in modes}
     if torch_ref:
-        row["torch"] = median_ns(lambda: torch.autograd.grad([L, Q], [A_], [gL, gQ], retain_graph=True), B, repeats)
-    return row
+        fns["torch"] = lambda: torch.autograd.grad([L, Q], [A_], [gL, gQ], retain_graph=True)
+    return median_ns(fns, B, repeats)
 
 
 def show(name, row):
@@ -84,7 +88,7 @@ def show(name, row):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--sweep", action="store_true", help="also n = 1..8, svd and eigh, both dtypes (range choice)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -99,7 +103,7 @@ def main():
             for dtype in (torch.float32, torch.float64):
                 for n in range(1, 9):
                     B = max(20000, 2000000 // (n * n))  # calls of 10+ ms: shorter ones are quantized by a shared machine
-                    show(f"{op} {n}x{n} {str(dtype)[6:]} B={B}", case(n, dtype, B, max(5, args.repeats // 3),
+                    show(f"{op} {n}x{n} {str(dtype)[6:]} B={B}", case(n, dtype, B, max(7, args.repeats // 3),
                                                                        torch_ref=False))
 
 
