@@ -101,6 +101,11 @@ TORCH_LIBRARY(safesvd, m) {
 
   // The instruction set the CPU forward engine runs ("baseline", "avx2", "avx512").
   m.def("_cpu_isa() -> str");
+  // The CPU's SoA backward (docs/soa_backward.md): mode 1 on (the default), 0 off
+  // (the per-matrix kernels, as before it), 2 the per-matrix kernels over the SoA's
+  // range (tests compare 1 with 2). mode -1 only reads; returns the previous mode.
+  // Initially SAFESVD_CPU_SOA=0|1|2 where set.
+  m.def("_cpu_soa_mode(int mode=-1) -> int");
   // Whether this build has kernels for a device type ("cpu", "cuda", ...).
   m.def("_has_device_kernels(str device) -> bool");
   // Testing only: run the CPU operators with another device table (the CUDA kernels

@@ -65,6 +65,10 @@ struct GuardCoefficientsArgs {
 struct DeviceKernels {
   // Largest max(m, n) for which the fused per-matrix kernels beat batched BLAS.
   int64_t fused_max_dim = 0;
+  // Whether the svd / eigh backward of (B, m, n) input like U runs the fused
+  // kernels (above: batched BLAS); null: max(m, n) <= fused_max_dim. The CPU's
+  // SoA backward (docs/soa_backward.md) is fused over a wider range.
+  bool (*backward_fused)(const Tensor& like, int64_t m, int64_t n) = nullptr;
   void (*svd_backward_fused)(const SvdBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
   void (*eigh_backward_fused)(const EighBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
   void (*svd_build_J)(const SvdBuildJArgs&, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) = nullptr;

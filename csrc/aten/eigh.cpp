@@ -61,7 +61,7 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
   const DeviceKernels& dev = device_kernels(Q.device(), op);
   const int64_t B = args.L.size(0);
   Tensor gA, gauge;
-  if (n <= dev.fused_max_dim) {
+  if (dev.backward_fused ? dev.backward_fused(Q, n, n) : n <= dev.fused_max_dim) {
     gA = at::empty({B, n, n}, Q.options());
     gauge = at::empty({B, 3}, L.options());
     dev.eigh_backward_fused(args, gA, gauge);

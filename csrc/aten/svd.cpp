@@ -122,7 +122,7 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
   const DeviceKernels& dev = device_kernels(U.device(), op);
   const int64_t B = args.S.size(0);
   Tensor gA, gauge;
-  if (std::max(m, n) <= dev.fused_max_dim) {
+  if (dev.backward_fused ? dev.backward_fused(U, m, n) : std::max(m, n) <= dev.fused_max_dim) {
     gA = at::empty({B, m, n}, U.options());
     gauge = at::empty({B, 3}, S.options());
     dev.svd_backward_fused(args, gA, gauge);

@@ -1,16 +1,21 @@
 // CPU kernels (docs/architecture.md): a Runner that calls a per-matrix Op for
 // every matrix of a batch, in parallel over the batch, and the forward engine's
-// SIMD tiles (one matrix per lane), with the instruction set chosen at run time.
+// SIMD tiles (one matrix per lane), with the instruction set chosen at run time,
+// and the SoA backward of small real matrices in the same kind of tiles
+// (docs/soa_backward.md).
 // Everything else is shared with the other devices (csrc/aten/entries.h, csrc/kernels/).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../aten/entries.h"
 #include "jacobi_cpu.h"
+#include "soa_cpu.h"
 
 namespace safesvd {
 namespace {
@@ -91,8 +96,104 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
     run_tiles(entries::eigh_batch<double>(A, lower, L, Q, info), isa.width_double, work, isa.eigh_double);
 }
 
+// ------------------------------------------------------------ SoA backward
+
+// Square n x n real (float32, float64) with n <= kSoaMaxDimCPU takes the SoA
+// backward. Measured on 2 cores (bench/bench_soa_backward.py, docs/soa_backward.md).
+constexpr int64_t kSoaMaxDimCPU = cpu::kSoaMaxDim;
+
+// 1 on, 0 off, 2 the per-matrix kernels over the SoA's range (the `_cpu_soa_mode` operator).
+std::atomic<int>& soa_mode() {
+  static std::atomic<int> mode{[] {
+    const char* env = std::getenv("SAFESVD_CPU_SOA");
+    if (!env || !*env) return 1;
+    TORCH_CHECK(std::strlen(env) == 1 && env[0] >= '0' && env[0] <= '2', "SAFESVD_CPU_SOA must be 0, 1 or 2, got '",
+                env, "'");
+    return env[0] - '0';
+  }()};
+  return mode;
+}
+
+// The variant of the forward engine's ISA (jacobi_isa(), SAFESVD_CPU_ISA included).
+const cpu::SoaBackwardIsa& soa_isa() {
+  static const cpu::SoaBackwardIsa isa = [] {
+    const char* name = jacobi_isa().name;
+    if (std::strcmp(name, "avx512") == 0) return cpu::soa_backward_isa_avx512();
+    if (std::strcmp(name, "avx2") == 0) return cpu::soa_backward_isa_avx2();
+    return cpu::soa_backward_isa_baseline();
+  }();
+  return isa;
+}
+
+bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
+  return m == n && n >= 1 && n <= kSoaMaxDimCPU &&
+         (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
+}
+
+bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
+  return std::max(m, n) <= kFusedMaxDimCPU || (soa_mode().load() != 0 && soa_shape(like, m, n));
+}
+
+template <typename T>
+cpu::SoaMat<T> soa_mat(const Tensor& t) {
+  if (!t.defined()) return {nullptr, 0, 0, 0};
+  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+template <typename T>
+cpu::SoaVec<T> soa_vec(const Tensor& t) {
+  if (!t.defined()) return {nullptr, 0, 0};
+  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1)};
+}
+
+template <typename Batch, typename Run>
+void run_soa_tiles(const Batch& batch, int width, int64_t work, Run run) {
+  const int64_t tiles = (batch.B + width - 1) / width;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work * width));
+  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) { run(batch, t0, t1); });
+}
+
+void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
+  const int64_t B = a.S.size(0);
+  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n))
+    return entries::svd_backward_fused<CpuRunner>(a, gA, gauge);
+  const cpu::SoaBackwardIsa& isa = soa_isa();
+  const int64_t work = 6 * a.n * a.n * a.n;
+  AT_DISPATCH_FLOATING_TYPES(a.U.scalar_type(), "safesvd_svd_backward_soa", [&] {
+    using T = scalar_t;
+    const cpu::SoaSvdBackward<T> batch{B, a.n, soa_mat<T>(a.U), soa_mat<T>(a.Vh), soa_mat<T>(a.gU),
+                                       soa_mat<T>(a.gVh), soa_vec<T>(a.S), soa_vec<T>(a.gS), int(a.guard.guard),
+                                       T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
+                                       gauge.mutable_data_ptr<T>()};
+    if constexpr (std::is_same_v<T, float>)
+      run_soa_tiles(batch, isa.width_float, work, isa.svd_float);
+    else
+      run_soa_tiles(batch, isa.width_double, work, isa.svd_double);
+  });
+}
+
+void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
+  const int64_t B = a.L.size(0);
+  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n))
+    return entries::eigh_backward_fused<CpuRunner>(a, gA, gauge);
+  const cpu::SoaBackwardIsa& isa = soa_isa();
+  const int64_t work = 4 * a.n * a.n * a.n;
+  AT_DISPATCH_FLOATING_TYPES(a.Q.scalar_type(), "safesvd_eigh_backward_soa", [&] {
+    using T = scalar_t;
+    const cpu::SoaEighBackward<T> batch{B, a.n, soa_mat<T>(a.Q), soa_mat<T>(a.gQ), soa_vec<T>(a.L),
+                                        soa_vec<T>(a.gL), int(a.guard.guard), T(a.guard.rtol), T(a.guard.atol),
+                                        T(a.guard.eps), gA.mutable_data_ptr<T>(), gauge.mutable_data_ptr<T>()};
+    if constexpr (std::is_same_v<T, float>)
+      run_soa_tiles(batch, isa.width_float, work, isa.eigh_float);
+    else
+      run_soa_tiles(batch, isa.width_double, work, isa.eigh_double);
+  });
+}
+
 DeviceKernels cpu_kernels() {
   DeviceKernels k = make_device_kernels<CpuRunner>(kFusedMaxDimCPU);
+  k.backward_fused = &backward_fused_cpu;
+  k.svd_backward_fused = &svd_backward_fused_cpu;
+  k.eigh_backward_fused = &eigh_backward_fused_cpu;
   k.svd_jacobi = &svd_jacobi_cpu;
   k.eigh_jacobi = &eigh_jacobi_cpu;
   k.jacobi_fallback = true;
@@ -107,6 +208,10 @@ const DeviceKernelsRegistration kRegistration(c10::DeviceType::CPU, cpu_kernels(
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
   m.impl("_cpu_isa", [] { return std::string(jacobi_isa().name); });
+  m.impl("_cpu_soa_mode", [](int64_t mode) -> int64_t {
+    TORCH_CHECK(mode >= -1 && mode <= 2, "_cpu_soa_mode: mode must be -1, 0, 1 or 2, got ", mode);
+    return mode < 0 ? soa_mode().load() : soa_mode().exchange(int(mode));
+  });
 }
 
 }  // namespace safesvd

@@ -1,0 +1,69 @@
+// The CPU's structure-of-arrays backward (docs/soa_backward.md): the fused svd /
+// eigh backward of small real square matrices, one matrix per SIMD lane, in
+// ISA variants chosen with the forward engine's (csrc/cpu/cpu.cpp, jacobi_isa()).
+// Plain C++ (no ATen, and not guards.h: the variant translation units in
+// csrc/cpu/isa/soa_*.cpp include the kernels inside a namespace of their own,
+// so that code compiled for AVX2 or AVX-512 is never shared with another ISA).
+#pragma once
+
+#include <cstdint>
+
+namespace safesvd {
+namespace cpu {
+
+// Largest n of the SoA variants' instantiations (square n x n, n = 1..kSoaMaxDim).
+constexpr int64_t kSoaMaxDim = 8;
+
+// A batch of strided matrices (element (i, j) of matrix b at p[b*sb + i*sr + j*sc])
+// or vectors (value i at p[b*sb + i*s]); p null when absent (a cotangent).
+template <typename T>
+struct SoaMat {
+  const T* p;
+  int64_t sb, sr, sc;
+};
+template <typename T>
+struct SoaVec {
+  const T* p;
+  int64_t sb, s;
+};
+
+// Inputs of the svd backward of B square n x n matrices (U, Vh, S from the
+// forward; gU, gVh, gS the cotangents) and the guard (kernels::GuardParams as
+// plain values: guard is a kernels::Guard). gA (B, n, n) and gauge (B, 3) contiguous.
+template <typename T>
+struct SoaSvdBackward {
+  int64_t B, n;
+  SoaMat<T> U, Vh, gU, gVh;
+  SoaVec<T> S, gS;
+  int guard;
+  T rtol, atol, eps;
+  T* gA;
+  T* gauge;
+};
+template <typename T>
+struct SoaEighBackward {
+  int64_t B, n;
+  SoaMat<T> Q, gQ;
+  SoaVec<T> L, gL;
+  int guard;
+  T rtol, atol, eps;
+  T* gA;
+  T* gauge;
+};
+
+// Tiles of `width` matrices; run tiles [t0, t1) of a batch (the last tile may be partial).
+struct SoaBackwardIsa {
+  const char* name;
+  int width_float, width_double;
+  void (*svd_float)(const SoaSvdBackward<float>&, int64_t t0, int64_t t1);
+  void (*svd_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
+  void (*eigh_float)(const SoaEighBackward<float>&, int64_t t0, int64_t t1);
+  void (*eigh_double)(const SoaEighBackward<double>&, int64_t t0, int64_t t1);
+};
+
+SoaBackwardIsa soa_backward_isa_baseline();
+SoaBackwardIsa soa_backward_isa_avx2();
+SoaBackwardIsa soa_backward_isa_avx512();
+
+}  // namespace cpu
+}  // namespace safesvd

@@ -1,0 +1,520 @@
+// Structure-of-arrays SVD / eigh backward for tiles of W small real matrices,
+// one matrix per SIMD lane on the CPU, one thread on CUDA (W = 1)
+// (docs/soa_backward.md). Same semantics as svd_backward_matrix and
+// eigh_backward_matrix (csrc/kernels/svd_backward.h, eigh_backward.h): every
+// decision goes through matrix_guard / MatrixGuard / GaugeTracker of
+// guards.h, called per lane, and every sum runs in the reference's order
+// (products from p = 0 ascending, from a zero accumulator). Compiled without
+// FMA contraction (as the CPU does, csrc/cpu/isa/soa_isa.inc), the results
+// are the per-matrix kernels' bit for bit; with contraction they differ by
+// rounding, amplified where the output is ill-conditioned (docs/soa_backward.md).
+//
+// Layout: element e (row-major index i * cols + j) of lane l is at
+// p[e * ld + l], lanes l = 0 .. W-1, ld >= W (as in jacobi.h). Per-lane
+// vectors (S, gS, L, gL) likewise: value i of lane l at p[i * ld + l]. The
+// gauge output is three rows: gauge[c * ld + l], c = 0 (residual), 1 (i),
+// 2 (j), the values of GaugeTracker::write. The scratch is private to the
+// call, laid out with stride W (not ld).
+//
+// How it vectorizes (g++ 12; details and measurements in the doc):
+//  * every loop over lanes carries `omp simd` (or `GCC ivdep` without
+//    OpenMP) and has the small fixed-size loops fully unrolled inside it;
+//  * the guard kind is uniform over a call: the J builder is instantiated per
+//    Guard value (a switch outside the lane loop), and inside the lane loop a
+//    MatrixGuard with that constant kind is assembled from per-lane arrays, so
+//    the switch inside MatrixGuard::coefficient folds away;
+//  * matrix_guard (frexp / ldexp of SpectrumScale, sqrt) is called once per
+//    lane in a separate small scalar loop; its fields go to per-lane arrays;
+//  * absent cotangents and the rectangular complement terms are uniform
+//    branches outside the lane loops (absent U^H gU / gVh V are zero-filled,
+//    which gives the reference's zero numerators exactly);
+//  * build with -fno-math-errno (as jacobi.h) and -ffp-contract=off (the
+//    reference's rounding; csrc/cpu/isa/soa_isa.inc does this by pragma).
+//
+// Host+device, header-only: no ATen, no exceptions, no heap.
+#pragma once
+
+#include "guards.h"
+
+#if defined(__CUDACC__)
+#define SAFESVD_SOA_SIMD
+#define SAFESVD_SOA_UNROLL _Pragma("unroll")
+#elif defined(_OPENMP)
+#define SAFESVD_SOA_SIMD _Pragma("omp simd")
+#define SAFESVD_SOA_UNROLL _Pragma("GCC unroll 16")
+#elif defined(__clang__)
+#define SAFESVD_SOA_SIMD _Pragma("clang loop vectorize(enable)")
+#define SAFESVD_SOA_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SAFESVD_SOA_SIMD _Pragma("GCC ivdep")
+#define SAFESVD_SOA_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SAFESVD_SOA_SIMD
+#define SAFESVD_SOA_UNROLL
+#endif
+
+namespace safesvd {
+namespace kernels {
+namespace soa_detail {
+
+// The per-lane fields of MatrixGuard (guards.h), as arrays over the lanes.
+template <int W, typename T>
+struct LaneGuards {
+  T f1[W], f2[W], tol[W], floor[W], noise[W], cap[W];
+
+  // One lane's MatrixGuard, from matrix_guard (called per lane: frexp / ldexp
+  // do not vectorize; this runs once per matrix).
+  SAFESVD_HD void set(int l, const MatrixGuard<T>& g) {
+    f1[l] = g.scale.f1;
+    f2[l] = g.scale.f2;
+    tol[l] = g.tol;
+    floor[l] = g.floor;
+    noise[l] = g.noise;
+    cap[l] = g.cap;
+  }
+  // Lane l's MatrixGuard with the guard kind G (uniform, a constant, so that
+  // the switch of MatrixGuard::coefficient folds inside the lane loops).
+  template <Guard G>
+  SAFESVD_HD MatrixGuard<T> get(int l) const {
+    MatrixGuard<T> g;
+    g.guard = G;
+    g.scale.f1 = f1[l];
+    g.scale.f2 = f2[l];
+    g.tol = tol[l];
+    g.floor = floor[l];
+    g.noise = noise[l];
+    g.cap = cap[l];
+    return g;
+  }
+};
+
+// The per-lane state of GaugeTracker (guards.h). Each lane loop that notes
+// loads a GaugeTracker, calls its note() in the reference's order, and stores
+// it back.
+template <int W, typename T>
+struct LaneGauges {
+  T residual[W], scale[W];
+  int64_t i[W], j[W];
+
+  SAFESVD_HD void init(const T* cotangent_scale) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) {
+      const GaugeTracker<T> g;
+      residual[l] = g.residual;
+      scale[l] = cotangent_scale[l];
+      i[l] = g.i;
+      j[l] = g.j;
+    }
+  }
+  SAFESVD_HD GaugeTracker<T> get(int l) const {
+    GaugeTracker<T> g;
+    g.residual = residual[l];
+    g.scale = scale[l];
+    g.i = i[l];
+    g.j = j[l];
+    return g;
+  }
+  SAFESVD_HD void put(int l, const GaugeTracker<T>& g) {
+    residual[l] = g.residual;
+    i[l] = g.i;
+    j[l] = g.j;
+  }
+  // GaugeTracker::write per lane, to the three rows gauge[c * ld + l].
+  SAFESVD_HD void write(T* gauge, int64_t ld) const {
+    for (int l = 0; l < W; ++l) {
+      T w[3];
+      get(l).write(w);
+      gauge[l] = w[0];
+      gauge[ld + l] = w[1];
+      gauge[2 * ld + l] = w[2];
+    }
+  }
+};
+
+// C (R x C) = A (R x P) * B (P x C) per lane. Element (i, p) of A is at
+// A[(i * ARS + p * ACS) * ALD + l] (ARS, ACS compile-time, so transposed
+// operands are read in place), likewise B; C is row-major with stride CLD.
+// The sum over p runs in ascending order from 0, as matmul_rows.
+template <int R, int P, int C, int ARS, int ACS, int BRS, int BCS, int W, typename T>
+SAFESVD_HD void matmul(const T* __restrict__ A, int64_t ald, const T* __restrict__ B, int64_t bld,
+                       T* __restrict__ Cm, int64_t cld) {
+  for (int i = 0; i < R; ++i) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) {
+      T acc[C];
+      SAFESVD_SOA_UNROLL
+      for (int j = 0; j < C; ++j) acc[j] = T(0);
+      SAFESVD_SOA_UNROLL
+      for (int p = 0; p < P; ++p) {
+        const T a = A[(i * ARS + p * ACS) * ald + l];
+        SAFESVD_SOA_UNROLL
+        for (int j = 0; j < C; ++j) acc[j] += a * B[(p * BRS + j * BCS) * bld + l];
+      }
+      SAFESVD_SOA_UNROLL
+      for (int j = 0; j < C; ++j) Cm[(i * C + j) * cld + l] = acc[j];
+    }
+  }
+}
+
+// out[l] = max_e |x[e * ld + l]| in the order of max_abs_entry / max_abs
+// (max_of(running, |x|), e ascending).
+template <int E, int W, typename T>
+SAFESVD_HD void lane_max_abs(const T* x, int64_t ld, T* out) {
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) out[l] = T(0);
+  for (int e = 0; e < E; ++e) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) out[l] = max_of(out[l], abs_of(x[e * ld + l]));
+  }
+}
+
+template <int E, int W, typename T>
+SAFESVD_HD void lane_zero(T* x) {
+  for (int e = 0; e < E; ++e) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) x[e * W + l] = T(0);
+  }
+}
+
+// Per-lane matrix_guard (a scalar loop: frexp / ldexp), into lane arrays.
+template <int W, typename T>
+SAFESVD_HD void lane_matrix_guards(const GuardParams<T>& params, const T* smax, const T* cscale, int64_t dims,
+                                   LaneGuards<W, T>& lg) {
+  for (int l = 0; l < W; ++l) lg.set(l, matrix_guard(params, smax[l], cscale[l], dims));
+}
+
+// Row i of the off-diagonal of J and, for RECT, Dr_i (svd_build_J of
+// svd_backward.h, real input) of lane l, for guard G, with the gauge notes in
+// svd_build_J's order: for each row i, the pairs (i, j), j ascending
+// (|a + b| then |a - b|), then the zero singular value note of the row.
+// UhgU, gVhV: K x K, stride W (zero-filled when absent); pmax, Dr: K per
+// lane, stride W.
+//
+// A separate function, called from the lane loop: its MatrixGuard and
+// GaugeTracker are ordinary locals after inlining (scalarized, then
+// vectorized), whereas locals of an `omp simd` body whose address is taken
+// (member calls) become arrays of structs, and the tracker's stores to them
+// are scatters that stop the vectorization of the loop (g++ 12).
+template <Guard G, bool RECT, int K, int W, typename T, int i>
+SAFESVD_HD void svd_J_row(int l, const T* __restrict__ UhgU, const T* __restrict__ gVhV, const T* S,
+                          int64_t ld, const T* __restrict__ pmax, const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt,
+                          T* __restrict__ J, T* __restrict__ Dr) {
+  const MatrixGuard<T> mg = lg.template get<G>(l);
+  GaugeTracker<T> gauge = lt.get(l);
+  const T si = mg.scale(S[i * ld + l]);
+  SAFESVD_SOA_UNROLL
+  for (int j = 0; j < K; ++j) {
+    if (i == j) continue;
+    const T a = UhgU[(i * K + j) * W + l] - UhgU[(j * K + i) * W + l];
+    const T b = gVhV[(j * K + i) * W + l] - gVhV[(i * K + j) * W + l];
+    const T sj = mg.scale(S[j * ld + l]);
+    const T dm = sj - si, dp = sj + si;
+    const T apb = a + b, amb = a - b;
+    const T napb = abs_of(apb), namb = abs_of(amb);
+    // The reference's expression as written; the CPU compiles this header
+    // without FMA contraction (csrc/cpu/isa/soa_isa.inc), so the value is the
+    // reference's bit for bit.
+    J[(i * K + j) * W + l] =
+        T(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) + mg.scale(amb) * mg.coefficient(dp, namb));
+    if (mg.inside(dm)) gauge.note(napb, i, j);
+    if (mg.inside(dp)) gauge.note(namb, i, j);
+  }
+  if (RECT) {
+    const T p = pmax[i * W + l];
+    Dr[i * W + l] = mg.coefficient(si, p);
+    if (mg.inside(si)) gauge.note(p, i, i);
+  }
+  lt.put(l, gauge);
+}
+
+// Rows in order (the notes' order), each its own lane loop with the row index
+// a constant (so that the diagonal skip folds; a runtime row index would be
+// control flow inside the lane loop): the code grows with the K^2 pairs, not
+// more. A recursive template instead of a loop: C++14, no lambdas (nvcc).
+template <Guard G, bool RECT, int K, int W, typename T, int I>
+struct SvdJRows {
+  SAFESVD_HD static void run(const T* UhgU, const T* gVhV, const T* S, int64_t ld, const T* pmax,
+                             const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J, T* Dr) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) svd_J_row<G, RECT, K, W, T, I>(l, UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+    SvdJRows<G, RECT, K, W, T, I + 1>::run(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+  }
+};
+template <Guard G, bool RECT, int K, int W, typename T>
+struct SvdJRows<G, RECT, K, W, T, K> {
+  SAFESVD_HD static void run(const T*, const T*, const T*, int64_t, const T*, const LaneGuards<W, T>&,
+                             LaneGauges<W, T>&, T*, T*) {}
+};
+
+template <Guard G, bool RECT, int K, int W, typename T>
+SAFESVD_HD void svd_J_offdiag(const T* UhgU, const T* gVhV, const T* S, int64_t ld, const T* pmax,
+                              const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J, T* Dr) {
+  SvdJRows<G, RECT, K, W, T, 0>::run(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+}
+
+template <bool RECT, int K, int W, typename T>
+SAFESVD_HD void svd_J_offdiag_dispatch(Guard guard, const T* UhgU, const T* gVhV, const T* S, int64_t ld,
+                                       const T* pmax, const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J,
+                                       T* Dr) {
+  switch (guard) {
+    case Guard::None:
+      return svd_J_offdiag<Guard::None, RECT, K, W, T>(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+    case Guard::Lorentz:
+      return svd_J_offdiag<Guard::Lorentz, RECT, K, W, T>(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+    case Guard::Clamp:
+      return svd_J_offdiag<Guard::Clamp, RECT, K, W, T>(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+    case Guard::Pinv:
+    default:
+      return svd_J_offdiag<Guard::Pinv, RECT, K, W, T>(UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+  }
+}
+
+// Row i of the off-diagonal of the eigh J (eigh_build_J, real input) of lane
+// l for guard G, notes in its order (row-major pairs). QhgQ: N x N, stride W
+// (zero-filled when absent). A separate function for the reason given at
+// svd_J_row.
+template <Guard G, int N, int W, typename T, int i>
+SAFESVD_HD void eigh_J_row(int l, const T* __restrict__ QhgQ, const T* L, int64_t ld,
+                           const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* __restrict__ J) {
+  const MatrixGuard<T> mg = lg.template get<G>(l);
+  GaugeTracker<T> gauge = lt.get(l);
+  SAFESVD_SOA_UNROLL
+  for (int j = 0; j < N; ++j) {
+    if (i == j) continue;
+    const T a = T(0.5) * (QhgQ[(i * N + j) * W + l] - QhgQ[(j * N + i) * W + l]);
+    const T d = mg.scale(L[j * ld + l]) - mg.scale(L[i * ld + l]);
+    const T na = abs_of(a);
+    J[(i * N + j) * W + l] = mg.scale(a) * mg.coefficient(d, na);
+    if (mg.inside(d)) gauge.note(na, i, j);
+  }
+  lt.put(l, gauge);
+}
+
+template <Guard G, int N, int W, typename T, int I>
+struct EighJRows {
+  SAFESVD_HD static void run(const T* QhgQ, const T* L, int64_t ld, const LaneGuards<W, T>& lg,
+                             LaneGauges<W, T>& lt, T* J) {
+    SAFESVD_SOA_SIMD
+    for (int l = 0; l < W; ++l) eigh_J_row<G, N, W, T, I>(l, QhgQ, L, ld, lg, lt, J);
+    EighJRows<G, N, W, T, I + 1>::run(QhgQ, L, ld, lg, lt, J);
+  }
+};
+template <Guard G, int N, int W, typename T>
+struct EighJRows<G, N, W, T, N> {
+  SAFESVD_HD static void run(const T*, const T*, int64_t, const LaneGuards<W, T>&, LaneGauges<W, T>&, T*) {}
+};
+
+template <Guard G, int N, int W, typename T>
+SAFESVD_HD void eigh_J_offdiag(const T* QhgQ, const T* L, int64_t ld, const LaneGuards<W, T>& lg,
+                               LaneGauges<W, T>& lt, T* J) {
+  EighJRows<G, N, W, T, 0>::run(QhgQ, L, ld, lg, lt, J);
+}
+
+template <int N, int W, typename T>
+SAFESVD_HD void eigh_J_offdiag_dispatch(Guard guard, const T* QhgQ, const T* L, int64_t ld,
+                                        const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J) {
+  switch (guard) {
+    case Guard::None: return eigh_J_offdiag<Guard::None, N, W, T>(QhgQ, L, ld, lg, lt, J);
+    case Guard::Lorentz: return eigh_J_offdiag<Guard::Lorentz, N, W, T>(QhgQ, L, ld, lg, lt, J);
+    case Guard::Clamp: return eigh_J_offdiag<Guard::Clamp, N, W, T>(QhgQ, L, ld, lg, lt, J);
+    case Guard::Pinv:
+    default: return eigh_J_offdiag<Guard::Pinv, N, W, T>(QhgQ, L, ld, lg, lt, J);
+  }
+}
+
+// J's diagonal: gS (or 0 when absent).
+template <int K, int W, typename T>
+SAFESVD_HD void set_J_diagonal(const T* gS, int64_t ld, T* J) {
+  for (int i = 0; i < K; ++i) {
+    if (gS) {
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) J[(i * K + i) * W + l] = gS[i * ld + l];
+    } else {
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) J[(i * K + i) * W + l] = T(0);
+    }
+  }
+}
+
+}  // namespace soa_detail
+
+// Scratch (in T) of svd_backward_tile<M, N, W, T>: U^H gU, gVh V, J (K x K
+// each) and the product buffer (max(M, N) x K), each with stride W.
+template <int M, int N, int W>
+SAFESVD_HD constexpr int64_t svd_backward_tile_scratch() {
+  return int64_t(3 * (M < N ? M : N) * (M < N ? M : N) + (M > N ? M : N) * (M < N ? M : N)) * W;
+}
+// Scratch of eigh_backward_tile<N, W, T>: Q^H gQ and J (N x N each), stride W.
+template <int N, int W>
+SAFESVD_HD constexpr int64_t eigh_backward_tile_scratch() {
+  return int64_t(2 * N * N) * W;
+}
+
+// gA (M x N per lane) and the gauge rows for W matrices A = U diag(S) Vh,
+// K = min(M, N): U M x K, Vh K x N, gU like U, gVh like Vh (null when absent),
+// S and gS K per lane (gS null when absent). svd_backward_matrix's formula:
+//   gA = [U (J - UhgU D) + gU D] Vh (M > N),  U [(J - D gVhV) Vh + D gVh] (M <= N),
+// the D terms only when that cotangent is present (docs/math.md, "SVD backward").
+template <int M, int N, int W, typename T>
+SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T* gVh, const T* S, const T* gS,
+                                  const GuardParams<T>& params, T* gA, T* gauge, int64_t ld, T* scratch) {
+  static_assert(M >= 1 && N >= 1 && W >= 1, "M, N, W >= 1");
+  using namespace soa_detail;
+  constexpr int K = M < N ? M : N;
+  constexpr bool tall = M > K, wide = N > K;
+  T* UhgU = scratch;
+  T* gVhV = UhgU + K * K * W;
+  T* J = gVhV + K * K * W;
+  T* X = J + K * K * W;  // M x K (tall) or K x N
+
+  // U^H gU (K x K) = U^T gU; gVh V = gVh Vh^T. Zero when absent: the numerators
+  // a, b are then exactly the reference's scalar_t(0).
+  if (gU)
+    matmul<K, M, K, 1, K, K, 1, W, T>(U, ld, gU, ld, UhgU, W);
+  else
+    lane_zero<K * K, W, T>(UhgU);
+  if (gVh)
+    matmul<K, N, K, N, 1, 1, N, W, T>(gVh, ld, Vh, ld, gVhV, W);
+  else
+    lane_zero<K * K, W, T>(gVhV);
+
+  // Cotangent scale max|gU| + max|gVh|, spectrum max, per-lane guards.
+  T cu[W], cv[W], cs[W], smax[W];
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) cu[l] = cv[l] = T(0);
+  if (gU) lane_max_abs<M * K, W, T>(gU, ld, cu);
+  if (gVh) lane_max_abs<K * N, W, T>(gVh, ld, cv);
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) cs[l] = cu[l] + cv[l];
+  lane_max_abs<K, W, T>(S, ld, smax);
+  LaneGuards<W, T> lg;
+  lane_matrix_guards<W, T>(params, smax, cs, M + N, lg);
+  LaneGauges<W, T> lt;
+  lt.init(cs);
+
+  // pmax_j: the largest entry of the complement part of the cotangent of
+  // vector j, where S_j is inside the tolerance (else 0, as the reference).
+  const bool rect_u = tall && gU, rect_v = wide && gVh;
+  T pmax[K * W], Dr[K * W];
+  if (rect_u || rect_v) {
+    for (int j = 0; j < K; ++j) {
+      int any = 0;
+      for (int l = 0; l < W; ++l) {
+        const MatrixGuard<T> mg = lg.template get<Guard::Pinv>(l);
+        pmax[j * W + l] = T(0);
+        any |= int(mg.inside(mg.scale(S[j * ld + l])));
+      }
+      if (!any) continue;  // uniform: no lane needs column j
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) {
+        const MatrixGuard<T> mg = lg.template get<Guard::Pinv>(l);
+        T mx = T(0);
+        if (tall) {  // then rect_u (tall and wide exclude each other)
+          SAFESVD_SOA_UNROLL
+          for (int r = 0; r < M; ++r) {
+            T proj = gU[(r * K + j) * ld + l];
+            SAFESVD_SOA_UNROLL
+            for (int p = 0; p < K; ++p) proj -= U[(r * K + p) * ld + l] * UhgU[(p * K + j) * W + l];
+            mx = max_of(mx, abs_of(proj));
+          }
+        } else {
+          SAFESVD_SOA_UNROLL
+          for (int c = 0; c < N; ++c) {
+            T proj = gVh[(j * N + c) * ld + l];
+            SAFESVD_SOA_UNROLL
+            for (int p = 0; p < K; ++p) proj -= gVhV[(j * K + p) * W + l] * Vh[(p * N + c) * ld + l];
+            mx = max_of(mx, abs_of(proj));
+          }
+        }
+        pmax[j * W + l] = mg.inside(mg.scale(S[j * ld + l])) ? mx : T(0);
+      }
+    }
+  }
+
+  set_J_diagonal<K, W, T>(gS, ld, J);
+  if (rect_u || rect_v)
+    svd_J_offdiag_dispatch<true, K, W, T>(params.guard, UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+  else
+    svd_J_offdiag_dispatch<false, K, W, T>(params.guard, UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
+
+  if (tall) {
+    if (rect_u) {
+      for (int i = 0; i < K; ++i) {
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l)
+          SAFESVD_SOA_UNROLL
+          for (int j = 0; j < K; ++j)
+            J[(i * K + j) * W + l] -= lg.template get<Guard::Pinv>(l).scale(UhgU[(i * K + j) * W + l]) * Dr[j * W + l];
+      }
+    }
+    matmul<M, K, K, K, 1, K, 1, W, T>(U, ld, J, W, X, W);  // X = U J'
+    if (rect_u) {
+      for (int r = 0; r < M; ++r) {
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l)
+          SAFESVD_SOA_UNROLL
+          for (int j = 0; j < K; ++j)
+            X[(r * K + j) * W + l] += lg.template get<Guard::Pinv>(l).scale(gU[(r * K + j) * ld + l]) * Dr[j * W + l];
+      }
+    }
+    matmul<M, K, N, K, 1, N, 1, W, T>(X, W, Vh, ld, gA, ld);
+  } else {
+    if (rect_v) {
+      for (int i = 0; i < K; ++i) {
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l)
+          SAFESVD_SOA_UNROLL
+          for (int j = 0; j < K; ++j)
+            J[(i * K + j) * W + l] -= Dr[i * W + l] * lg.template get<Guard::Pinv>(l).scale(gVhV[(i * K + j) * W + l]);
+      }
+    }
+    matmul<K, K, N, K, 1, N, 1, W, T>(J, W, Vh, ld, X, W);  // Y = J' Vh
+    if (rect_v) {
+      for (int i = 0; i < K; ++i) {
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l)
+          SAFESVD_SOA_UNROLL
+          for (int c = 0; c < N; ++c)
+            X[(i * N + c) * W + l] += Dr[i * W + l] * lg.template get<Guard::Pinv>(l).scale(gVh[(i * N + c) * ld + l]);
+      }
+    }
+    matmul<M, K, N, K, 1, N, 1, W, T>(U, ld, X, W, gA, ld);
+  }
+  lt.write(gauge, ld);
+}
+
+// gA = Q J Q^H (N x N per lane) and the gauge rows for W matrices
+// A = Q diag(L) Q^H; gL, gQ null when absent (eigh_backward_matrix).
+template <int N, int W, typename T>
+SAFESVD_HD void eigh_backward_tile(const T* Q, const T* gQ, const T* L, const T* gL, const GuardParams<T>& params,
+                                   T* gA, T* gauge, int64_t ld, T* scratch) {
+  static_assert(N >= 1 && W >= 1, "N, W >= 1");
+  using namespace soa_detail;
+  T* QhgQ = scratch;
+  T* J = QhgQ + N * N * W;
+  if (gQ)
+    matmul<N, N, N, 1, N, N, 1, W, T>(Q, ld, gQ, ld, QhgQ, W);
+  else
+    lane_zero<N * N, W, T>(QhgQ);
+  T cs[W], lmax[W];
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) cs[l] = T(0);
+  if (gQ) lane_max_abs<N * N, W, T>(gQ, ld, cs);
+  lane_max_abs<N, W, T>(L, ld, lmax);
+  LaneGuards<W, T> lg;
+  lane_matrix_guards<W, T>(params, lmax, cs, 2 * N, lg);
+  LaneGauges<W, T> lt;
+  lt.init(cs);
+  set_J_diagonal<N, W, T>(gL, ld, J);
+  eigh_J_offdiag_dispatch<N, W, T>(params.guard, QhgQ, L, ld, lg, lt, J);
+  // gA = Q (J Q^H); J Q^H into the Q^H gQ buffer.
+  matmul<N, N, N, N, 1, 1, N, W, T>(J, W, Q, ld, QhgQ, W);
+  matmul<N, N, N, N, 1, N, 1, W, T>(Q, ld, QhgQ, W, gA, ld);
+  lt.write(gauge, ld);
+}
+
+}  // namespace kernels
+}  // namespace safesvd
+
+#undef SAFESVD_SOA_SIMD
+#undef SAFESVD_SOA_UNROLL

@@ -1,0 +1,267 @@
+"""The CPU's SoA backward (docs/soa_backward.md) against the per-matrix kernels.
+
+torch.ops.safesvd._cpu_soa_mode(m) switches the CPU backward: 1 the SoA tiles
+(default), 2 the per-matrix fused kernels over the same range, 0 as before the
+SoA backward existed. Every decision is the per-matrix kernels' and every sum
+runs in their order without FMA contraction, so on x86-64 (per-matrix kernels
+compiled for the baseline, no FMA) the results agree bit for bit on every input,
+degenerate ones included; elsewhere (a baseline with FMA, where the compiler
+may contract the per-matrix kernels) only to rounding, on well-posed input.
+"""
+
+import contextlib
+import itertools
+import platform
+import warnings
+
+import pytest
+import torch
+
+import safesvd
+
+pytestmark = pytest.mark.skipif(not hasattr(torch.ops.safesvd, "_cpu_soa_mode"), reason="no SoA backward")
+
+EXACT = platform.machine().lower() in ("x86_64", "amd64")
+GUARDS = ["pinv", "lorentz", "clamp", "none"]
+DTYPES = [torch.float32, torch.float64]
+SETS = ["random", "repeated", "rankdef", "near", "tiny", "huge"]
+B_ODD = 37  # not a multiple of any tile width (4, 8, 16)
+
+
+@contextlib.contextmanager
+def soa_mode(mode):
+    previous = torch.ops.safesvd._cpu_soa_mode(mode)
+    try:
+        yield
+    finally:
+        torch.ops.safesvd._cpu_soa_mode(previous)
+
+
+def rand_orth(B, n, g):
+    q, r = torch.linalg.qr(torch.randn(B, n, n, dtype=torch.float64, generator=g))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def spectrum(kind, B, n, dtype, g):
+    s = torch.rand(B, n, dtype=torch.float64, generator=g) + 0.5
+    if kind == "repeated" and n >= 2:  # exactly repeated pairs and a triple
+        s[:, 1] = s[:, 0]
+        if n >= 5:
+            s[:, 4] = s[:, 3] = s[:, 2]
+    elif kind == "rankdef":  # one zero singular value; two (a doubly-zero pair) in half the batch
+        s[:, -1] = 0
+        if n >= 3:
+            s[: B // 2, -2] = 0
+    elif kind == "near" and n >= 2:  # a pair at a relative gap of about the guard tolerance, and 1e3 x that
+        gap = 1e-13 if dtype == torch.float64 else 1e-6
+        s[:, 1] = s[:, 0] * (1 + torch.where(torch.arange(B) % 2 == 0, gap, gap * 1e3))
+    return s
+
+
+# Exactly repeated spectra at the ends of the exponent range (subnormal for float32 "tiny").
+SCALE = {"tiny": {torch.float32: 2.0**-135, torch.float64: 2.0**-1060},
+         "huge": {torch.float32: 2.0**120, torch.float64: 2.0**1015}}
+
+
+def make_A(kind, B, n, dtype, g):
+    if kind == "random":
+        return torch.randn(B, n, n, dtype=torch.float64, generator=g).to(dtype)
+    s = spectrum("repeated" if kind in SCALE else kind, B, n, dtype, g)
+    A = (rand_orth(B, n, g) * s.unsqueeze(-2)) @ rand_orth(B, n, g).mT
+    return (A * SCALE[kind][dtype]).to(dtype) if kind in SCALE else A.to(dtype)
+
+
+def svd_cotangents(U, S, Vh, g, invariant):
+    """Random cotangents, or those of the basis-independent loss <W, U diag(S) Vh>."""
+    f = lambda t: torch.randn(t.shape, dtype=torch.float64, generator=g).to(t.dtype)
+    if not invariant:
+        return f(U), f(S), f(Vh)
+    W = f(U @ Vh)
+    return W @ (Vh.mT * S.unsqueeze(-2)), torch.einsum("bik,bij,bkj->bk", U, W, Vh), (S.unsqueeze(-1) * U.mT) @ W
+
+
+def assert_same(a, b, tol=None):
+    if EXACT and tol is None:
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    else:
+        torch.testing.assert_close(a, b, rtol=tol or 0, atol=0, equal_nan=True)
+
+
+def both(fn):
+    with soa_mode(1):
+        soa = fn()
+    with soa_mode(2):
+        ref = fn()
+    return soa, ref
+
+
+def test_mode_switch():
+    prev = torch.ops.safesvd._cpu_soa_mode(-1)
+    assert prev in (0, 1, 2)
+    with soa_mode(0):
+        assert torch.ops.safesvd._cpu_soa_mode(-1) == 0
+    assert torch.ops.safesvd._cpu_soa_mode(-1) == prev
+    with pytest.raises(RuntimeError):
+        torch.ops.safesvd._cpu_soa_mode(3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", SETS)
+def test_svd_matches_per_matrix(dtype, kind):
+    g = torch.Generator().manual_seed(hash((str(dtype), kind)) % 2**31)
+    well_posed = kind == "random"
+    if not (EXACT or well_posed):
+        pytest.skip("degenerate input agrees bit for bit only without FMA contraction")
+    tol = None if EXACT else (1e-10 if dtype == torch.float64 else 1e-4)
+    for n in range(1, 9):
+        U, S, Vh = torch.linalg.svd(make_A(kind, B_ODD, n, dtype, g))  # U, Vh column-major (LAPACK)
+        if kind in SCALE and not torch.isfinite(S).all():
+            continue
+        for invariant in (False, True):
+            cot = svd_cotangents(U, S, Vh, g, invariant)
+            for guard in GUARDS:
+                # Every subset of the random cotangents; the invariant loss needs all three.
+                for mask in itertools.product((0, 1), repeat=3) if not invariant else [(1, 1, 1)]:
+                    if not any(mask):
+                        continue
+                    gU, gS, gVh = (c if keep else None for c, keep in zip(cot, mask))
+                    (gA1, gauge1), (gA2, gauge2) = both(
+                        lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, guard, None, None))
+                    assert_same(gA1, gA2, tol)
+                    assert_same(gauge1, gauge2, tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", SETS)
+def test_eigh_matches_per_matrix(dtype, kind):
+    g = torch.Generator().manual_seed(hash(("eigh", str(dtype), kind)) % 2**31)
+    if not (EXACT or kind == "random"):
+        pytest.skip("degenerate input agrees bit for bit only without FMA contraction")
+    tol = None if EXACT else (1e-10 if dtype == torch.float64 else 1e-4)
+    for n in range(1, 9):
+        if kind == "random":
+            X = torch.randn(B_ODD, n, n, dtype=torch.float64, generator=g)
+            A = (X + X.mT).to(dtype)
+        else:
+            lam = spectrum("repeated" if kind in SCALE else kind, B_ODD, n, dtype, g)
+            lam = lam * torch.where(torch.rand(B_ODD, n, generator=g) < 0.3, -1.0, 1.0)
+            Q = rand_orth(B_ODD, n, g)
+            A = (Q * lam.unsqueeze(-2)) @ Q.mT
+            A = (A * SCALE[kind][dtype] if kind in SCALE else A).to(dtype)
+        L, Q = torch.linalg.eigh(A)
+        f = lambda t: torch.randn(t.shape, dtype=torch.float64, generator=g).to(t.dtype)
+        Wm = f(A)
+        Wm = Wm + Wm.mT
+        cotangents = [(f(L), f(Q)),  # random
+                      (torch.einsum("bki,bkl,bli->bi", Q, Wm, Q), 2 * (Wm @ Q) * L.unsqueeze(-2))]  # <W, A>
+        for gL_, gQ_ in cotangents:
+            for guard in GUARDS:
+                for gL, gQ in [(gL_, gQ_), (None, gQ_), (gL_, None)]:
+                    (gA1, gauge1), (gA2, gauge2) = both(
+                        lambda: torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, None, None))
+                    assert_same(gA1, gA2, tol)
+                    assert_same(gauge1, gauge2, tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [0, 1, 5, 16, 17, 1000])
+def test_batch_sizes_and_strides(dtype, B):
+    g = torch.Generator().manual_seed(B)
+    n = 3
+    A = torch.randn(2 * B, n, n, dtype=torch.float64, generator=g).to(dtype)
+    U, S, Vh = torch.linalg.svd(A)
+    gU, gS, gVh = svd_cotangents(U, S, Vh, g, invariant=False)
+    layouts = {
+        "contiguous": lambda t: t.contiguous(),
+        "transposed": lambda t: t.mT.contiguous().mT if t.dim() == 3 else t,
+        "batch-strided": lambda t: torch.repeat_interleave(t, 2, dim=0)[::2],
+        "expanded": lambda t: t[:1].expand_as(t),
+    }
+    for name, lay in layouts.items():
+        args = [lay(t) for t in (gU, gS, gVh, U, S, Vh)]
+        (gA1, gauge1), (gA2, gauge2) = both(lambda: torch.ops.safesvd._svd_backward(*args, "pinv", None, None))
+        assert gA1.shape == (2 * B, n, n) and gauge1.shape == (2 * B, 3), name
+        assert_same(gA1, gA2, None if EXACT else 1e-4)
+        assert_same(gauge1, gauge2, None if EXACT else 1e-4)
+        # A contiguous copy gives the same values as the strided views.
+        (gA3, _), _ = both(lambda: torch.ops.safesvd._svd_backward(*[t.contiguous() for t in args], "pinv", None, None))
+        assert_same(gA1, gA3, None if EXACT else 1e-4)
+    L, Q = torch.linalg.eigh(A + A.mT)
+    gL, gQ = torch.randn(L.shape, generator=g).to(dtype), torch.randn(Q.shape, generator=g).to(dtype)
+    for lay in layouts.values():
+        args = [lay(t) for t in (gL, gQ, L, Q)]
+        (gA1, gauge1), (gA2, gauge2) = both(lambda: torch.ops.safesvd._eigh_backward(*args, "pinv", None, None))
+        assert_same(gA1, gA2, None if EXACT else 1e-4)
+        assert_same(gauge1, gauge2, None if EXACT else 1e-4)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_against_torch_autograd(n):
+    """Well-posed float64 input: the SoA backward is torch's gradient to 1e-10 relative."""
+    A = torch.randn(40, n, n, dtype=torch.float64)
+    gU, gS, gVh = torch.randn(40, n, n, dtype=torch.float64), torch.randn(40, n, dtype=torch.float64), torch.randn(
+        40, n, n, dtype=torch.float64)
+    A_ = A.clone().requires_grad_()
+    U, S, Vh = torch.linalg.svd(A_)
+    (ref,) = torch.autograd.grad([U, S, Vh], [A_], [gU, gS, gVh])
+    for guard in GUARDS:
+        with soa_mode(1):
+            gA, _ = torch.ops.safesvd._svd_backward(gU, gS, gVh, U.detach(), S.detach(), Vh.detach(), guard, None, None)
+        torch.testing.assert_close(gA, ref, rtol=1e-10, atol=1e-10 * ref.abs().max().item())
+    X = torch.randn(40, n, n, dtype=torch.float64)
+    A_ = (X + X.mT).requires_grad_()
+    L, Q = torch.linalg.eigh(A_)
+    gL, gQ = torch.randn_like(L), torch.randn_like(Q)
+    (ref,) = torch.autograd.grad([L, Q], [A_], [gL, gQ])
+    with soa_mode(1):
+        gA, _ = torch.ops.safesvd._eigh_backward(gL, gQ, L.detach(), Q.detach(), "pinv", None, None)
+    # torch symmetrizes the gradient of eigh's input; compare the symmetric parts.
+    sym = lambda t: 0.5 * (t + t.mT)
+    torch.testing.assert_close(sym(gA), sym(ref), rtol=1e-10, atol=1e-10 * ref.abs().max().item())
+
+
+def test_routing_outside_range():
+    """Rectangular, complex and n > 8 input keep the per-matrix / batched paths; n = 8
+    real takes the SoA (before: batched BLAS) and agrees with it to rounding."""
+    g = torch.Generator().manual_seed(7)
+    for shape, dtype in [((37, 4, 3), torch.float64), ((37, 3, 5), torch.float32), ((37, 3, 3), torch.complex128),
+                         ((9, 9, 9), torch.float64), ((37, 8, 8), torch.float64), ((37, 8, 8), torch.float32)]:
+        A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
+        for full in (False, True):
+            U, S, Vh = torch.linalg.svd(A, full_matrices=full)
+            gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+            out = {}
+            for mode in (0, 1, 2):
+                with soa_mode(mode):
+                    out[mode] = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+            tol = 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-4
+            for mode in (1, 2):
+                torch.testing.assert_close(out[mode][0], out[0][0], rtol=tol, atol=tol * out[0][0].abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gauge_warnings(dtype):
+    """The Python gauge check reads the same gauge output: a basis-dependent loss on
+    exactly repeated singular values warns in both modes, an invariant one in neither."""
+    g = torch.Generator().manual_seed(3)
+    A = make_A("repeated", 33, 3, dtype, g)
+    for mode in (1, 2):
+        with soa_mode(mode):
+            for loss, expect in [(lambda U, S, Vh: (U[..., :, 0] ** 3).sum(), True),
+                                 (lambda U, S, Vh: ((U * S.unsqueeze(-2)) @ Vh).pow(2).sum(), False)]:
+                A_ = A.clone().requires_grad_()
+                with warnings.catch_warnings(record=True) as w:
+                    warnings.simplefilter("always")
+                    U, S, Vh = safesvd.svd(A_)
+                    loss(U, S, Vh).backward()
+                got = any(issubclass(x.category, safesvd.GaugeWarning) for x in w)
+                assert got == expect, (mode, expect)
+            # eigh: the same on an exactly repeated eigenvalue.
+            Q = rand_orth(33, 3, g).to(dtype)
+            Ae = (Q * torch.tensor([1.0, 1.0, 2.0], dtype=dtype)) @ Q.mT
+            Ae_ = Ae.clone().requires_grad_()
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                L, Qo = safesvd.eigh(Ae_)
+                (Qo[..., :, 0] ** 3).sum().backward()
+            assert any(issubclass(x.category, safesvd.GaugeWarning) for x in w), mode
