@@ -49,7 +49,7 @@ std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
   return resolve_tolerances(real_dtype, rtol, atol, op, kernels::kDividedDifferenceRtolPower);
 }
 
-void check_matrix_input(const Tensor& A, const char* op, bool square) {
+void check_matrix_input(const Tensor& A, const char* op, bool square, bool check_finite) {
   const auto dt = A.scalar_type();
   TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble || dt == at::kComplexFloat ||
                        dt == at::kComplexDouble,
@@ -59,9 +59,15 @@ void check_matrix_input(const Tensor& A, const char* op, bool square) {
   if (square)
     TORCH_CHECK_VALUE(A.size(-1) == A.size(-2), op,
                       ": expected square matrices (..., n, n), got shape ", A.sizes());
-  if (A.device().is_cpu() && A.numel() > 0)
-    TORCH_CHECK_VALUE(at::isfinite(A).all().item<bool>(), op,
-                      ": input contains NaN or Inf; its decomposition is undefined");
+  if (check_finite) check_finite_on_cpu(A, op);
+}
+
+void check_finite_on_cpu(const Tensor& A, const char* op) {
+  if (A.device().is_cpu() && A.numel() > 0 && !at::isfinite(A).all().item<bool>()) raise_non_finite(op);
+}
+
+void raise_non_finite(const char* op) {
+  TORCH_CHECK_VALUE(false, op, ": input contains NaN or Inf; its decomposition is undefined");
 }
 
 void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,

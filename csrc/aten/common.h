@@ -49,7 +49,11 @@ std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
 // A float32/64 or complex64/128 tensor with at least 2 dims (square when
 // `square`), finite entries when on CPU (on CUDA the check would cost a
 // device-to-host sync on every call, so it is skipped).
-void check_matrix_input(const Tensor& A, const char* op, bool square);
+// dtype, rank, squareness and (CPU, unless check_finite is false) finite entries.
+void check_matrix_input(const Tensor& A, const char* op, bool square, bool check_finite = true);
+// The CPU operators' clear error for NaN / Inf input (CUDA: no host round trip, NaN out).
+void check_finite_on_cpu(const Tensor& A, const char* op);
+void raise_non_finite(const char* op);
 
 // A cotangent on the decomposition's device, with its dtype and shape.
 void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,

@@ -13,13 +13,17 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
                                                c10::optional<double> rtol, c10::optional<double> atol,
                                                c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.svd";
-  check_matrix_input(A, op, /*square=*/false);
+  // The finite check is one more pass over A: the engine finds non-finite matrices itself
+  // (info = 2), so only the LAPACK path pays for it.
+  check_matrix_input(A, op, /*square=*/false, /*check_finite=*/false);
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);  // fail here, not in the backward
   const int64_t m = A.size(-2), n = A.size(-1), k = std::min(m, n);
   const DeviceKernels& dev = device_kernels(A.device(), op);
   const bool shape_supported = kernels::jacobi_svd_supported(m, n) && (m == n || dev.jacobi_rectangular);
-  if (!use_jacobi(A, driver, shape_supported, dev, dev.svd_jacobi != nullptr, op))
+  if (!use_jacobi(A, driver, shape_supported, dev, dev.svd_jacobi != nullptr, op)) {
+    check_finite_on_cpu(A, op);
     return at::linalg_svd(A, full_matrices);
+  }
   // The small-matrix engine; a matrix it does not converge on is recomputed by LAPACK (CPU).
   const Tensor A3 = A.reshape({-1, m, n});
   const int64_t ucols = full_matrices ? m : k, vrows = full_matrices ? n : k;
@@ -32,7 +36,8 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh),
          info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
   dev.svd_jacobi(A3, full_matrices, U3, S3, Vh3, info);
-  if (dev.jacobi_fallback) {
+  if (dev.jacobi_fallback && info.any().item<bool>()) {
+    if ((info == 2).any().item<bool>()) raise_non_finite(op);
     const Tensor redo = info.nonzero().squeeze(-1);
     if (redo.numel()) {
       auto [U2, S2, Vh2] = at::linalg_svd(A3.index_select(0, redo), full_matrices);
