@@ -29,11 +29,8 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import time
 import warnings
-from pathlib import Path
 
 import roma
 import torch
@@ -42,7 +39,8 @@ import safesvd
 from safesvd._override import override_torch
 from safesvd._testing import finite_difference_grad, with_singular_values
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, machine, timed_rounds
+
 
 
 def naive_override(A):
@@ -120,36 +118,6 @@ def format_err(r: dict) -> str:
     return s
 
 
-def _jiffies() -> tuple[int, int, int] | None:
-    """(busy jiffies of all CPUs, total jiffies, this process's jiffies incl. its threads)."""
-    try:
-        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(f) - f[3] - f[4], sum(f), int(own[11]) + int(own[12])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def others_busy(before, after) -> float:
-    """Fraction of all CPU time used by other processes between two _jiffies() samples."""
-    if before is None or after is None or after[1] <= before[1]:
-        return 0.0
-    return max(0, (after[0] - before[0]) - (after[2] - before[2])) / (after[1] - before[1])
-
-
-def wait_for_quiet(max_wait: float = 60.0) -> float:
-    """Sleep until other processes leave the CPUs >= 90% idle for 1 s (max max_wait s)."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < max_wait:
-        a = _jiffies()
-        if a is None:
-            break
-        time.sleep(1.0)
-        if others_busy(a, _jiffies()) <= 0.1:
-            break
-    return time.perf_counter() - start
-
-
 def timings(B: int, repeats: int, warmup: int, quiet_stats: dict, shared: bool = True) -> list[dict]:
     rows = []
     for dtype in (torch.float32, torch.float64):
@@ -162,57 +130,14 @@ def timings(B: int, repeats: int, warmup: int, quiet_stats: dict, shared: bool =
             f(A).backward(G)
             return A.grad
 
-        for _ in range(warmup):
-            for f in METHODS.values():
-                run(f)
-        times = {name: [] for name in METHODS}
-        kept = attempts = 0
-        while kept < repeats:
-            # One round times every method once (interleaved). On a shared machine a round
-            # is kept only if other processes used <= 10% of the CPUs while it ran;
-            # after 6 * repeats attempts the remaining rounds are kept as they come.
-            if shared:
-                quiet_stats["waited_s"] += wait_for_quiet()
-            before = _jiffies()
-            round_ms = {}
-            for name, f in METHODS.items():
-                t0 = time.perf_counter()
-                run(f)
-                round_ms[name] = (time.perf_counter() - t0) * 1e3
-            attempts += 1
-            if shared and others_busy(before, _jiffies()) > 0.1 and attempts < 6 * repeats:
-                quiet_stats["rounds_discarded"] += 1
-                continue
-            kept += 1
-            for name, t in round_ms.items():
-                times[name].append(t)
+        times = timed_rounds({name: (lambda f=f: run(f)) for name, f in METHODS.items()}, repeats, warmup,
+                             quiet_stats, shared=shared)
         base = statistics.median(times["safesvd.procrustes"])
         for name, t in times.items():
             rows.append({"dtype": str(dtype).replace("torch.", ""), "method": name, "B": B,
                          "median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
                          "repeats": repeats, "vs_safesvd": statistics.median(t) / base})
     return rows
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "roma": roma.__version__,
-        "safesvd": safesvd.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def main() -> None:
@@ -230,7 +155,7 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     draws = 3 if args.quick else args.draws
 
-    info = machine()
+    info = machine(roma=roma.__version__)
     info["load_average_before"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"# {info}")
     err_rows = gradient_errors(draws)

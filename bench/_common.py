@@ -1,0 +1,112 @@
+"""Shared by the CPU benchmarks in bench/: machine description and quiet-CPU timing.
+
+The CI machine is shared: other processes can take a core in the middle of a
+run. `timed_rounds` interleaves the methods of one comparison (every method once
+per round), and on Linux keeps a round only if other processes used <= 10% of
+the CPUs while it ran, so the ratios of one run compare like with like.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine(**extra) -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import safesvd
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "safesvd": safesvd.__version__,
+        "python": platform.python_version(),
+    }
+    info.update(extra)
+    return info
+
+
+def _jiffies() -> tuple[int, int, int] | None:
+    """(busy jiffies of all CPUs, total jiffies, this process's jiffies incl. its threads)."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(f) - f[3] - f[4], sum(f), int(own[11]) + int(own[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_busy(before, after) -> float:
+    """Fraction of all CPU time used by other processes between two _jiffies() samples."""
+    if before is None or after is None or after[1] <= before[1]:
+        return 0.0
+    return max(0, (after[0] - before[0]) - (after[2] - before[2])) / (after[1] - before[1])
+
+
+def wait_for_quiet(max_wait: float = 60.0) -> float:
+    """Sleep until other processes leave the CPUs >= 90% idle for 1 s (max max_wait s)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait:
+        a = _jiffies()
+        if a is None:
+            break
+        time.sleep(1.0)
+        if others_busy(a, _jiffies()) <= 0.1:
+            break
+    return time.perf_counter() - start
+
+
+def timed_rounds(methods: dict[str, Callable[[], object]], repeats: int, warmup: int, stats: dict,
+                 shared: bool = True, max_wait: float = 60.0) -> dict[str, list[float]]:
+    """Milliseconds per call of each method, `repeats` interleaved rounds after `warmup`.
+
+    On a shared machine a round is kept only if other processes used <= 10% of the
+    CPUs while it ran; after 6 * repeats attempts the remaining rounds are kept as
+    they come. `stats` accumulates "waited_s" and "rounds_discarded"."""
+    stats.setdefault("waited_s", 0.0)
+    stats.setdefault("rounds_discarded", 0)
+    for _ in range(warmup):
+        for f in methods.values():
+            f()
+    times = {name: [] for name in methods}
+    kept = attempts = 0
+    while kept < repeats:
+        if shared:
+            stats["waited_s"] += wait_for_quiet(max_wait)
+        before = _jiffies()
+        round_ms = {}
+        for name, f in methods.items():
+            t0 = time.perf_counter()
+            f()
+            round_ms[name] = (time.perf_counter() - t0) * 1e3
+        attempts += 1
+        if shared and others_busy(before, _jiffies()) > 0.1 and attempts < 6 * repeats:
+            stats["rounds_discarded"] += 1
+            continue
+        kept += 1
+        for name, t in round_ms.items():
+            times[name].append(t)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
