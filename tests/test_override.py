@@ -703,6 +703,30 @@ def test_half_precision_computes_in_float32(dtype):
     torch.testing.assert_close(Ah.grad, A32.grad.to(dtype))
 
 
+def test_autocast_region_computes_in_float32():
+    """Inside torch.autocast a bfloat16 activation (the output of an autocast matmul)
+    goes through safesvd in float32 and returns float32, as autocast's float32 ops do;
+    the gradient reaches the float32 parameters through the bfloat16 matmul."""
+    X = torch.randn(4, 3, 3)
+    Wt = torch.randn(3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        A = X @ Wt
+        assert A.dtype == torch.bfloat16
+        U, S, Vh = safesvd.svd(A)
+        L, Q = safesvd.eigh(A @ A.mT)
+        R = safesvd.polar(A)[0]
+        P = safesvd.procrustes(A, special=True)  # det has no bfloat16 kernel: must run in float32
+        C = safesvd.sqrtm(A @ A.mT)
+        s1 = safesvd.svd_rank1(A)[0]
+        assert {t.dtype for t in (U, S, Vh, L, Q, R, P, C, s1)} == {torch.float32}
+        with override_torch():
+            S2 = torch.linalg.svdvals(A)
+        assert S2.dtype == torch.float32
+    (S.sum() + L.sum() + R.sum() + S2.sum() + P.sum() + C.sum() + s1.sum()).backward()
+    assert Wt.grad.dtype == torch.float32 and torch.isfinite(Wt.grad).all()
+    torch.testing.assert_close(S, torch.linalg.svdvals(A.float()))
+
+
 # --------------------------------------------------------------------- torch.func
 
 

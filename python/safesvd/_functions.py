@@ -87,6 +87,7 @@ def _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
                       rtol, atol)
 
 
+@_inputs.outside_autocast
 def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | None = None,
            d2f=None) -> torch.Tensor:
     """``U diag(f(S)) V^H`` for ``A = U diag(S) V^H``, with a gradient exact at degeneracy.
@@ -146,6 +147,7 @@ def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name, validate=None):
     return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
 
 
+@_inputs.outside_autocast
 def eigh_fn(A: torch.Tensor, f, df, *, UPLO: str = "L", rtol: float | None = None,
             atol: float | None = None, d2f=None) -> torch.Tensor:
     """``Q diag(f(L)) Q^H`` for Hermitian ``A = Q diag(L) Q^H``, gradient exact at degeneracy.
@@ -196,6 +198,7 @@ def _sqrt_floor(L: torch.Tensor):
     return top.sqrt(), top, torch.finfo(L.dtype).eps
 
 
+@_inputs.outside_autocast
 def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Principal square root of a Hermitian positive semidefinite matrix.
 
@@ -218,6 +221,7 @@ def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
                     _psd_validator("sqrtm", positive_definite=False))
 
 
+@_inputs.outside_autocast
 def invsqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Inverse principal square root ``A^{-1/2}`` of a Hermitian positive definite matrix
     (whitening). Non-positive eigenvalues raise ValueError. Gradient (and second order)
@@ -226,6 +230,7 @@ def invsqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
                     UPLO, None, None, "safesvd.invsqrtm", _psd_validator("invsqrtm", positive_definite=True))
 
 
+@_inputs.outside_autocast
 def logm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Principal logarithm of a Hermitian positive definite matrix (log-Euclidean
     metrics). Non-positive eigenvalues raise ValueError. Gradient (and second order)
@@ -238,6 +243,7 @@ def _constant(value):
     return lambda S: torch.full_like(S, value)
 
 
+@_inputs.outside_autocast
 def polar(A: torch.Tensor):
     """Polar decomposition ``A = Q P``: ``Q = U V^H`` (m x n, orthonormal columns or rows),
     ``P = V diag(S) V^H`` (n x n, Hermitian positive semidefinite).
@@ -258,6 +264,7 @@ def polar(A: torch.Tensor):
     return Q, (P + P.mH) / 2
 
 
+@_inputs.outside_autocast
 def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     """The nearest matrix with orthonormal columns (rows) to A in Frobenius norm: ``U V^H``.
 

@@ -268,6 +268,7 @@ def register_kernels() -> None:
 # ------------------------------------------------------------------- public
 
 
+@_inputs.outside_autocast
 def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pinv",
              rtol: float | None = None, atol: float | None = None):
     """The k largest singular triplets: ``U_k (..., m, k)``, ``S_k (..., k)``, ``Vh_k (..., k, n)``.
@@ -291,6 +292,7 @@ def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pin
     return _ops.apply(SafesvdSvdTopk, torch.ops.safesvd.svd_topk.default, A, k, method, guard, rtol, atol)
 
 
+@_inputs.outside_autocast
 def svd_rank1(A: torch.Tensor, *, method: str = "auto"):
     """Dominant singular triplet ``(s, u, v)`` with ``A ~ s * outer(u, v.conj())``.
 
