@@ -5,12 +5,14 @@ same inputs (median of repeated runs):
   torch     : torch's own backward (autograd of torch.linalg.svd / eigh)
   safesvd   : the full safesvd autograd path (Python backward, fused op, gauge check)
   fused op  : torch.ops.safesvd._svd_backward / _eigh_backward alone
-and, on CUDA, the memory floor: bytes of U, S, Vh, gU, gS, gVh read once and gA
+and, on CUDA, the memory floor (from the CUDA-graph time of the fused op where the
+loop can be captured): bytes of U, S, Vh, gU, gS, gVh read once and gA
 written once, over the measured device-to-device copy bandwidth.
 
 CPU timing: torch.utils.benchmark (blocked_autorange median). CUDA timing: CUDA
-events around each call, median of repeats, rotating over enough input sets that
-the data exceed L2. Results go to bench/results/<device>_backward_<date>.{md,json,png}.
+events around a loop of 100 calls (and, for the fused op, a CUDA graph replay of
+that loop), median of repeats, rotating over enough input sets that the data
+exceed L2. Results go to bench/results/<device>_backward_<date>.{md,json,png}.
 
     PYTHONPATH=python python bench/bench_backward.py                 # CPU, 2 threads
     PYTHONPATH=python python bench/bench_backward.py --device cuda   # GPU
@@ -51,20 +53,50 @@ def time_cpu_ms(fn, min_run_time: float) -> float:
     return benchmark.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def time_cuda_ms(fns, repeats: int) -> float:
-    """Median over `repeats` of one call, cycling through fns (one per input set)."""
+def time_cuda_ms(fns, repeats: int, calls: int = 100) -> float:
+    """Milliseconds per call: CUDA events around a loop of `calls` calls (cycling through
+    fns, one per input set, so the data exceed L2), median over `repeats` loops. A single
+    call between two events would time the host's dispatch (15-30 us) at small n, not the
+    kernel."""
     for f in fns:  # warm up
         f()
     torch.cuda.synchronize()
     times = []
-    for r in range(repeats):
+    for _ in range(repeats):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        f = fns[r % len(fns)]
         start.record()
-        f()
+        for c in range(calls):
+            fns[c % len(fns)]()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(start.elapsed_time(end) / calls)
+    return statistics.median(times)
+
+
+def time_cuda_graph_ms(fns, repeats: int, calls: int = 100) -> float | None:
+    """The same loop captured once in a CUDA graph and replayed: device time without any
+    host dispatch. None where the callables cannot be captured."""
+    try:
+        for f in fns:
+            f()
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for c in range(calls):
+                fns[c % len(fns)]()
+        graph.replay()
+        torch.cuda.synchronize()
+    except Exception as e:  # noqa: BLE001 - report, do not fail the benchmark
+        print(f"  (no CUDA graph: {type(e).__name__}: {e})")
+        return None
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / calls)
     return statistics.median(times)
 
 
@@ -236,6 +268,9 @@ def main() -> None:
                         floor_bytes = cases[0][1]
                         reps = 10 if args.quick else 50
                         times = {k: time_cuda_ms([c[0][k] for c in cases], reps) for k in ("torch", "safesvd", "fused op")}
+                        graph_ms = time_cuda_graph_ms([c[0]["fused op"] for c in cases], reps)
+                        if graph_ms is not None:
+                            times["fused op (graph)"] = graph_ms
                     else:
                         fns, floor_bytes = case_fns(op, make_inputs(op, B, n, dtype, device, spectrum), cotangents)
                         times = {k: time_cpu_ms(f, 0.05 if args.quick else 0.4) for k, f in fns.items()}
@@ -243,7 +278,7 @@ def main() -> None:
                            "cotangents": cotangents, "spectrum": spectrum,
                            **{f"{k} ms": v for k, v in times.items()}, "speedup": times["torch"] / times["safesvd"]}
                     if bandwidth:
-                        gbs = floor_bytes / (times["fused op"] * 1e-3) / 1e9
+                        gbs = floor_bytes / (times.get("fused op (graph)", times["fused op"]) * 1e-3) / 1e9
                         row.update({"GB/s": gbs, "floor %": 100 * gbs / bandwidth})
                     rows.append(row)
                     print(format_row(row), flush=True)
