@@ -21,15 +21,18 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def machine(**extra) -> dict:
-    cpu = platform.processor()
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor()
+
+
+def machine(**extra) -> dict:
+    cpu = cpu_name()
     import safesvd
 
     info = {

@@ -33,6 +33,8 @@ import torch.utils.benchmark as benchmark
 
 import safesvd
 
+from _common import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 CPU_SIZES = [2, 3, 4, 8, 16, 32, 64]
 GPU_SIZES = [2, 3, 4, 8, 16, 32, 33, 48, 64]
@@ -171,15 +173,7 @@ def machine(device: str) -> dict:
         info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
     else:
-        cpu = platform.processor()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        info["cpu"] = cpu
+        info["cpu"] = cpu_name()
     return info
 
 

@@ -30,7 +30,8 @@
 #include <cstdint>
 #include <type_traits>
 
-// Same meaning as csrc/kernels/common.h's SAFESVD_HD. If that header came first
+// Same meaning as csrc/kernels/scalar.h's SAFESVD_HD (this header does not include
+// c10, so that the per-ISA CPU variants see no inline library code). If that header came first
 // we use its definition; otherwise we define it here and undefine it again at
 // the end of this file, so that a later common.h does not see a redefinition.
 #ifndef SAFESVD_HD

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+// SAFESVD_HD as in scalar.h, without c10 (see jacobi.h).
 #ifndef SAFESVD_HD
 #if defined(__CUDACC__)
 #define SAFESVD_HD __host__ __device__ inline

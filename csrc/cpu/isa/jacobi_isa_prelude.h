@@ -10,7 +10,7 @@
 #include "../jacobi_cpu.h"
 
 // Target pragmas with GCC on x86-64 only; elsewhere every variant is the baseline code
-// (correct, not faster), and the runtime choice (csrc/cpu/jacobi_cpu.cpp) is harmless.
+// (correct, not faster), and the runtime choice (jacobi_isa() in csrc/cpu/cpu.cpp) is harmless.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SAFESVD_ISA_PRAGMAS 1
 #else
