@@ -26,7 +26,8 @@ test: build
 	PYTHONPATH=python $(VPY) -m pytest -q tests
 
 bench: build
-	$(VPY) -m pip install -q matplotlib
+	$(VPY) -m pip install -q matplotlib==3.9.2
+	PYTHONPATH=python $(VPY) bench/bench_engine.py
 	PYTHONPATH=python $(VPY) bench/bench_backward.py
 
 clean:
