@@ -70,6 +70,12 @@ void raise_non_finite(const char* op) {
   TORCH_CHECK_VALUE(false, op, ": input contains NaN or Inf; its decomposition is undefined");
 }
 
+Tensor matrices_to_redo(const Tensor& info, const char* op) {
+  if (!info.any().item<bool>()) return Tensor();
+  if ((info == 2).any().item<bool>()) raise_non_finite(op);
+  return info.nonzero().squeeze(-1);
+}
+
 void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,
                      const char* name) {
   if (!g.has_value() || !g->defined()) return;

@@ -54,6 +54,10 @@ void check_matrix_input(const Tensor& A, const char* op, bool square, bool check
 // The CPU operators' clear error for NaN / Inf input (CUDA: no host round trip, NaN out).
 void check_finite_on_cpu(const Tensor& A, const char* op);
 void raise_non_finite(const char* op);
+// After the forward engine: the matrices LAPACK must redo (info = 1, not converged), or
+// an undefined tensor when there are none; a non-finite matrix (info = 2) is the CPU's
+// clear error. One pass over info when every matrix converged.
+Tensor matrices_to_redo(const Tensor& info, const char* op);
 
 // A cotangent on the decomposition's device, with its dtype and shape.
 void check_cotangent(const c10::optional<Tensor>& g, const Tensor& like, const char* op,

@@ -26,8 +26,7 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q), info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
   dev.eigh_jacobi(A3, UPLO == "L", L3, Q3, info);
   if (dev.jacobi_fallback) {
-    const Tensor redo = info.nonzero().squeeze(-1);
-    if (redo.numel()) {
+    if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
       auto [L2, Q2] = at::linalg_eigh(A3.index_select(0, redo), UPLO);
       L3.index_copy_(0, redo, L2);
       Q3.index_copy_(0, redo, Q2);

@@ -36,10 +36,8 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh),
          info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
   dev.svd_jacobi(A3, full_matrices, U3, S3, Vh3, info);
-  if (dev.jacobi_fallback && info.any().item<bool>()) {
-    if ((info == 2).any().item<bool>()) raise_non_finite(op);
-    const Tensor redo = info.nonzero().squeeze(-1);
-    if (redo.numel()) {
+  if (dev.jacobi_fallback) {
+    if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
       auto [U2, S2, Vh2] = at::linalg_svd(A3.index_select(0, redo), full_matrices);
       U3.index_copy_(0, redo, U2);
       S3.index_copy_(0, redo, S2);

@@ -69,21 +69,26 @@ const cpu::JacobiIsa& jacobi_isa() {
   return isa;
 }
 
+// Tiles of `width` matrices in parallel; a chunk holds about `chunk_work` units of the
+// per-matrix `work` estimate (the forward engine and the SoA backward each measured theirs).
 template <typename Batch, typename Run>
-void run_tiles(const Batch& batch, int width, int64_t work, Run run) {
+void run_tiles(const Batch& batch, int width, int64_t work, int64_t chunk_work, Run run) {
   const int64_t tiles = (batch.B + width - 1) / width;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work * width));
+  const int64_t grain = std::max<int64_t>(1, chunk_work / std::max<int64_t>(1, work * width));
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) { run(batch, t0, t1); });
 }
+constexpr int64_t kJacobiChunkWork = 16384, kSoaChunkWork = 32768;
 
 void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
   if (A.size(0) == 0) return;
   const cpu::JacobiIsa& isa = jacobi_isa();
   const int64_t work = A.size(1) * A.size(2) * std::min(A.size(1), A.size(2)) * 16;
   if (A.scalar_type() == at::kFloat)
-    run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), isa.width_float, work, isa.svd_float);
+    run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), isa.width_float, work, kJacobiChunkWork,
+              isa.svd_float);
   else
-    run_tiles(entries::svd_batch<double>(A, full, U, S, Vh, info), isa.width_double, work, isa.svd_double);
+    run_tiles(entries::svd_batch<double>(A, full, U, S, Vh, info), isa.width_double, work, kJacobiChunkWork,
+              isa.svd_double);
 }
 
 void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
@@ -91,9 +96,11 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
   const cpu::JacobiIsa& isa = jacobi_isa();
   const int64_t work = A.size(1) * A.size(1) * A.size(1) * 16;
   if (A.scalar_type() == at::kFloat)
-    run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), isa.width_float, work, isa.eigh_float);
+    run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), isa.width_float, work, kJacobiChunkWork,
+              isa.eigh_float);
   else
-    run_tiles(entries::eigh_batch<double>(A, lower, L, Q, info), isa.width_double, work, isa.eigh_double);
+    run_tiles(entries::eigh_batch<double>(A, lower, L, Q, info), isa.width_double, work, kJacobiChunkWork,
+              isa.eigh_double);
 }
 
 // ------------------------------------------------------------ SoA backward
@@ -145,13 +152,6 @@ cpu::SoaVec<T> soa_vec(const Tensor& t) {
   return {t.const_data_ptr<T>(), t.stride(0), t.stride(1)};
 }
 
-template <typename Batch, typename Run>
-void run_soa_tiles(const Batch& batch, int width, int64_t work, Run run) {
-  const int64_t tiles = (batch.B + width - 1) / width;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work * width));
-  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) { run(batch, t0, t1); });
-}
-
 void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   const int64_t B = a.S.size(0);
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n))
@@ -165,9 +165,9 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
                                        T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
                                        gauge.mutable_data_ptr<T>()};
     if constexpr (std::is_same_v<T, float>)
-      run_soa_tiles(batch, isa.width_float, work, isa.svd_float);
+      run_tiles(batch, isa.width_float, work, kSoaChunkWork, isa.svd_float);
     else
-      run_soa_tiles(batch, isa.width_double, work, isa.svd_double);
+      run_tiles(batch, isa.width_double, work, kSoaChunkWork, isa.svd_double);
   });
 }
 
@@ -183,9 +183,9 @@ void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gaug
                                         soa_vec<T>(a.gL), int(a.guard.guard), T(a.guard.rtol), T(a.guard.atol),
                                         T(a.guard.eps), gA.mutable_data_ptr<T>(), gauge.mutable_data_ptr<T>()};
     if constexpr (std::is_same_v<T, float>)
-      run_soa_tiles(batch, isa.width_float, work, isa.eigh_float);
+      run_tiles(batch, isa.width_float, work, kSoaChunkWork, isa.eigh_float);
     else
-      run_soa_tiles(batch, isa.width_double, work, isa.eigh_double);
+      run_tiles(batch, isa.width_double, work, kSoaChunkWork, isa.eigh_double);
   });
 }
 
