@@ -3,7 +3,6 @@ and GPU-vs-CPU tests of every backward op (skipped without a GPU)."""
 
 import os
 import re
-import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -13,19 +12,9 @@ import torch
 
 import safesvd
 from conftest import cuda_ready
-from helpers import with_eigenvalues, with_singular_values
+from helpers import find_nvcc, with_eigenvalues, with_singular_values
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def find_nvcc():
-    from torch.utils import cpp_extension
-
-    candidates = [shutil.which("nvcc")]
-    if cpp_extension.CUDA_HOME:
-        candidates.append(os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"))
-    candidates.append("/usr/local/cuda/bin/nvcc")
-    return next((c for c in candidates if c and os.path.exists(c)), None)
 
 
 @pytest.mark.parametrize("source", sorted(p.name for p in (ROOT / "csrc" / "cuda").glob("*.cu")))

@@ -2,12 +2,13 @@
 without a GPU: the self-test kernels run on the CPU through g++, in an
 executable and in shared libraries, and the same kernels compile with nvcc."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import find_nvcc
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
@@ -25,16 +26,6 @@ def run(cmd, **kwargs):
     assert result.returncode == 0, (f"{cmd[0]} failed ({result.returncode}):\n"
                                     f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
-
-
-def find_nvcc():
-    from torch.utils import cpp_extension
-
-    candidates = [shutil.which("nvcc")]
-    if cpp_extension.CUDA_HOME:
-        candidates.append(os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"))
-    candidates.append("/usr/local/cuda/bin/nvcc")
-    return next((c for c in candidates if c and os.path.exists(c)), None)
 
 
 def test_selftest_passes_and_detects_broken_kernels(tmp_path):
