@@ -65,7 +65,8 @@ def _batch(m, n, dtype):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n", [(1, 1), (3, 3), (8, 8), (6, 4), (4, 6), (16, 16), (33, 20), (20, 33), (64, 64)])
+@pytest.mark.parametrize("m,n", [(1, 1), (2, 4), (4, 3), (3, 3), (4, 4), (5, 5), (8, 8), (6, 4), (4, 6), (16, 16),
+                                 (24, 24), (32, 32), (33, 20), (20, 33), (64, 64)])
 @pytest.mark.parametrize("subset", [("U",), ("S",), ("Vh",), ("U", "S", "Vh")])
 def test_svd_backward_gpu_equals_cpu(dtype, m, n, subset):
     A = _batch(m, n, dtype)
@@ -81,7 +82,7 @@ def test_svd_backward_gpu_equals_cpu(dtype, m, n, subset):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 2, 5, 8, 12, 40])
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 8, 12, 16, 17, 32, 40])
 def test_eigh_and_fn_backward_gpu_equals_cpu(dtype, n):
     base = torch.float64 if not dtype.is_complex else torch.complex128
     A = torch.stack([with_eigenvalues([1.0] * (n // 2) + [2.0] * (n - n // 2), base), with_eigenvalues(torch.rand(n) + 0.5, base)]).to(dtype)

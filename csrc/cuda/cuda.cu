@@ -1,5 +1,6 @@
-// CUDA kernels: a Runner that launches a per-matrix Op over a batch on the
-// current stream under a device guard (docs/architecture.md). Nothing
+// CUDA kernels: a Runner that launches a per-matrix Op (or a band kernel of the
+// backward) over a batch on the current stream under a device guard
+// (docs/architecture.md, docs/cuda_backward.md). Nothing
 // synchronizes with the host, so the ops are safe under CUDA graph capture.
 //
 // Headers: c10/cuda/CUDAStream.h and CUDAGuard.h only (not ATen/cuda/CUDAContext.h,
@@ -9,8 +10,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "../aten/entries.h"
-#include "runner.cuh"
+#include "cuda_table.h"
 
 namespace safesvd {
 namespace {
@@ -22,10 +22,15 @@ struct CudaRunner {
     kernels::cuda::launch_ops(op, count, c10::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
+  template <class F>
+  static void launch(const c10::Device& device, int64_t count, const F& f) {
+    const c10::cuda::CUDAGuard device_guard(device);
+    f(c10::cuda::getCurrentCUDAStream().stream(), count);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
 };
 
-const DeviceKernelsRegistration kRegistration(c10::DeviceType::CUDA,
-                                              make_device_kernels<CudaRunner, /*jacobi_per_thread=*/true>(kernels::cuda::kFusedMaxDim));
+const DeviceKernelsRegistration kRegistration(c10::DeviceType::CUDA, cuda_table::make_cuda_kernels<CudaRunner>());
 
 }  // namespace
 }  // namespace safesvd

@@ -397,6 +397,7 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
   const bool rect_u = tall && gU, rect_v = wide && gVh;
   T pmax[K * W], Dr[K * W];
   if (rect_u || rect_v) {
+    SAFESVD_SOA_UNROLL
     for (int j = 0; j < K; ++j) {
       int any = 0;
       for (int l = 0; l < W; ++l) {

@@ -5,8 +5,7 @@
 // the ordinary operators run these kernels on CPU tensors (tests/test_cuda_emulated.py).
 #include <torch/extension.h>
 
-#include "aten/entries.h"
-#include "cuda/runner.cuh"
+#include "cuda/cuda_table.h"
 
 namespace {
 
@@ -14,6 +13,10 @@ struct EmulatedCudaRunner {
   template <class Op>
   static void run(const Op& op, int64_t count, const c10::Device&, int64_t) {
     safesvd::kernels::cuda::launch_ops(op, count, cudaStream_t{});
+  }
+  template <class F>
+  static void launch(const c10::Device&, int64_t count, const F& f) {
+    f(cudaStream_t{}, count);
   }
 };
 
@@ -24,12 +27,14 @@ struct SkipLastRunner {
   static void run(const Op& op, int64_t count, const c10::Device&, int64_t) {
     safesvd::kernels::cuda::launch_ops(op, count > 0 ? count - 1 : 0, cudaStream_t{});
   }
+  template <class F>
+  static void launch(const c10::Device&, int64_t count, const F& f) {
+    f(cudaStream_t{}, count > 0 ? count - 1 : 0);
+  }
 };
 
-const safesvd::DeviceKernels kEmulated =
-    safesvd::make_device_kernels<EmulatedCudaRunner, true>(safesvd::kernels::cuda::kFusedMaxDim);
-const safesvd::DeviceKernels kSkipLast =
-    safesvd::make_device_kernels<SkipLastRunner>(safesvd::kernels::cuda::kFusedMaxDim);
+const safesvd::DeviceKernels kEmulated = safesvd::cuda_table::make_cuda_kernels<EmulatedCudaRunner>();
+const safesvd::DeviceKernels kSkipLast = safesvd::cuda_table::make_cuda_kernels<SkipLastRunner>();
 
 // The forward engine's kernels called directly (the operators check for NaN/Inf on
 // CPU tensors before any kernel runs; on CUDA they do not, and a non-finite matrix

@@ -1,0 +1,445 @@
+// The GPU backward of svd and eigh by size band (docs/cuda_backward.md): one
+// fused kernel per band, no global intermediates, J, the guarded reciprocals,
+// the gauge residual and the cotangent scale in the same kernel.
+//
+//   band "registers" (real, max(m, n) <= 4): one thread per matrix. A block
+//     stages its matrices' inputs through shared memory in structure-of-arrays
+//     form (element e of the block's matrix t at e * ld + t), so the global
+//     loads are coalesced and every shared access of a warp is conflict-free;
+//     each thread then runs svd_backward_tile / eigh_backward_tile of
+//     csrc/kernels/soa_backward.h with W = 1, its scratch in registers.
+//   band "team" (real, square 5 <= n <= 32): a team of n threads per matrix,
+//     thread r owning row r, floor(32 / n) teams per warp; tiles in shared
+//     memory with an odd row stride (n + 1 or n + 2), phases separated by
+//     __syncwarp. The same sums in the same order as svd_backward_matrix /
+//     eigh_backward_matrix (csrc/kernels/svd_backward.h, eigh_backward.h), the
+//     same decisions (matrix_guard, MatrixGuard, GaugeTracker of guards.h).
+//
+// Loaders: one strided copy whose walk order follows the source's fastest
+// index, so batch-contiguous row-major and column-major input (cuSOLVER / LAPACK
+// return U column-major) are read with consecutive threads on consecutive
+// addresses; any other strides are read correctly, uncoalesced.
+//
+// No ATen: nvcc compiles this for the GPU (csrc/cuda/cuda.cu) and g++ through
+// the CUDA emulation for the tests (tests/emulation/emulated_cuda.cpp).
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "../emulation/cuda_compat.h"
+#include "../kernels/batch_ops.h"
+#include "../kernels/soa_backward.h"
+
+// Full unrolling of the loops over a compile-time n keeps the per-thread rows
+// in registers on the GPU; the emulation does not need it.
+#if defined(__CUDACC__)
+#define SAFESVD_BAND_UNROLL _Pragma("unroll")
+#else
+#define SAFESVD_BAND_UNROLL
+#endif
+
+namespace safesvd {
+namespace kernels {
+namespace cuda {
+
+constexpr int kBandThreads = 128;                       // the most threads of a block
+constexpr int64_t kBandSharedBytes = 48 * 1024;         // no opt-in needed on any GPU
+constexpr int kRegistersMaxDim = 4;                     // band "registers": max(m, n) <= 4
+constexpr int kTeamMinDim = 5, kTeamMaxDim = 32;        // band "team": square n in 5..32
+
+// The inputs of one svd or eigh backward launch (eigh: U = Q, gU = gQ, S = L,
+// gS = gL; Vh and gVh unused). Vectors are (B, k) views read as (B, 1, k).
+template <typename T>
+struct BandArgs {
+  BatchedRef<T> U, Vh, gU, gVh, S, gS;
+  GuardParams<T> params;
+  T* gA;     // (B, m, n) contiguous
+  T* gauge;  // (B, 3) contiguous
+  int64_t count;
+};
+
+// Copy matrices b0 .. b0 + count - 1 (R x C each) of `src` to shared memory:
+// element (i, j) of matrix t to dst[t * ts + i * is + j * js]. Consecutive
+// threads take consecutive elements in the source's memory order (columns
+// first when its column stride is the smaller), so batch-contiguous input is
+// read coalesced.
+template <int R, int C, typename T>
+__device__ __forceinline__ void stage(const BatchedRef<T>& src, int64_t b0, int count, T* dst, int ts, int is,
+                                      int js) {
+  constexpr int E = R * C;
+  const bool columns_first = R > 1 && C > 1 && src.rs < src.cs;
+  const T* base = src.p + b0 * src.sb;
+  for (int q = threadIdx.x; q < count * E; q += blockDim.x) {
+    const int t = q / E, e = q - t * E;
+    const int i = columns_first ? e % R : e / C;
+    const int j = columns_first ? e / R : e % C;
+    dst[t * ts + i * is + j * js] = base[t * src.sb + i * src.rs + j * src.cs];
+  }
+}
+
+// The reverse, to a contiguous (B, E) output: element e of matrix t from
+// src[t * ts + (e / C) * is + (e % C) * js].
+template <int R, int C, typename T>
+__device__ __forceinline__ void unstage(const T* src, int ts, int is, int js, int64_t b0, int count, T* out) {
+  constexpr int E = R * C;
+  T* base = out + b0 * E;
+  for (int q = threadIdx.x; q < count * E; q += blockDim.x) {
+    const int t = q / E, e = q - t * E;
+    base[q] = src[t * ts + (e / C) * is + (e % C) * js];
+  }
+}
+
+// ------------------------------------------------------------ band "registers"
+
+// Scalars per matrix in shared memory: U, Vh, gU, gVh, S, gS, gA and the
+// three gauge values (eigh: Q, gQ, L, gL, gA, gauge).
+template <int M, int N>
+SAFESVD_HD constexpr int registers_band_elements(bool svd) {
+  return svd ? 2 * M * (M < N ? M : N) + 2 * (M < N ? M : N) * N + 2 * (M < N ? M : N) + M * N + 3
+             : 3 * N * N + 2 * N + 3;
+}
+
+// The lane stride of the SoA layout: odd, so the staging writes of
+// consecutive threads (consecutive elements of one matrix, ld apart) fall in
+// different banks.
+SAFESVD_HD int registers_band_ld(int threads) { return threads % 2 == 0 ? threads + 1 : threads; }
+
+// (Min. blocks 1: without it ptxas spilled a few bytes at ~72 registers for the
+// rectangular float64 shapes, sm_90, nvcc 13.0.)
+template <bool SVD, int M, int N, typename T>
+__global__ void __launch_bounds__(kBandThreads, 1) registers_band_kernel(BandArgs<T> a) {
+  constexpr int K = M < N ? M : N;
+  SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
+  T* sh = reinterpret_cast<T*>(shared_raw);
+  const int ld = registers_band_ld(blockDim.x);
+  const int64_t b0 = static_cast<int64_t>(blockIdx.x) * blockDim.x;
+  const int count = static_cast<int>(a.count - b0 < blockDim.x ? a.count - b0 : blockDim.x);
+  // SoA: element e of matrix t at e * ld + t.
+  T *sU = sh, *sVh = sU + (SVD ? M * K : N * N) * ld, *sgU = sVh + (SVD ? K * N : 0) * ld;
+  T *sgVh = sgU + M * K * ld, *sS = sgVh + (SVD ? K * N : 0) * ld, *sgS = sS + K * ld, *sgA = sgS + K * ld;
+  T* sG = sgA + M * N * ld;
+  stage<M, K>(a.U, b0, count, sU, 1, K * ld, ld);
+  if (SVD) stage<K, N>(a.Vh, b0, count, sVh, 1, N * ld, ld);
+  if (a.gU.p) stage<M, K>(a.gU, b0, count, sgU, 1, K * ld, ld);
+  if (SVD && a.gVh.p) stage<K, N>(a.gVh, b0, count, sgVh, 1, N * ld, ld);
+  stage<1, K>(a.S, b0, count, sS, 1, 0, ld);
+  if (a.gS.p) stage<1, K>(a.gS, b0, count, sgS, 1, 0, ld);
+  __syncthreads();
+  const int t = threadIdx.x;
+  if (t < count) {
+    if (SVD) {
+      T scratch[svd_backward_tile_scratch<M, N, 1>()];
+      svd_backward_tile<M, N, 1, T>(sU + t, sVh + t, a.gU.p ? sgU + t : nullptr, a.gVh.p ? sgVh + t : nullptr,
+                                    sS + t, a.gS.p ? sgS + t : nullptr, a.params, sgA + t, sG + t, ld, scratch);
+    } else {
+      T scratch[eigh_backward_tile_scratch<N, 1>()];
+      eigh_backward_tile<N, 1, T>(sU + t, a.gU.p ? sgU + t : nullptr, sS + t, a.gS.p ? sgS + t : nullptr,
+                                  a.params, sgA + t, sG + t, ld, scratch);
+    }
+  }
+  __syncthreads();
+  unstage<M, N>(sgA, 1, N * ld, ld, b0, count, a.gA);
+  unstage<1, 3>(sG, 1, 0, ld, b0, count, a.gauge);
+}
+
+// ------------------------------------------------------------ band "team"
+
+// The odd row stride of a team tile (conflict-free row reads across a warp).
+template <int N>
+SAFESVD_HD constexpr int team_row_stride() {
+  return N % 2 == 0 ? N + 1 : N + 2;
+}
+template <int N>
+SAFESVD_HD constexpr int team_tile() {
+  return N * team_row_stride<N>();
+}
+// Scalars per matrix: the tiles (svd: U, Vh, gU, gVh; eigh: Q, gQ, gA), the
+// vectors S, gS, the row maxima (2 n) and the rows' gauge notes (3 n).
+template <int N>
+SAFESVD_HD constexpr int team_band_elements(bool svd) {
+  return (svd ? 4 : 3) * team_tile<N>() + 7 * N;
+}
+
+// The max over a team's per-row values (every thread reads all n).
+template <int N, typename T>
+__device__ __forceinline__ T team_max(const T* rows) {
+  T mx = T(0);
+  SAFESVD_BAND_UNROLL
+  for (int q = 0; q < N; ++q) mx = max_of(mx, rows[q]);
+  return mx;
+}
+
+// The rows' gauge trackers merged in row order: the first largest note of the
+// matrix, as GaugeTracker over the reference's row-major order of notes.
+template <int N, typename T>
+__device__ __forceinline__ void team_write_gauge(const T* res, const T* gi, const T* gj, T scale, T* out) {
+  GaugeTracker<T> g;
+  g.scale = scale;
+  for (int q = 0; q < N; ++q) g.note(res[q], static_cast<int64_t>(gi[q]), static_cast<int64_t>(gj[q]));
+  g.write(out);
+}
+
+template <bool SVD, int N, typename T>
+__global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) {
+  constexpr int P = team_row_stride<N>(), TILE = team_tile<N>(), TEAMS = 32 / N;
+  SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
+  T* sh = reinterpret_cast<T*>(shared_raw);
+  const int per_block = TEAMS * static_cast<int>(blockDim.x / 32);
+  const int64_t b0 = static_cast<int64_t>(blockIdx.x) * per_block;
+  const int count = static_cast<int>(a.count - b0 < per_block ? a.count - b0 : per_block);
+  // Arrays of the block's matrices, each array contiguous over them.
+  T *sU = sh, *sgU = sU + per_block * TILE, *sVh = sgU + per_block * TILE;
+  T *sgVh = sVh + (SVD ? per_block * TILE : 0), *sS = sgVh + per_block * TILE, *sgS = sS + per_block * N;
+  T *smaxU = sgS + per_block * N, *smaxV = smaxU + per_block * N, *sres = smaxV + per_block * N;
+  T *sgi = sres + per_block * N, *sgj = sgi + per_block * N;
+  stage<N, N>(a.U, b0, count, sU, TILE, P, 1);
+  if (a.gU.p) stage<N, N>(a.gU, b0, count, sgU, TILE, P, 1);
+  if (SVD) stage<N, N>(a.Vh, b0, count, sVh, TILE, P, 1);
+  if (SVD && a.gVh.p) stage<N, N>(a.gVh, b0, count, sgVh, TILE, P, 1);
+  stage<1, N>(a.S, b0, count, sS, N, 0, 1);
+  if (a.gS.p) stage<1, N>(a.gS, b0, count, sgS, N, 0, 1);
+  __syncthreads();
+
+  // Thread -> (matrix, row). Lanes past the last team of a warp, and teams past
+  // the batch's end, only take part in the warp barriers.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int mt = warp * TEAMS + lane / N, r = lane % N;
+  const bool active = lane < TEAMS * N && mt < count;
+  const bool has_gU = a.gU.p != nullptr, has_gVh = SVD && a.gVh.p != nullptr;
+  T *U = sU + mt * TILE, *gU = sgU + mt * TILE, *Vh = sVh + mt * TILE, *gVh = sgVh + mt * TILE;
+  const T *S = sS + mt * N, *gS = sgS + mt * N;
+  // Where the product tiles go once their inputs are read: svd's U^H gU and
+  // Y = J Vh into gU, gVh V and gA into gVh; eigh's Q^H gQ and Y = J Q^H into
+  // gQ, gA into the third tile (sVh).
+  T* gA_tile = SVD ? gVh : Vh;
+
+  // Phase 1: row r of U^H gU (p ascending, as matmul_adjoint_rows) and the row
+  // maxima of |gU|; once the team has read gU, the product replaces it. Then the
+  // same for gVh V (svd), into gVh. One row of accumulators is live at a time.
+  T acc[N];
+  T cu = T(0), cv = T(0);
+  if (active) {
+    SAFESVD_BAND_UNROLL
+    for (int j = 0; j < N; ++j) acc[j] = T(0);
+    if (has_gU) {
+      SAFESVD_BAND_UNROLL
+      for (int p = 0; p < N; ++p) {
+        const T u = U[p * P + r];
+        SAFESVD_BAND_UNROLL
+        for (int j = 0; j < N; ++j) acc[j] += u * gU[p * P + j];
+      }
+      SAFESVD_BAND_UNROLL
+      for (int j = 0; j < N; ++j) cu = max_of(cu, abs_of(gU[r * P + j]));
+    }
+    smaxU[mt * N + r] = cu;
+  }
+  __syncwarp();
+  if (active) {
+    SAFESVD_BAND_UNROLL
+    for (int j = 0; j < N; ++j) gU[r * P + j] = acc[j];
+    if (SVD) {
+      SAFESVD_BAND_UNROLL
+      for (int j = 0; j < N; ++j) acc[j] = T(0);
+      if (has_gVh) {
+        SAFESVD_BAND_UNROLL
+        for (int p = 0; p < N; ++p) {
+          const T g = gVh[r * P + p];
+          SAFESVD_BAND_UNROLL
+          for (int j = 0; j < N; ++j) acc[j] += g * Vh[j * P + p];
+        }
+        SAFESVD_BAND_UNROLL
+        for (int j = 0; j < N; ++j) cv = max_of(cv, abs_of(gVh[r * P + j]));
+      }
+      smaxV[mt * N + r] = cv;
+    }
+  }
+  __syncwarp();
+  // Phase 2: gVh V replaces gVh; the cotangent scale and the matrix's guard.
+  MatrixGuard<T> mg;
+  T cscale = T(0);
+  if (active) {
+    if (SVD) {
+      SAFESVD_BAND_UNROLL
+      for (int j = 0; j < N; ++j) gVh[r * P + j] = acc[j];
+    }
+    cscale = (has_gU ? team_max<N>(smaxU + mt * N) : T(0)) + (has_gVh ? team_max<N>(smaxV + mt * N) : T(0));
+    mg = matrix_guard(a.params, max_abs(S, 1, N), cscale, 2 * N);
+  }
+  __syncwarp();
+  // Phase 3: row r of J (svd_build_J / eigh_build_J for real input, notes in
+  // their order), and as each J[r][j] is known, its term of row r of
+  // Y = J Vh (svd) or J Q^H (eigh), so the sum over j runs in matmul_rows' order.
+  T y[N];
+  if (active) {
+    GaugeTracker<T> gauge;
+    const T sr = mg.scale(S[r]);
+    SAFESVD_BAND_UNROLL
+    for (int c = 0; c < N; ++c) y[c] = T(0);
+    SAFESVD_BAND_UNROLL
+    for (int j = 0; j < N; ++j) {
+      T Jrj;
+      if (j == r) {
+        Jrj = a.gS.p ? gS[r] : T(0);
+      } else if (SVD) {
+        const T am = gU[r * P + j] - gU[j * P + r];
+        const T bm = gVh[j * P + r] - gVh[r * P + j];
+        const T sj = mg.scale(S[j]);
+        const T dm = sj - sr, dp = sj + sr;
+        const T apb = am + bm, amb = am - bm;
+        const T napb = abs_of(apb), namb = abs_of(amb);
+        Jrj = T(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) + mg.scale(amb) * mg.coefficient(dp, namb));
+        if (mg.inside(dm)) gauge.note(napb, r, j);
+        if (mg.inside(dp)) gauge.note(namb, r, j);
+      } else {
+        const T am = T(0.5) * (gU[r * P + j] - gU[j * P + r]);
+        const T d = mg.scale(S[j]) - sr;
+        const T na = abs_of(am);
+        Jrj = mg.scale(am) * mg.coefficient(d, na);
+        if (mg.inside(d)) gauge.note(na, r, j);
+      }
+      // Vh[j][c] (svd); Q^H[j][c] = Q[c][j] (eigh, real).
+      SAFESVD_BAND_UNROLL
+      for (int c = 0; c < N; ++c) y[c] += Jrj * (SVD ? Vh[j * P + c] : U[c * P + j]);
+    }
+    sres[mt * N + r] = gauge.residual;
+    sgi[mt * N + r] = T(gauge.i);
+    sgj[mt * N + r] = T(gauge.j);
+  }
+  __syncwarp();
+  if (active) {
+    SAFESVD_BAND_UNROLL
+    for (int c = 0; c < N; ++c) gU[r * P + c] = y[c];
+    if (r == 0)
+      team_write_gauge<N>(sres + mt * N, sgi + mt * N, sgj + mt * N, cscale, a.gauge + 3 * (b0 + mt));
+  }
+  __syncwarp();
+  // Phase 4: row r of gA = U Y (svd) / Q Y (eigh), p ascending.
+  if (active) {
+    T g[N];
+    SAFESVD_BAND_UNROLL
+    for (int c = 0; c < N; ++c) g[c] = T(0);
+    SAFESVD_BAND_UNROLL
+    for (int p = 0; p < N; ++p) {
+      const T u = U[r * P + p];
+      SAFESVD_BAND_UNROLL
+      for (int c = 0; c < N; ++c) g[c] += u * gU[p * P + c];
+    }
+    SAFESVD_BAND_UNROLL
+    for (int c = 0; c < N; ++c) gA_tile[r * P + c] = g[c];
+  }
+  __syncthreads();
+  unstage<N, N>(SVD ? sgVh : sVh, TILE, P, 1, b0, count, a.gA);
+}
+
+// ------------------------------------------------------------ launch shapes
+
+struct BandShape {
+  int threads;
+  int64_t blocks;
+  size_t shared_bytes;
+};
+
+// Band "registers": the most threads (a multiple of 32, at most kBandThreads)
+// whose matrices fit in 48 KiB.
+inline BandShape registers_band_shape(int64_t count, int elements, int scalar_bytes) {
+  int threads = kBandThreads;
+  while (threads > 32 && int64_t(elements) * registers_band_ld(threads) * scalar_bytes > kBandSharedBytes) threads -= 32;
+  return {threads, (count + threads - 1) / threads,
+          static_cast<size_t>(int64_t(elements) * registers_band_ld(threads) * scalar_bytes)};
+}
+
+// Band "team": the most warps (at most kBandThreads / 32) whose matrices fit in 48 KiB.
+inline BandShape team_band_shape(int64_t count, int n, int elements, int scalar_bytes) {
+  const int teams = 32 / static_cast<int>(n);
+  int warps = kBandThreads / 32;
+  while (warps > 1 && int64_t(warps) * teams * elements * scalar_bytes > kBandSharedBytes) --warps;
+  const int per_block = warps * teams;
+  return {32 * warps, (count + per_block - 1) / per_block,
+          static_cast<size_t>(int64_t(per_block) * elements * scalar_bytes)};
+}
+
+template <bool SVD, int M, int N, typename T>
+void launch_registers_band(const BandArgs<T>& a, cudaStream_t stream) {
+  if (a.count == 0) return;
+  const BandShape s = registers_band_shape(a.count, registers_band_elements<M, N>(SVD), sizeof(T));
+  SAFESVD_LAUNCH(registers_band_kernel<SVD, M, N, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
+                 s.shared_bytes, stream)(a);
+  SAFESVD_LAUNCH_CHECK();
+}
+
+template <bool SVD, int N, typename T>
+void launch_team_band(const BandArgs<T>& a, cudaStream_t stream) {
+  if (a.count == 0) return;
+  const BandShape s = team_band_shape(a.count, N, team_band_elements<N>(SVD), sizeof(T));
+  SAFESVD_LAUNCH(team_band_kernel<SVD, N, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
+                 s.shared_bytes, stream)(a);
+  SAFESVD_LAUNCH_CHECK();
+}
+
+// Which band takes a real (B, m, n) backward: 1 registers, 2 team, 0 neither.
+inline int backward_band(int64_t m, int64_t n) {
+  if (m <= kRegistersMaxDim && n <= kRegistersMaxDim) return 1;
+  if (m == n && m >= kTeamMinDim && m <= kTeamMaxDim) return 2;
+  return 0;
+}
+
+// Calls f(std::integral_constant<int, m>, std::integral_constant<int, n>) for
+// the band's compile-time shape.
+template <typename F>
+void with_registers_shape(int64_t m, int64_t n, F&& f) {
+  auto inner = [&](auto M) {
+    switch (n) {
+      case 1: return f(M, std::integral_constant<int, 1>{});
+      case 2: return f(M, std::integral_constant<int, 2>{});
+      case 3: return f(M, std::integral_constant<int, 3>{});
+      default: return f(M, std::integral_constant<int, 4>{});
+    }
+  };
+  switch (m) {
+    case 1: return inner(std::integral_constant<int, 1>{});
+    case 2: return inner(std::integral_constant<int, 2>{});
+    case 3: return inner(std::integral_constant<int, 3>{});
+    default: return inner(std::integral_constant<int, 4>{});
+  }
+}
+
+template <typename F>
+void with_team_size(int64_t n, F&& f) {
+  switch (n) {
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    case 9: return f(std::integral_constant<int, 9>{});
+    case 10: return f(std::integral_constant<int, 10>{});
+    case 11: return f(std::integral_constant<int, 11>{});
+    case 12: return f(std::integral_constant<int, 12>{});
+    case 13: return f(std::integral_constant<int, 13>{});
+    case 14: return f(std::integral_constant<int, 14>{});
+    case 15: return f(std::integral_constant<int, 15>{});
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 17: return f(std::integral_constant<int, 17>{});
+    case 18: return f(std::integral_constant<int, 18>{});
+    case 19: return f(std::integral_constant<int, 19>{});
+    case 20: return f(std::integral_constant<int, 20>{});
+    case 21: return f(std::integral_constant<int, 21>{});
+    case 22: return f(std::integral_constant<int, 22>{});
+    case 23: return f(std::integral_constant<int, 23>{});
+    case 24: return f(std::integral_constant<int, 24>{});
+    case 25: return f(std::integral_constant<int, 25>{});
+    case 26: return f(std::integral_constant<int, 26>{});
+    case 27: return f(std::integral_constant<int, 27>{});
+    case 28: return f(std::integral_constant<int, 28>{});
+    case 29: return f(std::integral_constant<int, 29>{});
+    case 30: return f(std::integral_constant<int, 30>{});
+    case 31: return f(std::integral_constant<int, 31>{});
+    default: return f(std::integral_constant<int, 32>{});
+  }
+}
+
+}  // namespace cuda
+}  // namespace kernels
+}  // namespace safesvd
+
+#undef SAFESVD_BAND_UNROLL
