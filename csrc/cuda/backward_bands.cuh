@@ -64,10 +64,10 @@ struct BandArgs {
 // threads take consecutive elements in the source's memory order (columns
 // first when its column stride is the smaller), so batch-contiguous input is
 // read coalesced.
-template <int R, int C, typename T>
-__device__ __forceinline__ void stage(const BatchedRef<T>& src, int64_t b0, int count, T* dst, int ts, int is,
-                                      int js) {
-  constexpr int E = R * C;
+template <typename T>
+__device__ __forceinline__ void stage(const BatchedRef<T>& src, int R, int C, int64_t b0, int count, T* dst, int ts,
+                                      int is, int js) {
+  const int E = R * C;
   const bool columns_first = R > 1 && C > 1 && src.rs < src.cs;
   const T* base = src.p + b0 * src.sb;
   for (int q = threadIdx.x; q < count * E; q += blockDim.x) {
@@ -80,9 +80,10 @@ __device__ __forceinline__ void stage(const BatchedRef<T>& src, int64_t b0, int 
 
 // The reverse, to a contiguous (B, E) output: element e of matrix t from
 // src[t * ts + (e / C) * is + (e % C) * js].
-template <int R, int C, typename T>
-__device__ __forceinline__ void unstage(const T* src, int ts, int is, int js, int64_t b0, int count, T* out) {
-  constexpr int E = R * C;
+template <typename T>
+__device__ __forceinline__ void unstage(const T* src, int R, int C, int ts, int is, int js, int64_t b0, int count,
+                                        T* out) {
+  const int E = R * C;
   T* base = out + b0 * E;
   for (int q = threadIdx.x; q < count * E; q += blockDim.x) {
     const int t = q / E, e = q - t * E;
@@ -105,8 +106,8 @@ SAFESVD_HD constexpr int registers_band_elements(bool svd) {
 // different banks.
 SAFESVD_HD int registers_band_ld(int threads) { return threads % 2 == 0 ? threads + 1 : threads; }
 
-// (Min. blocks 1: without it ptxas spilled a few bytes at ~72 registers for the
-// rectangular float64 shapes, sm_90, nvcc 13.0.)
+// (Min. blocks 1, here and for the team kernel: without it ptxas spilled a few
+// bytes at ~72 registers for some shapes, sm_90, nvcc 13.0.)
 template <bool SVD, int M, int N, typename T>
 __global__ void __launch_bounds__(kBandThreads, 1) registers_band_kernel(BandArgs<T> a) {
   constexpr int K = M < N ? M : N;
@@ -119,12 +120,12 @@ __global__ void __launch_bounds__(kBandThreads, 1) registers_band_kernel(BandArg
   T *sU = sh, *sVh = sU + (SVD ? M * K : N * N) * ld, *sgU = sVh + (SVD ? K * N : 0) * ld;
   T *sgVh = sgU + M * K * ld, *sS = sgVh + (SVD ? K * N : 0) * ld, *sgS = sS + K * ld, *sgA = sgS + K * ld;
   T* sG = sgA + M * N * ld;
-  stage<M, K>(a.U, b0, count, sU, 1, K * ld, ld);
-  if (SVD) stage<K, N>(a.Vh, b0, count, sVh, 1, N * ld, ld);
-  if (a.gU.p) stage<M, K>(a.gU, b0, count, sgU, 1, K * ld, ld);
-  if (SVD && a.gVh.p) stage<K, N>(a.gVh, b0, count, sgVh, 1, N * ld, ld);
-  stage<1, K>(a.S, b0, count, sS, 1, 0, ld);
-  if (a.gS.p) stage<1, K>(a.gS, b0, count, sgS, 1, 0, ld);
+  stage(a.U, M, K, b0, count, sU, 1, K * ld, ld);
+  if (SVD) stage(a.Vh, K, N, b0, count, sVh, 1, N * ld, ld);
+  if (a.gU.p) stage(a.gU, M, K, b0, count, sgU, 1, K * ld, ld);
+  if (SVD && a.gVh.p) stage(a.gVh, K, N, b0, count, sgVh, 1, N * ld, ld);
+  stage(a.S, 1, K, b0, count, sS, 1, 0, ld);
+  if (a.gS.p) stage(a.gS, 1, K, b0, count, sgS, 1, 0, ld);
   __syncthreads();
   const int t = threadIdx.x;
   if (t < count) {
@@ -139,50 +140,56 @@ __global__ void __launch_bounds__(kBandThreads, 1) registers_band_kernel(BandArg
     }
   }
   __syncthreads();
-  unstage<M, N>(sgA, 1, N * ld, ld, b0, count, a.gA);
-  unstage<1, 3>(sG, 1, 0, ld, b0, count, a.gauge);
+  unstage(sgA, M, N, 1, N * ld, ld, b0, count, a.gA);
+  unstage(sG, 1, 3, 1, 0, ld, b0, count, a.gauge);
 }
 
 // ------------------------------------------------------------ band "team"
 
 // The odd row stride of a team tile (conflict-free row reads across a warp).
-template <int N>
-SAFESVD_HD constexpr int team_row_stride() {
-  return N % 2 == 0 ? N + 1 : N + 2;
-}
-template <int N>
-SAFESVD_HD constexpr int team_tile() {
-  return N * team_row_stride<N>();
-}
+SAFESVD_HD int team_row_stride(int n) { return n % 2 == 0 ? n + 1 : n + 2; }
 // Scalars per matrix: the tiles (svd: U, Vh, gU, gVh; eigh: Q, gQ, gA), the
 // vectors S, gS, the row maxima (2 n) and the rows' gauge notes (3 n).
-template <int N>
-SAFESVD_HD constexpr int team_band_elements(bool svd) {
-  return (svd ? 4 : 3) * team_tile<N>() + 7 * N;
-}
+SAFESVD_HD int team_band_elements(int n, bool svd) { return (svd ? 4 : 3) * n * team_row_stride(n) + 7 * n; }
+
+// The team kernel is compiled per capacity NC (8, 12, 16, 24, 32: the n in
+// (NC - 4 or NC - 8, NC]), with n a run-time value: the loops run to NC with
+// the steps past n predicated off, so the rows stay in registers (compile-time
+// indices) while one kernel serves several sizes (a kernel per n took ~10 min
+// of nvcc for sm_90 alone).
+template <int NC>
+struct TeamLoop {
+  // f(j) for j = 0 .. n - 1, in order, unrolled to NC.
+  template <typename F>
+  __device__ __forceinline__ static void run(int n, F&& f) {
+    SAFESVD_BAND_UNROLL
+    for (int j = 0; j < NC; ++j)
+      if (j < n) f(j);
+  }
+};
 
 // The max over a team's per-row values (every thread reads all n).
-template <int N, typename T>
-__device__ __forceinline__ T team_max(const T* rows) {
+template <typename T>
+__device__ __forceinline__ T team_max(const T* rows, int n) {
   T mx = T(0);
-  SAFESVD_BAND_UNROLL
-  for (int q = 0; q < N; ++q) mx = max_of(mx, rows[q]);
+  for (int q = 0; q < n; ++q) mx = max_of(mx, rows[q]);
   return mx;
 }
 
 // The rows' gauge trackers merged in row order: the first largest note of the
 // matrix, as GaugeTracker over the reference's row-major order of notes.
-template <int N, typename T>
-__device__ __forceinline__ void team_write_gauge(const T* res, const T* gi, const T* gj, T scale, T* out) {
+template <typename T>
+__device__ __forceinline__ void team_write_gauge(const T* res, const T* gi, const T* gj, int n, T scale, T* out) {
   GaugeTracker<T> g;
   g.scale = scale;
-  for (int q = 0; q < N; ++q) g.note(res[q], static_cast<int64_t>(gi[q]), static_cast<int64_t>(gj[q]));
+  for (int q = 0; q < n; ++q) g.note(res[q], static_cast<int64_t>(gi[q]), static_cast<int64_t>(gj[q]));
   g.write(out);
 }
 
-template <bool SVD, int N, typename T>
-__global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) {
-  constexpr int P = team_row_stride<N>(), TILE = team_tile<N>(), TEAMS = 32 / N;
+template <bool SVD, int NC, typename T>
+__global__ void __launch_bounds__(kBandThreads, 1) team_band_kernel(BandArgs<T> a, int n) {
+  using Loop = TeamLoop<NC>;
+  const int P = team_row_stride(n), TILE = n * P, TEAMS = 32 / n;
   SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
   T* sh = reinterpret_cast<T*>(shared_raw);
   const int per_block = TEAMS * static_cast<int>(blockDim.x / 32);
@@ -190,25 +197,25 @@ __global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) 
   const int count = static_cast<int>(a.count - b0 < per_block ? a.count - b0 : per_block);
   // Arrays of the block's matrices, each array contiguous over them.
   T *sU = sh, *sgU = sU + per_block * TILE, *sVh = sgU + per_block * TILE;
-  T *sgVh = sVh + (SVD ? per_block * TILE : 0), *sS = sgVh + per_block * TILE, *sgS = sS + per_block * N;
-  T *smaxU = sgS + per_block * N, *smaxV = smaxU + per_block * N, *sres = smaxV + per_block * N;
-  T *sgi = sres + per_block * N, *sgj = sgi + per_block * N;
-  stage<N, N>(a.U, b0, count, sU, TILE, P, 1);
-  if (a.gU.p) stage<N, N>(a.gU, b0, count, sgU, TILE, P, 1);
-  if (SVD) stage<N, N>(a.Vh, b0, count, sVh, TILE, P, 1);
-  if (SVD && a.gVh.p) stage<N, N>(a.gVh, b0, count, sgVh, TILE, P, 1);
-  stage<1, N>(a.S, b0, count, sS, N, 0, 1);
-  if (a.gS.p) stage<1, N>(a.gS, b0, count, sgS, N, 0, 1);
+  T *sgVh = sVh + (SVD ? per_block * TILE : 0), *sS = sgVh + per_block * TILE, *sgS = sS + per_block * n;
+  T *smaxU = sgS + per_block * n, *smaxV = smaxU + per_block * n, *sres = smaxV + per_block * n;
+  T *sgi = sres + per_block * n, *sgj = sgi + per_block * n;
+  stage(a.U, n, n, b0, count, sU, TILE, P, 1);
+  if (a.gU.p) stage(a.gU, n, n, b0, count, sgU, TILE, P, 1);
+  if (SVD) stage(a.Vh, n, n, b0, count, sVh, TILE, P, 1);
+  if (SVD && a.gVh.p) stage(a.gVh, n, n, b0, count, sgVh, TILE, P, 1);
+  stage(a.S, 1, n, b0, count, sS, n, 0, 1);
+  if (a.gS.p) stage(a.gS, 1, n, b0, count, sgS, n, 0, 1);
   __syncthreads();
 
   // Thread -> (matrix, row). Lanes past the last team of a warp, and teams past
   // the batch's end, only take part in the warp barriers.
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int mt = warp * TEAMS + lane / N, r = lane % N;
-  const bool active = lane < TEAMS * N && mt < count;
+  const int mt = warp * TEAMS + lane / n, r = lane % n;
+  const bool active = lane < TEAMS * n && mt < count;
   const bool has_gU = a.gU.p != nullptr, has_gVh = SVD && a.gVh.p != nullptr;
   T *U = sU + mt * TILE, *gU = sgU + mt * TILE, *Vh = sVh + mt * TILE, *gVh = sgVh + mt * TILE;
-  const T *S = sS + mt * N, *gS = sgS + mt * N;
+  const T *S = sS + mt * n, *gS = sgS + mt * n;
   // Where the product tiles go once their inputs are read: svd's U^H gU and
   // Y = J Vh into gU, gVh V and gA into gVh; eigh's Q^H gQ and Y = J Q^H into
   // gQ, gA into the third tile (sVh).
@@ -217,41 +224,32 @@ __global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) 
   // Phase 1: row r of U^H gU (p ascending, as matmul_adjoint_rows) and the row
   // maxima of |gU|; once the team has read gU, the product replaces it. Then the
   // same for gVh V (svd), into gVh. One row of accumulators is live at a time.
-  T acc[N];
+  T acc[NC];
   T cu = T(0), cv = T(0);
   if (active) {
-    SAFESVD_BAND_UNROLL
-    for (int j = 0; j < N; ++j) acc[j] = T(0);
+    Loop::run(n, [&](int j) { acc[j] = T(0); });
     if (has_gU) {
-      SAFESVD_BAND_UNROLL
-      for (int p = 0; p < N; ++p) {
+      Loop::run(n, [&](int p) {
         const T u = U[p * P + r];
-        SAFESVD_BAND_UNROLL
-        for (int j = 0; j < N; ++j) acc[j] += u * gU[p * P + j];
-      }
-      SAFESVD_BAND_UNROLL
-      for (int j = 0; j < N; ++j) cu = max_of(cu, abs_of(gU[r * P + j]));
+        Loop::run(n, [&](int j) { acc[j] += u * gU[p * P + j]; });
+      });
+      Loop::run(n, [&](int j) { cu = max_of(cu, abs_of(gU[r * P + j])); });
     }
-    smaxU[mt * N + r] = cu;
+    smaxU[mt * n + r] = cu;
   }
   __syncwarp();
   if (active) {
-    SAFESVD_BAND_UNROLL
-    for (int j = 0; j < N; ++j) gU[r * P + j] = acc[j];
+    Loop::run(n, [&](int j) { gU[r * P + j] = acc[j]; });
     if (SVD) {
-      SAFESVD_BAND_UNROLL
-      for (int j = 0; j < N; ++j) acc[j] = T(0);
+      Loop::run(n, [&](int j) { acc[j] = T(0); });
       if (has_gVh) {
-        SAFESVD_BAND_UNROLL
-        for (int p = 0; p < N; ++p) {
+        Loop::run(n, [&](int p) {
           const T g = gVh[r * P + p];
-          SAFESVD_BAND_UNROLL
-          for (int j = 0; j < N; ++j) acc[j] += g * Vh[j * P + p];
-        }
-        SAFESVD_BAND_UNROLL
-        for (int j = 0; j < N; ++j) cv = max_of(cv, abs_of(gVh[r * P + j]));
+          Loop::run(n, [&](int j) { acc[j] += g * Vh[j * P + p]; });
+        });
+        Loop::run(n, [&](int j) { cv = max_of(cv, abs_of(gVh[r * P + j])); });
       }
-      smaxV[mt * N + r] = cv;
+      smaxV[mt * n + r] = cv;
     }
   }
   __syncwarp();
@@ -259,25 +257,20 @@ __global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) 
   MatrixGuard<T> mg;
   T cscale = T(0);
   if (active) {
-    if (SVD) {
-      SAFESVD_BAND_UNROLL
-      for (int j = 0; j < N; ++j) gVh[r * P + j] = acc[j];
-    }
-    cscale = (has_gU ? team_max<N>(smaxU + mt * N) : T(0)) + (has_gVh ? team_max<N>(smaxV + mt * N) : T(0));
-    mg = matrix_guard(a.params, max_abs(S, 1, N), cscale, 2 * N);
+    if (SVD) Loop::run(n, [&](int j) { gVh[r * P + j] = acc[j]; });
+    cscale = (has_gU ? team_max(smaxU + mt * n, n) : T(0)) + (has_gVh ? team_max(smaxV + mt * n, n) : T(0));
+    mg = matrix_guard(a.params, max_abs(S, 1, n), cscale, 2 * n);
   }
   __syncwarp();
   // Phase 3: row r of J (svd_build_J / eigh_build_J for real input, notes in
   // their order), and as each J[r][j] is known, its term of row r of
   // Y = J Vh (svd) or J Q^H (eigh), so the sum over j runs in matmul_rows' order.
-  T y[N];
+  T y[NC];
   if (active) {
     GaugeTracker<T> gauge;
     const T sr = mg.scale(S[r]);
-    SAFESVD_BAND_UNROLL
-    for (int c = 0; c < N; ++c) y[c] = T(0);
-    SAFESVD_BAND_UNROLL
-    for (int j = 0; j < N; ++j) {
+    Loop::run(n, [&](int c) { y[c] = T(0); });
+    Loop::run(n, [&](int j) {
       T Jrj;
       if (j == r) {
         Jrj = a.gS.p ? gS[r] : T(0);
@@ -299,37 +292,30 @@ __global__ void __launch_bounds__(kBandThreads) team_band_kernel(BandArgs<T> a) 
         if (mg.inside(d)) gauge.note(na, r, j);
       }
       // Vh[j][c] (svd); Q^H[j][c] = Q[c][j] (eigh, real).
-      SAFESVD_BAND_UNROLL
-      for (int c = 0; c < N; ++c) y[c] += Jrj * (SVD ? Vh[j * P + c] : U[c * P + j]);
-    }
-    sres[mt * N + r] = gauge.residual;
-    sgi[mt * N + r] = T(gauge.i);
-    sgj[mt * N + r] = T(gauge.j);
+      Loop::run(n, [&](int c) { y[c] += Jrj * (SVD ? Vh[j * P + c] : U[c * P + j]); });
+    });
+    sres[mt * n + r] = gauge.residual;
+    sgi[mt * n + r] = T(gauge.i);
+    sgj[mt * n + r] = T(gauge.j);
   }
   __syncwarp();
   if (active) {
-    SAFESVD_BAND_UNROLL
-    for (int c = 0; c < N; ++c) gU[r * P + c] = y[c];
-    if (r == 0)
-      team_write_gauge<N>(sres + mt * N, sgi + mt * N, sgj + mt * N, cscale, a.gauge + 3 * (b0 + mt));
+    Loop::run(n, [&](int c) { gU[r * P + c] = y[c]; });
+    if (r == 0) team_write_gauge(sres + mt * n, sgi + mt * n, sgj + mt * n, n, cscale, a.gauge + 3 * (b0 + mt));
   }
   __syncwarp();
   // Phase 4: row r of gA = U Y (svd) / Q Y (eigh), p ascending.
   if (active) {
-    T g[N];
-    SAFESVD_BAND_UNROLL
-    for (int c = 0; c < N; ++c) g[c] = T(0);
-    SAFESVD_BAND_UNROLL
-    for (int p = 0; p < N; ++p) {
+    T g[NC];
+    Loop::run(n, [&](int c) { g[c] = T(0); });
+    Loop::run(n, [&](int p) {
       const T u = U[r * P + p];
-      SAFESVD_BAND_UNROLL
-      for (int c = 0; c < N; ++c) g[c] += u * gU[p * P + c];
-    }
-    SAFESVD_BAND_UNROLL
-    for (int c = 0; c < N; ++c) gA_tile[r * P + c] = g[c];
+      Loop::run(n, [&](int c) { g[c] += u * gU[p * P + c]; });
+    });
+    Loop::run(n, [&](int c) { gA_tile[r * P + c] = g[c]; });
   }
   __syncthreads();
-  unstage<N, N>(SVD ? sgVh : sVh, TILE, P, 1, b0, count, a.gA);
+  unstage(SVD ? sgVh : sVh, n, n, TILE, P, 1, b0, count, a.gA);
 }
 
 // ------------------------------------------------------------ launch shapes
@@ -368,12 +354,13 @@ void launch_registers_band(const BandArgs<T>& a, cudaStream_t stream) {
   SAFESVD_LAUNCH_CHECK();
 }
 
-template <bool SVD, int N, typename T>
-void launch_team_band(const BandArgs<T>& a, cudaStream_t stream) {
+// n in 5..32 on the kernel of capacity NC >= n.
+template <bool SVD, int NC, typename T>
+void launch_team_band(const BandArgs<T>& a, int n, cudaStream_t stream) {
   if (a.count == 0) return;
-  const BandShape s = team_band_shape(a.count, N, team_band_elements<N>(SVD), sizeof(T));
-  SAFESVD_LAUNCH(team_band_kernel<SVD, N, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
-                 s.shared_bytes, stream)(a);
+  const BandShape s = team_band_shape(a.count, n, team_band_elements(n, SVD), sizeof(T));
+  SAFESVD_LAUNCH(team_band_kernel<SVD, NC, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
+                 s.shared_bytes, stream)(a, n);
   SAFESVD_LAUNCH_CHECK();
 }
 
@@ -404,38 +391,14 @@ void with_registers_shape(int64_t m, int64_t n, F&& f) {
   }
 }
 
+// Calls f(std::integral_constant<int, NC>) with the team kernel's capacity for n.
 template <typename F>
-void with_team_size(int64_t n, F&& f) {
-  switch (n) {
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    case 8: return f(std::integral_constant<int, 8>{});
-    case 9: return f(std::integral_constant<int, 9>{});
-    case 10: return f(std::integral_constant<int, 10>{});
-    case 11: return f(std::integral_constant<int, 11>{});
-    case 12: return f(std::integral_constant<int, 12>{});
-    case 13: return f(std::integral_constant<int, 13>{});
-    case 14: return f(std::integral_constant<int, 14>{});
-    case 15: return f(std::integral_constant<int, 15>{});
-    case 16: return f(std::integral_constant<int, 16>{});
-    case 17: return f(std::integral_constant<int, 17>{});
-    case 18: return f(std::integral_constant<int, 18>{});
-    case 19: return f(std::integral_constant<int, 19>{});
-    case 20: return f(std::integral_constant<int, 20>{});
-    case 21: return f(std::integral_constant<int, 21>{});
-    case 22: return f(std::integral_constant<int, 22>{});
-    case 23: return f(std::integral_constant<int, 23>{});
-    case 24: return f(std::integral_constant<int, 24>{});
-    case 25: return f(std::integral_constant<int, 25>{});
-    case 26: return f(std::integral_constant<int, 26>{});
-    case 27: return f(std::integral_constant<int, 27>{});
-    case 28: return f(std::integral_constant<int, 28>{});
-    case 29: return f(std::integral_constant<int, 29>{});
-    case 30: return f(std::integral_constant<int, 30>{});
-    case 31: return f(std::integral_constant<int, 31>{});
-    default: return f(std::integral_constant<int, 32>{});
-  }
+void with_team_capacity(int64_t n, F&& f) {
+  if (n <= 8) return f(std::integral_constant<int, 8>{});
+  if (n <= 12) return f(std::integral_constant<int, 12>{});
+  if (n <= 16) return f(std::integral_constant<int, 16>{});
+  if (n <= 24) return f(std::integral_constant<int, 24>{});
+  return f(std::integral_constant<int, 32>{});
 }
 
 }  // namespace cuda

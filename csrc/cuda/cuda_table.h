@@ -41,10 +41,14 @@ void launch_band(int band, int64_t m, int64_t n, kernels::cuda::BandArgs<T> args
     args.count = count;
     if (band == 1)
       kc::with_registers_shape(m, n, [&](auto M, auto N) {
-        kc::launch_registers_band<SVD, decltype(M)::value, decltype(N)::value, T>(args, stream);
+        // eigh is square: no kernels for the other shapes.
+        if constexpr (SVD || decltype(M)::value == decltype(N)::value)
+          kc::launch_registers_band<SVD, decltype(M)::value, decltype(N)::value, T>(args, stream);
       });
     else
-      kc::with_team_size(n, [&](auto N) { kc::launch_team_band<SVD, decltype(N)::value, T>(args, stream); });
+      kc::with_team_capacity(n, [&](auto NC) {
+        kc::launch_team_band<SVD, decltype(NC)::value, T>(args, static_cast<int>(n), stream);
+      });
   });
 }
 
