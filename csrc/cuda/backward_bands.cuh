@@ -5,8 +5,9 @@
 //   band "registers" (real, max(m, n) <= 4): one thread per matrix. A block
 //     stages its matrices' inputs through shared memory in structure-of-arrays
 //     form (element e of the block's matrix t at e * ld + t), so the global
-//     loads are coalesced and every shared access of a warp is conflict-free;
-//     each thread then runs svd_backward_tile / eigh_backward_tile of
+//     loads are coalesced and the compute phase's shared reads are
+//     conflict-free (the staging stores are not: docs/cuda_backward.md); each
+//     thread then runs svd_backward_tile / eigh_backward_tile of
 //     csrc/kernels/soa_backward.h with W = 1, its scratch in registers.
 //   band "team" (real, square 5 <= n <= 32): a team of n threads per matrix,
 //     thread r owning row r, floor(32 / n) teams per warp; tiles in shared
@@ -24,12 +25,12 @@
 // the CUDA emulation for the tests (tests/emulation/emulated_cuda.cpp).
 #pragma once
 
-#include <algorithm>
 #include <type_traits>
 
 #include "../emulation/cuda_compat.h"
 #include "../kernels/batch_ops.h"
 #include "../kernels/soa_backward.h"
+#include "runner.cuh"
 
 // Full unrolling of the loops over a compile-time n keeps the per-thread rows
 // in registers on the GPU; the emulation does not need it.
@@ -43,8 +44,8 @@ namespace safesvd {
 namespace kernels {
 namespace cuda {
 
-constexpr int kBandThreads = 128;                       // the most threads of a block
-constexpr int64_t kBandSharedBytes = 48 * 1024;         // no opt-in needed on any GPU
+// Blocks of at most kMaxThreadsPerBlock threads and kSharedBytesPerBlock bytes of
+// shared memory (runner.cuh), as the generic runner.
 constexpr int kRegistersMaxDim = 4;                     // band "registers": max(m, n) <= 4
 constexpr int kTeamMinDim = 5, kTeamMaxDim = 32;        // band "team": square n in 5..32
 
@@ -101,19 +102,15 @@ SAFESVD_HD constexpr int registers_band_elements(bool svd) {
              : 3 * N * N + 2 * N + 3;
 }
 
-// The lane stride of the SoA layout: odd, so the staging writes of
-// consecutive threads (consecutive elements of one matrix, ld apart) fall in
-// different banks.
-SAFESVD_HD int registers_band_ld(int threads) { return threads % 2 == 0 ? threads + 1 : threads; }
-
 // (Min. blocks 1, here and for the team kernel: without it ptxas spilled a few
 // bytes at ~72 registers for some shapes, sm_90, nvcc 13.0.)
 template <bool SVD, int M, int N, typename T>
-__global__ void __launch_bounds__(kBandThreads, 1) registers_band_kernel(BandArgs<T> a) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock, 1) registers_band_kernel(BandArgs<T> a) {
   constexpr int K = M < N ? M : N;
   SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
   T* sh = reinterpret_cast<T*>(shared_raw);
-  const int ld = registers_band_ld(blockDim.x);
+  // The lane stride: odd (consecutive elements of one matrix are ld apart).
+  const int ld = static_cast<int>(conflict_free_stride(blockDim.x));
   const int64_t b0 = static_cast<int64_t>(blockIdx.x) * blockDim.x;
   const int count = static_cast<int>(a.count - b0 < blockDim.x ? a.count - b0 : blockDim.x);
   // SoA: element e of matrix t at e * ld + t.
@@ -155,8 +152,8 @@ SAFESVD_HD int team_band_elements(int n, bool svd) { return (svd ? 4 : 3) * n * 
 // The team kernel is compiled per capacity NC (8, 12, 16, 24, 32: the n in
 // (NC - 4 or NC - 8, NC]), with n a run-time value: the loops run to NC with
 // the steps past n predicated off, so the rows stay in registers (compile-time
-// indices) while one kernel serves several sizes (a kernel per n took ~10 min
-// of nvcc for sm_90 alone).
+// indices) while one kernel serves several sizes (a kernel per n took 11.5 min
+// of nvcc for sm_90 alone, docs/cuda_backward.md).
 template <int NC>
 struct TeamLoop {
   // f(j) for j = 0 .. n - 1, in order, unrolled to NC.
@@ -187,7 +184,7 @@ __device__ __forceinline__ void team_write_gauge(const T* res, const T* gi, cons
 }
 
 template <bool SVD, int NC, typename T>
-__global__ void __launch_bounds__(kBandThreads, 1) team_band_kernel(BandArgs<T> a, int n) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock, 1) team_band_kernel(BandArgs<T> a, int n) {
   using Loop = TeamLoop<NC>;
   const int P = team_row_stride(n), TILE = n * P, TEAMS = 32 / n;
   SAFESVD_DYNAMIC_SHARED(unsigned char, shared_raw);
@@ -320,26 +317,21 @@ __global__ void __launch_bounds__(kBandThreads, 1) team_band_kernel(BandArgs<T> 
 
 // ------------------------------------------------------------ launch shapes
 
-struct BandShape {
-  int threads;
-  int64_t blocks;
-  size_t shared_bytes;
-};
-
-// Band "registers": the most threads (a multiple of 32, at most kBandThreads)
-// whose matrices fit in 48 KiB.
-inline BandShape registers_band_shape(int64_t count, int elements, int scalar_bytes) {
-  int threads = kBandThreads;
-  while (threads > 32 && int64_t(elements) * registers_band_ld(threads) * scalar_bytes > kBandSharedBytes) threads -= 32;
+// Band "registers": the most threads (a multiple of 32, at most
+// kMaxThreadsPerBlock) whose matrices fit in kSharedBytesPerBlock.
+inline LaunchShape registers_band_shape(int64_t count, int elements, int scalar_bytes) {
+  int threads = kMaxThreadsPerBlock;
+  while (threads > 32 && elements * conflict_free_stride(threads) * scalar_bytes > kSharedBytesPerBlock) threads -= 32;
   return {threads, (count + threads - 1) / threads,
-          static_cast<size_t>(int64_t(elements) * registers_band_ld(threads) * scalar_bytes)};
+          static_cast<size_t>(elements * conflict_free_stride(threads) * scalar_bytes)};
 }
 
-// Band "team": the most warps (at most kBandThreads / 32) whose matrices fit in 48 KiB.
-inline BandShape team_band_shape(int64_t count, int n, int elements, int scalar_bytes) {
-  const int teams = 32 / static_cast<int>(n);
-  int warps = kBandThreads / 32;
-  while (warps > 1 && int64_t(warps) * teams * elements * scalar_bytes > kBandSharedBytes) --warps;
+// Band "team": the most warps (at most kMaxThreadsPerBlock / 32) whose matrices
+// fit in kSharedBytesPerBlock.
+inline LaunchShape team_band_shape(int64_t count, int n, int elements, int scalar_bytes) {
+  const int teams = 32 / n;
+  int warps = kMaxThreadsPerBlock / 32;
+  while (warps > 1 && int64_t(warps) * teams * elements * scalar_bytes > kSharedBytesPerBlock) --warps;
   const int per_block = warps * teams;
   return {32 * warps, (count + per_block - 1) / per_block,
           static_cast<size_t>(int64_t(per_block) * elements * scalar_bytes)};
@@ -348,7 +340,7 @@ inline BandShape team_band_shape(int64_t count, int n, int elements, int scalar_
 template <bool SVD, int M, int N, typename T>
 void launch_registers_band(const BandArgs<T>& a, cudaStream_t stream) {
   if (a.count == 0) return;
-  const BandShape s = registers_band_shape(a.count, registers_band_elements<M, N>(SVD), sizeof(T));
+  const LaunchShape s = registers_band_shape(a.count, registers_band_elements<M, N>(SVD), sizeof(T));
   SAFESVD_LAUNCH(registers_band_kernel<SVD, M, N, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
                  s.shared_bytes, stream)(a);
   SAFESVD_LAUNCH_CHECK();
@@ -358,7 +350,7 @@ void launch_registers_band(const BandArgs<T>& a, cudaStream_t stream) {
 template <bool SVD, int NC, typename T>
 void launch_team_band(const BandArgs<T>& a, int n, cudaStream_t stream) {
   if (a.count == 0) return;
-  const BandShape s = team_band_shape(a.count, n, team_band_elements(n, SVD), sizeof(T));
+  const LaunchShape s = team_band_shape(a.count, n, team_band_elements(n, SVD), sizeof(T));
   SAFESVD_LAUNCH(team_band_kernel<SVD, NC, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
                  s.shared_bytes, stream)(a, n);
   SAFESVD_LAUNCH_CHECK();

@@ -44,8 +44,9 @@ inline LaunchShape launch_shape(int64_t count, int64_t scratch_bytes) {
 // Threads' scratch areas start `stride` scalars apart, stride odd: when the threads of a
 // warp touch the same element of their own scratch, the addresses t * stride + e fall in
 // 32 different banks (float; double and complex: 16 per half-warp transaction), where an
-// even stride (e.g. 576 at n = 8) put every lane of the warp in the same bank.
-inline int64_t conflict_free_stride(int64_t scratch) { return scratch % 2 == 0 ? scratch + 1 : scratch; }
+// even stride (e.g. 576 at n = 8) put every lane of the warp in the same bank. (The
+// registers band of backward_bands.cuh takes its SoA lane stride from here too.)
+SAFESVD_HD int64_t conflict_free_stride(int64_t scratch) { return scratch % 2 == 0 ? scratch + 1 : scratch; }
 
 template <class Op>
 void launch_ops(const Op& op, int64_t count, cudaStream_t stream) {
