@@ -25,3 +25,21 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
+
+
+NVCC_CHECK = "test_cuda_source_compiles_with_nvcc"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the nvcc compile checks (minutes, one thread each) as soon as the suite is
+    collected, and run the tests that wait for them last, so nvcc overlaps the rest."""
+    from helpers import find_nvcc, nvcc_compile
+
+    checks = [item for item in items if item.originalname == NVCC_CHECK]
+    if not checks or config.option.collectonly:
+        return
+    nvcc = find_nvcc()
+    if nvcc is not None:
+        for item in checks:
+            nvcc_compile(item.callspec.params["source"], nvcc)
+    items[:] = [item for item in items if item.originalname != NVCC_CHECK] + checks

@@ -192,14 +192,19 @@ def test_kornia_fit_line():
 # ZCA whitening is a matrix function of the covariance, T = U diag((S + eps)^-1/2) U^T,
 # computed by kornia from torch.linalg.svd(cov). At a repeated eigenvalue the SVD
 # backward cannot be exact for it (the cotangents of U and S have lost the limit; see the
-# README): the override makes it finite, not exact. The errors below were measured
-# (float64, these fixed inputs) and are recorded as expectations; safesvd.invsqrtm (or
-# eigh_fn) gives the exact gradient of the same whitening.
-ZCA_EXACT_DIAG_ERR = 0.82  # covariance exactly diag(0.4, 0.4, 1.6): torch NaN
-# covariance Q diag(2, 2, 1) Q^T up to rounding: torch finite, 2.3e-2 off. The override's error
-# depends on the basis the forward picks inside the repeated eigenvalue: 2.0e-2 with the
-# Jacobi engine (the CPU default), 9.4e-3 with driver="lapack".
-ZCA_ROUNDED_ERR = 2.0e-2
+# README): the override makes it finite, not exact, and safesvd.invsqrtm (or eigh_fn)
+# gives the exact gradient of the same whitening.
+#
+# What the override's error is at a repeated eigenvalue is not a property of safesvd: it
+# depends on the basis the forward picks inside the repeated eigenspace, which for a
+# covariance repeated only up to rounding is decided by rounding (LAPACK/MKL code path,
+# instruction set, engine). Measured on these inputs: 2.0e-2 (AMD Zen 3), 9.2e-2 (Intel
+# Xeon, AVX-512), 9.4e-3 with driver="lapack". So the tests assert what follows from the
+# math: finite everywhere, and not exact at an exact degeneracy (the dropped within-block
+# divided differences are the diagonal's own derivative, a fixed share of the gradient),
+# with the error below one (the gradient has the right scale: what is lost is the
+# within-block term, never more than the whole gradient on these inputs).
+ZCA_ERR_CEILING = 1.0
 
 
 def zca_data():
@@ -225,18 +230,23 @@ def invsqrtm_whiten(X, eps=1e-6):
     return Xc @ safesvd.invsqrtm(C + eps * torch.eye(X.shape[1], dtype=X.dtype))
 
 
-def test_kornia_zca_at_repeated_eigenvalue_finite_with_measured_error():
+def test_kornia_zca_at_repeated_eigenvalue_finite_not_exact():
     exact_diag, rounded_data = zca_data()
-    # exactly repeated eigenvalue: torch NaN, override finite, error as measured
+    # exactly repeated eigenvalue: torch NaN, the override finite but not exact. The
+    # covariance is exactly diagonal, so every forward (engine or LAPACK, any ISA) returns
+    # the coordinate basis and the lost term is the same on every machine.
     assert torch.isnan(grad_of(zca_loss, exact_diag)).any()
-    err = rel_err(inside(zca_loss, exact_diag), finite_difference_grad(zca_loss, exact_diag))
-    assert 1e-3 < err < 2 * ZCA_EXACT_DIAG_ERR, err
-    # repeated up to rounding: torch finite but wrong (its value is a ratio of two
-    # rounding errors, so machine-dependent), the override finite and also not exact
+    g = inside(zca_loss, exact_diag)
+    assert torch.isfinite(g).all()
+    err = rel_err(g, finite_difference_grad(zca_loss, exact_diag))
+    assert 1e-3 < err < ZCA_ERR_CEILING, err
+    # repeated up to rounding: torch divides by a difference of rounding errors, the
+    # override treats the pair as repeated. Its error is basis- (so machine-) dependent:
+    # only finiteness and the scale ceiling are properties.
     fd = finite_difference_grad(zca_loss, rounded_data)
-    assert rel_err(grad_of(zca_loss, rounded_data), fd) > 1e-3
-    err = rel_err(inside(zca_loss, rounded_data), fd)
-    assert 1e-3 < err < 2 * ZCA_ROUNDED_ERR, err
+    g = inside(zca_loss, rounded_data)
+    assert torch.isfinite(g).all()
+    assert rel_err(g, fd) < ZCA_ERR_CEILING, rel_err(g, fd)
 
 
 def test_invsqrtm_whitening_is_exact():
