@@ -262,7 +262,8 @@ def test_engine_and_soa_suites_under_every_isa(isa):
         pytest.skip(f"this CPU does not run {isa}")
     assert probe.stdout.strip().endswith(isa), probe.stderr[-3000:]
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        str(ROOT / "tests" / "test_engine.py"), str(ROOT / "tests" / "test_soa_backward.py")],
+                        str(ROOT / "tests" / "test_engine.py"), str(ROOT / "tests" / "test_soa_backward.py"),
+                        "-k", "not test_every_compiled_isa_variant"],
                        env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, f"under SAFESVD_CPU_ISA={isa}:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
     assert " passed" in r.stdout.splitlines()[-1] and " failed" not in r.stdout.splitlines()[-1], r.stdout[-2000:]
