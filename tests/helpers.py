@@ -1,4 +1,4 @@
-"""Test helpers: the package's own (shared with the demo), plus rel_err and find_nvcc."""
+"""Test helpers: the package's own (shared with the demo), plus rel_err, find_nvcc and nvcc_compile."""
 
 import os
 import shutil
