@@ -36,7 +36,7 @@ def find_nvcc():
 _NVCC_JOBS: dict = {}
 
 
-def nvcc_compile(source, nvcc, workdir=None) -> Future:
+def nvcc_compile(source, nvcc) -> Future:
     """Start (once per source) the nvcc compile check of csrc/cuda/<source> in the
     background; the Future's result is the CompletedProcess-like outcome. Against the
     installed torch's headers, sm_90 with `-Xptxas -v` (register-spill report)."""
@@ -48,7 +48,7 @@ def nvcc_compile(source, nvcc, workdir=None) -> Future:
     from torch.utils import cpp_extension
 
     root = Path(__file__).resolve().parent.parent
-    work = Path(workdir or tempfile.mkdtemp(prefix="safesvd-nvcc-"))
+    work = Path(tempfile.mkdtemp(prefix="safesvd-nvcc-"))
     # A CPU-only torch lacks this generated header; the CUDA build of torch has it.
     macros = work / "include" / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h"
     macros.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("source", sorted(p.name for p in (ROOT / "csrc" / "cuda").glob("*.cu")))
-def test_cuda_source_compiles_with_nvcc(source, tmp_path):
+def test_cuda_source_compiles_with_nvcc(source):
     """Compile csrc/cuda/*.cu against the installed torch's headers, so a CUDA
     compile error fails CI even though CI has no GPU (and maybe a CPU-only torch).
     With `-Xptxas -v` for sm_90: a kernel that spills registers to local memory fails."""
@@ -24,7 +24,7 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
         pytest.skip("nvcc not found: the CUDA sources cannot be compile-checked here")
     # Started in the background when the suite was collected (tests/conftest.py), so the
     # single-threaded nvcc runs beside the rest of the suite; this test is moved last.
-    result = nvcc_compile(source, nvcc, tmp_path).result()
+    result = nvcc_compile(source, nvcc).result()
     assert result.returncode == 0, f"nvcc failed:\n{result.stderr[-6000:]}"
     report = result.stdout + result.stderr
     usage = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)

@@ -220,7 +220,9 @@ def test_matrix_functions_use_the_engine_and_agree():
 @pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
 def test_every_compiled_isa_variant(isa):
     """Each instruction-set variant of the CPU kernels, chosen with SAFESVD_CPU_ISA in a
-    fresh process (the choice is made once per process); skipped where the CPU lacks it."""
+    fresh process (the choice is made once per process); skipped where the CPU lacks it.
+    A smoke test, then, for each variant other than this process's, the engine and SoA
+    suites."""
     code = f"""
 import torch, safesvd, sys
 if torch.ops.safesvd._cpu_isa() != {isa!r}: sys.exit(3)
@@ -241,29 +243,15 @@ for n in (2, 3, 5, 8, 16):
     if r.returncode != 0 and "does not support it" in r.stderr:
         pytest.skip(f"this CPU does not run {isa}")
     assert r.returncode == 0, r.stderr[-3000:]
-
-
-NESTED = "SAFESVD_TEST_NESTED_ISA"
-
-
-@pytest.mark.skipif(os.environ.get(NESTED) == "1", reason="already inside a per-ISA run")
-@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
-def test_engine_and_soa_suites_under_every_isa(isa):
-    """The accuracy gate (within 4x of LAPACK), the engine's gradient tests and the SoA
-    backward's bit-for-bit agreement with the per-matrix kernels, re-run in a fresh process
-    under each instruction-set variant other than the one this process chose (which the
-    main run covers). An ISA the CPU lacks is skipped, so AVX-512 runs wherever the CPU has it."""
     if torch.ops.safesvd._cpu_isa() == isa:
-        pytest.skip(f"{isa} is this process's variant: the main run covers it")
-    env = dict(os.environ, SAFESVD_CPU_ISA=isa, PYTHONPATH=str(ROOT / "python"), **{NESTED: "1"})
-    probe = subprocess.run([sys.executable, "-c", "import safesvd, torch; print(torch.ops.safesvd._cpu_isa())"],
-                           env=env, capture_output=True, text=True)
-    if probe.returncode != 0 and "does not support it" in probe.stderr:
-        pytest.skip(f"this CPU does not run {isa}")
-    assert probe.stdout.strip().endswith(isa), probe.stderr[-3000:]
+        return  # this process's variant: the main run covers the suites below
+    # Every other variant the CPU runs: the accuracy gate (within 4x of LAPACK), the
+    # engine's gradient tests and the SoA backward's bit-for-bit agreement with the
+    # per-matrix kernels, re-run in a fresh process, so AVX-512 runs wherever the CPU has it.
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         str(ROOT / "tests" / "test_engine.py"), str(ROOT / "tests" / "test_soa_backward.py"),
                         "-k", "not test_every_compiled_isa_variant"],
                        env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, f"under SAFESVD_CPU_ISA={isa}:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
     assert " passed" in r.stdout.splitlines()[-1] and " failed" not in r.stdout.splitlines()[-1], r.stdout[-2000:]
+

@@ -23,16 +23,17 @@ def run(cmd, **kw):
 
 def _prebuilt_objects():
     """-DSAFESVD_PREBUILT_OBJECTS=... when setup.py's build (make build) left an object
-    file, newer than every source and header, for each library source: the CMake test
+    file, newer than every file under csrc/ and include/, for each library source: the CMake test
     then links them instead of compiling the library again (~7 of its ~8.5 min on 2
     cores). SAFESVD_CMAKE_FULL_BUILD=1 (or a stale or missing object) compiles it all."""
     if os.environ.get("SAFESVD_CMAKE_FULL_BUILD") == "1":
         return []
     import sysconfig
 
-    temp = ROOT / "build" / f"temp.{sysconfig.get_platform()}-cpython-{sys.version_info[0]}{sys.version_info[1]}"
+    temp = ROOT / "build" / f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"  # setuptools' build_temp
     sources = [p for p in (ROOT / "csrc").rglob("*.cpp") if p.parts[-2] not in ("cuda", "emulation")]
-    newest_input = max(p.stat().st_mtime for p in (ROOT / "csrc").rglob("*") if p.is_file())
+    inputs = [p for d in ("csrc", "include") for p in (ROOT / d).rglob("*") if p.is_file()]
+    newest_input = max(p.stat().st_mtime for p in inputs)
     for src in sources:
         obj = temp / src.relative_to(ROOT).with_suffix(".o")
         if not obj.exists() or obj.stat().st_mtime < newest_input:
