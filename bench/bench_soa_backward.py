@@ -5,7 +5,7 @@ kernels and torch's autograd.
 
 Times, in one process with torch.set_num_threads(2) by default,
 torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None) (and
-_eigh_backward) with _cpu_soa_mode 0 (before: per-matrix kernels, batched BLAS
+_eigh_backward) with the test hook cpu_soa_mode 0 (before: per-matrix kernels, batched BLAS
 above n = 7), 1 (SoA) and 2 (per-matrix kernels over the SoA's range), and the
 backward of torch.linalg.svd / eigh through autograd (the graph built once,
 retain_graph=True). Reports the median over --repeats runs in ns per matrix.
@@ -17,6 +17,7 @@ import time
 import torch
 
 import safesvd
+from safesvd._testing import cpu_soa_mode
 
 safesvd.load()
 
@@ -43,11 +44,11 @@ def median_ns(fns, B, repeats, min_sample_s=0.1):
 
 def with_mode(mode, fn):
     def run():
-        previous = torch.ops.safesvd._cpu_soa_mode(mode)
+        previous = cpu_soa_mode(mode)
         try:
             return fn()
         finally:
-            torch.ops.safesvd._cpu_soa_mode(previous)
+            cpu_soa_mode(previous)
     return run
 
 

@@ -76,6 +76,12 @@ TORCH_LIBRARY(safesvd, m) {
       "_eigh_fn_second_order(Tensor H, Tensor G, Tensor L, Tensor Q, Tensor fL, Tensor dfL, "
       "Tensor d2fL, float? rtol, float? atol) -> (Tensor gA, Tensor gf, Tensor gdf)");
 
+  // f, f', f'' on a (detached) spectrum for the named matrix functions "sqrtm",
+  // "invsqrtm", "logm" (csrc/aten/fn.cpp, tolerances in csrc/kernels/guards.h), with the
+  // check of their domain when `check` (ValueError: not semidefinite, not definite).
+  // One definition for the Python package and the C++ API.
+  m.def("_spectral_function(Tensor L, str name, bool check=True) -> (Tensor f, Tensor df, Tensor d2f)");
+
   // The k largest singular triplets (docs/math.md, "Dominant triplets"). Forward
   // and backward are Python kernels (python/safesvd/_topk.py): a full SVD or a
   // subspace iteration, and a deflated K-system solve (dense or matrix-free CG).
@@ -101,14 +107,7 @@ TORCH_LIBRARY(safesvd, m) {
 
   // The instruction set the CPU forward engine runs ("baseline", "avx2", "avx512").
   m.def("_cpu_isa() -> str");
-  // The CPU's SoA backward (docs/soa_backward.md): mode 1 on (the default), 0 off
-  // (the per-matrix kernels, as before it), 2 the per-matrix kernels over the SoA's
-  // range (tests compare 1 with 2). mode -1 only reads; returns the previous mode.
-  // Initially SAFESVD_CPU_SOA=0|1|2 where set.
-  m.def("_cpu_soa_mode(int mode=-1) -> int");
   // Whether this build has kernels for a device type ("cpu", "cuda", ...).
   m.def("_has_device_kernels(str device) -> bool");
-  // Testing only: run the CPU operators with another device table (the CUDA kernels
-  // compiled through csrc/emulation/, tests/test_cuda_emulated.py); 0 restores.
-  m.def("_testing_swap_cpu_kernels(int table_address) -> int");
+  // (Test hooks are exported C symbols, not operators: csrc/testing.h.)
 }

@@ -1,4 +1,5 @@
-"""Test helpers: the package's own (shared with the demo), plus rel_err, find_nvcc and nvcc_compile."""
+"""Test helpers: the package's own (shared with the demo), plus rel_err, find_nvcc, nvcc_compile
+and build_emulated."""
 
 import os
 import shutil
@@ -34,20 +35,26 @@ def find_nvcc():
 
 
 _NVCC_JOBS: dict = {}
+_NVCC_POOL = None
 
 
 def nvcc_compile(source, nvcc) -> Future:
-    """Start (once per source) the nvcc compile check of csrc/cuda/<source> in the
-    background; the Future's result is the CompletedProcess-like outcome. Against the
-    installed torch's headers, sm_90 with `-Xptxas -v` (register-spill report)."""
+    """Start (once per source) the nvcc compile check of a CUDA source of csrc/manifest.txt
+    (root-relative path) in the background, as many at a time as there are cores; the
+    Future's result is the CompletedProcess. Against the installed torch's headers, sm_90
+    with `-Xptxas -v` (register-spill report), with the macros of every CUDA group."""
+    global _NVCC_POOL
     if source in _NVCC_JOBS:
         return _NVCC_JOBS[source]
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import torch
     from torch.utils import cpp_extension
 
+    from safesvd import _manifest
+
     root = Path(__file__).resolve().parent.parent
+    manifest = _manifest.read(root)
     work = Path(tempfile.mkdtemp(prefix="safesvd-nvcc-"))
     # A CPU-only torch lacks this generated header; the CUDA build of torch has it.
     macros = work / "include" / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h"
@@ -55,17 +62,47 @@ def nvcc_compile(source, nvcc) -> Future:
     macros.write_text("#define C10_CUDA_BUILD_SHARED_LIBS\n")
     includes = [str(work / "include"), *cpp_extension.include_paths(), sysconfig.get_paths()["include"]]
     abi = int(torch.compiled_with_cxx11_abi())
-    cmd = [nvcc, "-c", str(root / "csrc" / "cuda" / source), "-o", str(work / "out.o"),
-           "-std=c++20", "--expt-relaxed-constexpr", "-arch=sm_90", "-Xptxas", "-v", "-Xcompiler", "-fPIC",
-           f"-D_GLIBCXX_USE_CXX11_ABI={abi}", *(f"-I{d}" for d in includes)]
-    future: Future = Future()
-
-    def run():
-        try:
-            future.set_result(subprocess.run(cmd, capture_output=True, text=True))
-        except BaseException as e:  # noqa: BLE001 - reported by the test that waits
-            future.set_exception(e)
-
-    threading.Thread(target=run, daemon=True).start()
+    defines = [f"-D{m}" for m in manifest.macros(["cuda", "cuda_jacobi"])]
+    cmd = [nvcc, "-c", str(root / source), "-o", str(work / "out.o"), "-std=c++20", *manifest.flags["nvcc"],
+           "-arch=sm_90", "-Xptxas", "-v", "-Xcompiler", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", *defines,
+           *(f"-I{d}" for d in includes)]
+    if _NVCC_POOL is None:
+        _NVCC_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="nvcc")
+    future = _NVCC_POOL.submit(subprocess.run, cmd, capture_output=True, text=True)
     _NVCC_JOBS[source] = future
     return future
+
+
+def build_emulated():
+    """tests/emulation/emulated_cuda.cpp and every CUDA kernel unit of csrc/manifest.txt
+    (groups cuda and cuda_jacobi), compiled by the host compiler: a .cpp file per unit
+    that includes it, built in parallel by ninja."""
+    from torch.utils import cpp_extension
+
+    from safesvd import _manifest
+
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    manifest = _manifest.read(root)
+    groups = ["cuda", "cuda_jacobi"]
+    checkout = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    wrappers = Path(tempfile.gettempdir()) / f"safesvd-emulated-units-{os.getuid()}-{checkout}"
+    wrappers.mkdir(exist_ok=True)
+    sources = [str(root / "tests" / "emulation" / "emulated_cuda.cpp")]
+    for unit in manifest.sources:
+        if unit.group in groups and unit.path.endswith(".cu"):
+            wrapper = wrappers / f"emu_{Path(unit.path).stem}.cpp"
+            text = f'#include "{root / unit.path}"\n'
+            if not wrapper.exists() or wrapper.read_text() != text:  # keep ninja's timestamps
+                wrapper.write_text(text)
+            sources.append(str(wrapper))
+    defines = [f"-D{m}" for m in manifest.macros(groups)]
+    return cpp_extension.load(
+        name="safesvd_emulated_cuda",
+        sources=sources,
+        extra_include_paths=[str(root / "csrc")],
+        extra_cflags=["-O1", "-std=c++20", *defines],
+        extra_ldflags=["-ldl"],
+        verbose=False,
+    )

@@ -1,5 +1,5 @@
-"""CUDA: an nvcc compile check of csrc/cuda/ (wherever nvcc exists, CI included),
-and GPU-vs-CPU tests of every backward op (skipped without a GPU)."""
+"""CUDA: an nvcc compile check of every CUDA source of csrc/manifest.txt (wherever nvcc
+exists, CI included), and GPU-vs-CPU tests of every backward op (skipped without a GPU)."""
 
 import re
 from pathlib import Path
@@ -9,23 +9,30 @@ import torch
 
 import safesvd
 from conftest import cuda_ready
+from safesvd import _manifest
 from helpers import find_nvcc, nvcc_compile, with_eigenvalues, with_singular_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("source", sorted(p.name for p in (ROOT / "csrc" / "cuda").glob("*.cu")))
+CUDA_SOURCES = [s.path for s in _manifest.read(ROOT).sources if s.group in ("cuda", "cuda_jacobi")]
+
+
+@pytest.mark.parametrize("source", CUDA_SOURCES)
 def test_cuda_source_compiles_with_nvcc(source):
-    """Compile csrc/cuda/*.cu against the installed torch's headers, so a CUDA
-    compile error fails CI even though CI has no GPU (and maybe a CPU-only torch).
-    With `-Xptxas -v` for sm_90: a kernel that spills registers to local memory fails."""
+    """Compile every CUDA source of csrc/manifest.txt (the host glue and each kernel
+    unit) against the installed torch's headers, so a CUDA compile error fails CI even
+    though CI has no GPU (and maybe a CPU-only torch). With `-Xptxas -v` for sm_90: a
+    kernel that spills registers to local memory fails."""
     nvcc = find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found: the CUDA sources cannot be compile-checked here")
-    # Started in the background when the suite was collected (tests/conftest.py), so the
-    # single-threaded nvcc runs beside the rest of the suite; this test is moved last.
+    # Started in the background when the suite was collected (tests/conftest.py), one
+    # per core, beside the rest of the suite; these tests are moved last.
     result = nvcc_compile(source, nvcc).result()
     assert result.returncode == 0, f"nvcc failed:\n{result.stderr[-6000:]}"
+    if not source.endswith(".cu"):
+        return  # host code: no kernels, no ptxas report
     report = result.stdout + result.stderr
     usage = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     assert usage, "no ptxas resource report in nvcc's output"
@@ -131,3 +138,4 @@ def test_cuda_graph_capture():
     graph.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(out, expected)
+

@@ -1,22 +1,22 @@
 """The CUDA kernels, run on the CPU through the CUDA emulation (csrc/emulation/).
 
-tests/emulation/emulated_cuda.cpp compiles csrc/cuda/runner.cuh and every entry of
-csrc/aten/entries.h with the host compiler: every thread of every block runs, shared
-memory is NaN-filled before each block, barriers and warp operations have CUDA's
-semantics, and launch limits are enforced. Its dispatch table replaces the CPU one
+tests/emulation/emulated_cuda.cpp (the CUDA table of csrc/cuda/table.h) and the CUDA
+kernel units of csrc/manifest.txt are compiled with the host compiler: every thread
+of every block runs, shared memory is NaN-filled before each block, barriers and warp
+operations have CUDA's semantics, and launch limits are enforced. Its dispatch table replaces the CPU one
 for the duration of a test, so the ordinary operators run the CUDA kernels (with
 CUDA's fused/batched crossover) on CPU tensors; each result is compared with the
 CPU kernels'. A deliberately broken variant shows the comparison can fail.
 """
 
-import contextlib
 from pathlib import Path
 
 import pytest
 import torch
 
 import safesvd
-from helpers import with_eigenvalues, with_singular_values
+from helpers import build_emulated, with_eigenvalues, with_singular_values
+from safesvd._testing import cpu_kernels
 
 pytestmark = pytest.mark.cuda_emulated
 
@@ -26,26 +26,7 @@ DTYPES = [torch.float32, torch.float64, torch.complex64, torch.complex128]
 
 @pytest.fixture(scope="module")
 def emulated():
-    from torch.utils import cpp_extension
-
-    module = cpp_extension.load(
-        name="safesvd_emulated_cuda",
-        sources=[str(ROOT / "tests" / "emulation" / "emulated_cuda.cpp")],
-        extra_include_paths=[str(ROOT / "csrc")],
-        extra_cflags=["-O1", "-std=c++20"],
-        extra_ldflags=["-ldl"],
-        verbose=False,
-    )
-    return module
-
-
-@contextlib.contextmanager
-def kernels(address):
-    torch.ops.safesvd._testing_swap_cpu_kernels(address)
-    try:
-        yield
-    finally:
-        torch.ops.safesvd._testing_swap_cpu_kernels(0)
+    return build_emulated()
 
 
 def tolerance(dtype, n=1):
@@ -59,7 +40,7 @@ def tolerance(dtype, n=1):
 
 def compare(emulated, run, dtype, n=1):
     expected = run()
-    with kernels(emulated.table()):
+    with cpu_kernels(emulated.table()):
         got = run()
     for e, g in zip(expected if isinstance(expected, tuple) else (expected,), got if isinstance(got, tuple) else (got,)):
         torch.testing.assert_close(g, e, **tolerance(dtype, n))
@@ -207,7 +188,7 @@ def test_engine_forward(emulated, dtype, n, B):
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
     U, S, Vh = safesvd.svd(A, driver="jacobi")
     L, Q = safesvd.eigh(A + A.mT, driver="jacobi")
-    with kernels(emulated.table()):
+    with cpu_kernels(emulated.table()):
         Ue, Se, Vhe = safesvd.svd(A, driver="jacobi")
         Le, Qe = safesvd.eigh(A + A.mT, driver="jacobi")
         with pytest.raises(ValueError, match="driver='jacobi'"):  # the CUDA engine is square only
@@ -251,7 +232,7 @@ def test_broken_kernel_is_detected(emulated, n, dtype):
     U, S, Vh = torch.linalg.svd(A)
     gS = torch.randn_like(S)
     expected = torch.ops.safesvd._svd_backward(None, gS, None, U, S, Vh, "pinv", None, None)[0]
-    with kernels(emulated.broken_table()):
+    with cpu_kernels(emulated.broken_table()):
         broken = torch.ops.safesvd._svd_backward(None, gS, None, U, S, Vh, "pinv", None, None)[0]
     torch.testing.assert_close(broken[:-1], expected[:-1])
     with pytest.raises(AssertionError):

@@ -79,7 +79,7 @@ def test_headers_compose_with_c10_and_kernels(tmp_path, c10_first):
     from torch.utils import cpp_extension
 
     c10 = "#include <c10/macros/Macros.h>\n#include <c10/util/complex.h>\n"
-    emu = '#include "emulation/cuda_compat.h"\n'
+    emu = '#include "cuda/compat.h"\n'
     source = tmp_path / "compose.cpp"
     source.write_text((c10 + emu if c10_first else emu + c10) + '#include "kernels/fn_backward.h"\n'
                       "__global__ void k(c10::complex<float>* p) {\n"

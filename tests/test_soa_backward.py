@@ -1,8 +1,8 @@
 """The CPU's SoA backward (docs/soa_backward.md) against the per-matrix kernels.
 
-torch.ops.safesvd._cpu_soa_mode(m) switches the CPU backward: 1 the SoA tiles
-(default), 2 the per-matrix fused kernels over the same range, 0 as before the
-SoA backward existed. Every decision is the per-matrix kernels' and every sum
+safesvd._testing.cpu_soa_mode(m) (a test hook, csrc/testing.h) switches the CPU
+backward: 1 the SoA tiles (default), 2 the per-matrix fused kernels over the same
+range, 0 as before the SoA backward existed. Every decision is the per-matrix kernels' and every sum
 runs in their order without FMA contraction, so on x86-64 (per-matrix kernels
 compiled for the baseline, no FMA) the results agree bit for bit on every input,
 degenerate ones included; elsewhere (a baseline with FMA, where the compiler
@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import safesvd
+from safesvd._testing import cpu_soa_mode
 
-pytestmark = pytest.mark.skipif(not hasattr(torch.ops.safesvd, "_cpu_soa_mode"), reason="no SoA backward")
 
 EXACT = platform.machine().lower() in ("x86_64", "amd64")
 GUARDS = ["pinv", "lorentz", "clamp", "none"]
@@ -30,11 +30,11 @@ B_ODD = 37  # not a multiple of any tile width (4, 8, 16)
 
 @contextlib.contextmanager
 def soa_mode(mode):
-    previous = torch.ops.safesvd._cpu_soa_mode(mode)
+    previous = cpu_soa_mode(mode)
     try:
         yield
     finally:
-        torch.ops.safesvd._cpu_soa_mode(previous)
+        cpu_soa_mode(previous)
 
 
 def rand_orth(B, n, g):
@@ -96,13 +96,13 @@ def both(fn):
 
 
 def test_mode_switch():
-    prev = torch.ops.safesvd._cpu_soa_mode(-1)
+    prev = cpu_soa_mode(-1)
     assert prev in (0, 1, 2)
     with soa_mode(0):
-        assert torch.ops.safesvd._cpu_soa_mode(-1) == 0
-    assert torch.ops.safesvd._cpu_soa_mode(-1) == prev
-    with pytest.raises(RuntimeError):
-        torch.ops.safesvd._cpu_soa_mode(3)
+        assert cpu_soa_mode(-1) == 0
+    assert cpu_soa_mode(-1) == prev
+    with pytest.raises(ValueError):
+        cpu_soa_mode(3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -8,11 +8,17 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <sstream>
 
 #include "../../include/safesvd/safesvd.h"
 #include "../aten/common.h"
+#include "../testing.h"
 
 namespace safesvd {
 
@@ -65,22 +71,130 @@ Tensors2 eigh_backward_op(bool differentiable, const OptT& gL, const OptT& gQ, c
 
 OptT opt(const Tensor& t) { return t.defined() ? OptT(t) : c10::nullopt; }
 
-// The gauge check (docs/math.md, "Gauge check"); reads the (..., 3) residuals on the host.
+// ------------------------------------------------------------------ gauge check
+//
+// The gauge check (docs/math.md, "Gauge check") with the Python package's policy
+// (python/safesvd/_gauge.py): mode "raise" reads the residuals at once (it must stop
+// the backward that found the problem); mode "warn" on a device whose reads make the
+// host wait (CUDA) never waits: the backward reduces the (..., 3) residuals on the
+// device to one row (residual, i, j, matrix) plus that matrix's spectrum, copies both
+// to pinned host memory behind an event, and returns. The row is read once its event
+// has completed: at a later backward, or in flush_gauge_warnings(). "ignore" reads
+// nothing.
+
+std::atomic<int> g_reads_block_for_testing{0};
+
+bool reads_block(const Tensor& t) { return t.device().is_cuda() || g_reads_block_for_testing.load() != 0; }
+
+struct PendingGauge {
+  Tensor row, values;                // host copies: [residual, i, j, b], the spectrum of matrix b
+  c10::optional<c10::Event> event;   // none: ready (a CPU tensor in the tests)
+  std::string what;
+  double threshold;
+  std::vector<int64_t> batch_shape;
+};
+
+std::mutex g_pending_mutex;
+std::deque<PendingGauge> g_pending;
+constexpr size_t kMaxPending = 1024;  // beyond this, the oldest entries are resolved (waiting on their event)
+
+std::string gauge_message(const char* what, double i, double j, const std::vector<int64_t>& index, double residual,
+                          const std::vector<double>& values) {
+  std::ostringstream msg;
+  msg << what << ": the loss depends on an arbitrary basis (pair (" << i << ", " << j << ") of matrix (";
+  for (size_t d = 0; d < index.size(); ++d) msg << (d ? ", " : "") << index[d];
+  msg << "), relative residual " << residual << "; values";
+  for (double v : values) msg << " " << v;
+  msg << "); the gradient is not unique and the minimum-norm one is returned (docs/math.md, \"Gauge check\").";
+  return msg.str();
+}
+
+// The batch index of flat matrix b.
+std::vector<int64_t> unravel(int64_t b, const std::vector<int64_t>& shape) {
+  std::vector<int64_t> index(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    index[d] = shape[d] ? b % shape[d] : 0;
+    b = shape[d] ? b / shape[d] : 0;
+  }
+  return index;
+}
+
+void resolve(const PendingGauge& e) {
+  const Tensor row = e.row.to(at::kDouble);
+  const double residual = row[0].item<double>();
+  if (!(residual > e.threshold)) return;
+  const Tensor values = e.values.to(at::kDouble).contiguous();
+  const std::vector<double> v(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  TORCH_WARN(gauge_message(e.what.c_str(), row[1].item<double>(), row[2].item<double>(),
+                           unravel(static_cast<int64_t>(row[3].item<double>()), e.batch_shape), residual, v) +
+             " [reported after the backward that found it: mode 'warn' does not wait for the device]");
+}
+
+// Report the queued checks whose copies have arrived, in order; wait for the first
+// `wait_for` of them if they have not.
+void drain(size_t wait_for) {
+  while (true) {
+    PendingGauge e;
+    {
+      const std::lock_guard<std::mutex> lock(g_pending_mutex);
+      if (g_pending.empty()) return;
+      PendingGauge& front = g_pending.front();
+      if (wait_for > 0)
+        --wait_for;
+      else if (front.event && !front.event->query())
+        return;
+      e = std::move(front);
+      g_pending.pop_front();
+    }
+    if (e.event) e.event->synchronize();
+    resolve(e);
+  }
+}
+
+Tensor host_copy(const Tensor& x) {
+  if (!x.device().is_cuda()) return x.clone();
+  Tensor out = at::empty(x.sizes(), x.options().device(at::kCPU).pinned_memory(true));
+  out.copy_(x, /*non_blocking=*/true);
+  return out;
+}
+
+void enqueue(const Tensor& gauge, const Tensor& spectrum, const char* what, double threshold) {
+  at::NoGradGuard no_grad;
+  const Tensor flat = gauge.detach().reshape({-1, 3});
+  const Tensor b = flat.select(1, 0).argmax().reshape({1});
+  const Tensor row = at::cat({flat.index_select(0, b).reshape({3}), b.to(flat.scalar_type())});
+  const Tensor values = spectrum.detach().reshape({-1, spectrum.size(-1)}).index_select(0, b).reshape({-1});
+  PendingGauge e{host_copy(row), host_copy(values), c10::nullopt, what, threshold, batch_shape(gauge, 1)};
+  if (gauge.device().is_cuda()) {
+    e.event.emplace(c10::DeviceType::CUDA);
+    e.event->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(gauge.device()));
+  }
+  bool overflow;
+  {
+    const std::lock_guard<std::mutex> lock(g_pending_mutex);
+    g_pending.push_back(std::move(e));
+    overflow = g_pending.size() > kMaxPending;
+  }
+  if (overflow) drain(1);
+}
+
 void check_gauge(const Tensor& gauge, const Tensor& spectrum, const char* what, const std::string& guard, Opt rtol,
                  Opt atol) {
+  drain(0);
   const auto mode = static_cast<GaugeMode>(g_gauge_mode.load());
   if (mode == GaugeMode::Ignore || gauge.numel() == 0) return;
   const double threshold = resolve_guard(guard, spectrum.scalar_type(), rtol, atol, what).gauge_threshold;
+  if (mode == GaugeMode::Warn && reads_block(gauge)) return enqueue(gauge, spectrum, what, threshold);
   const Tensor flat = gauge.detach().reshape({-1, 3}).to(at::kDouble).cpu();
   const int64_t b = flat.select(1, 0).argmax().item<int64_t>();
   const double residual = flat[b][0].item<double>();
   if (!(residual > threshold)) return;
-  std::ostringstream msg;
-  msg << what << ": the loss depends on an arbitrary basis (pair (" << flat[b][1].item<double>() << ", "
-      << flat[b][2].item<double>() << ") of matrix " << b << ", relative residual " << residual
-      << "); the gradient is not unique and the minimum-norm one is returned (docs/math.md, \"Gauge check\").";
-  TORCH_CHECK(mode != GaugeMode::Raise, msg.str());
-  TORCH_WARN(msg.str());
+  const Tensor values = spectrum.detach().reshape({-1, spectrum.size(-1)})[b].to(at::kDouble).cpu().contiguous();
+  const std::vector<double> v(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  const std::string msg = gauge_message(what, flat[b][1].item<double>(), flat[b][2].item<double>(),
+                                        unravel(b, batch_shape(gauge, 1)), residual, v);
+  TORCH_CHECK(mode != GaugeMode::Raise, msg);
+  TORCH_WARN(msg);
 }
 
 // Does the spectrum have a pair inside the guard tolerance (for singular values also
@@ -326,37 +440,37 @@ struct SvdFnFunction : public torch::autograd::Function<SvdFnFunction> {
   }
 };
 
-// f'(L) of sqrt taken at max(L, eps max|L|), without forming eps max|L| (docs/math.md,
-// "sqrtm at zero eigenvalues"); max|L| = 0 counts as 1.
-std::pair<Tensor, Tensor> sqrt_scale(const Tensor& L) {
-  Tensor top = L.size(-1) ? L.abs().amax(-1, true) : at::ones(with_trailing(batch_shape(L, 1), {1}), L.options());
-  top = at::where(top > 0, top, at::ones_like(top));
-  const double eps = L.scalar_type() == at::kFloat ? 1.1920928955078125e-07 : 2.220446049250313e-16;
-  return {top, (L / top).clamp_min(eps)};
-}
-
-void check_definite(const Tensor& L, bool positive_definite, const char* name) {
-  if (L.numel() == 0 || !L.device().is_cpu()) return;
-  const Tensor low = L.detach().select(-1, 0);
-  const double eps = L.scalar_type() == at::kFloat ? 1.1920928955078125e-07 : 2.220446049250313e-16;
-  const Tensor bad = positive_definite ? low.le(0) : low.lt(-std::sqrt(eps) * L.detach().abs().amax(-1));
-  TORCH_CHECK_VALUE(!bad.any().item<bool>(), name, ": expected a Hermitian ",
-                    positive_definite ? "positive definite" : "positive semidefinite", " matrix");
-}
-
-Tensor eigh_fn_checked(const Tensor& A, const SpectralFunction& f, const SpectralFunction& df,
-                       const SpectralFunction& d2f, const std::string& UPLO, Opt r, Opt a, const char* name,
-                       int definite) {
-  auto [L, Q] = safesvd::eigh(A, UPLO);
-  if (definite >= 0) check_definite(L, definite == 1, name);
-  const SpectralValues v = spectral_values(A, L, f, df, d2f, name);
-  return EighFnFunction::apply(A, L, Q, v.f, v.df, opt(v.d2f), r, a);
+// sqrtm, invsqrtm, logm: the library's one definition of their values and domain
+// check (the `_spectral_function` operator, csrc/aten/fn.cpp), as in Python.
+Tensor named_eigh_fn(const Tensor& A, const char* name) {
+  static const auto op = find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, c10::string_view, bool)>(
+      "safesvd::_spectral_function");
+  auto [L, Q] = safesvd::eigh(A, "L");
+  auto [f, df, d2f] = op.call(L.detach(), name, true);
+  return EighFnFunction::apply(A, L, Q, f, df, opt(d2f), c10::nullopt, c10::nullopt);
 }
 
 }  // namespace
 
-void set_gauge_mode(GaugeMode mode) { g_gauge_mode.store(static_cast<int>(mode)); }
+void set_gauge_mode(GaugeMode mode) {
+  drain(0);  // checks queued under the previous mode report as it said
+  g_gauge_mode.store(static_cast<int>(mode));
+}
 GaugeMode gauge_mode() { return static_cast<GaugeMode>(g_gauge_mode.load()); }
+
+void flush_gauge_warnings() {
+  size_t count;
+  {
+    const std::lock_guard<std::mutex> lock(g_pending_mutex);
+    count = g_pending.size();
+  }
+  drain(count);
+}
+
+int64_t pending_gauge_checks() {
+  const std::lock_guard<std::mutex> lock(g_pending_mutex);
+  return static_cast<int64_t>(g_pending.size());
+}
 
 std::tuple<Tensor, Tensor, Tensor> svd(const Tensor& A, bool full_matrices, const GuardOptions& options) {
   const auto out = SvdFunction::apply(A, full_matrices, options);
@@ -383,35 +497,14 @@ Tensor svd_fn(const Tensor& A, const SpectralFunction& f, const SpectralFunction
 
 Tensor eigh_fn(const Tensor& A, const SpectralFunction& f, const SpectralFunction& df, const SpectralFunction& d2f,
                const std::string& UPLO, std::optional<double> rtol, std::optional<double> atol) {
-  return eigh_fn_checked(A, f, df, d2f, UPLO, rtol, atol, "safesvd::eigh_fn", -1);
+  auto [L, Q] = safesvd::eigh(A, UPLO);
+  const SpectralValues v = spectral_values(A, L, f, df, d2f, "safesvd::eigh_fn");
+  return EighFnFunction::apply(A, L, Q, v.f, v.df, opt(v.d2f), rtol, atol);
 }
 
-Tensor sqrtm(const Tensor& A) {
-  return eigh_fn_checked(
-      A, [](const Tensor& L) { return L.clamp_min(0).sqrt(); },
-      [](const Tensor& L) {
-        auto [top, r] = sqrt_scale(L);
-        return 0.5 / (top.sqrt() * r.sqrt());
-      },
-      [](const Tensor& L) {
-        auto [top, r] = sqrt_scale(L);
-        return -0.25 / (top.sqrt() * top * r * r.sqrt());
-      },
-      "L", c10::nullopt, c10::nullopt, "safesvd::sqrtm", 0);
-}
-
-Tensor invsqrtm(const Tensor& A) {
-  return eigh_fn_checked(
-      A, [](const Tensor& L) { return L.rsqrt(); }, [](const Tensor& L) { return -0.5 * L.rsqrt() / L; },
-      [](const Tensor& L) { return 0.75 * L.rsqrt() / (L * L); }, "L", c10::nullopt, c10::nullopt,
-      "safesvd::invsqrtm", 1);
-}
-
-Tensor logm(const Tensor& A) {
-  return eigh_fn_checked(
-      A, [](const Tensor& L) { return L.log(); }, [](const Tensor& L) { return L.reciprocal(); },
-      [](const Tensor& L) { return -(L * L).reciprocal(); }, "L", c10::nullopt, c10::nullopt, "safesvd::logm", 1);
-}
+Tensor sqrtm(const Tensor& A) { return named_eigh_fn(A, "sqrtm"); }
+Tensor invsqrtm(const Tensor& A) { return named_eigh_fn(A, "invsqrtm"); }
+Tensor logm(const Tensor& A) { return named_eigh_fn(A, "logm"); }
 
 std::tuple<Tensor, Tensor> polar(const Tensor& A) {
   auto [U, S, Vh] = safesvd::svd(A);
@@ -423,3 +516,7 @@ std::tuple<Tensor, Tensor> polar(const Tensor& A) {
 }
 
 }  // namespace safesvd
+
+extern "C" SAFESVD_TESTING_API int safesvd_testing_gauge_reads_block(int on) {
+  return safesvd::g_reads_block_for_testing.exchange(on ? 1 : 0);
+}

@@ -16,12 +16,12 @@ Guard parse_guard(c10::string_view guard, const char* op) {
   return static_cast<Guard>(g);
 }
 
-namespace {
-
 double epsilon_of_dtype(at::ScalarType real_dtype) {
   return real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
                                   : std::numeric_limits<double>::epsilon();
 }
+
+namespace {
 
 std::pair<double, double> resolve_tolerances(at::ScalarType real_dtype, c10::optional<double> rtol,
                                              c10::optional<double> atol, const char* op,

@@ -39,6 +39,8 @@ Guard parse_guard(c10::string_view guard, const char* op);
 // values are a ValueError.
 ResolvedGuard resolve_guard(c10::string_view guard, at::ScalarType real_dtype,
                             c10::optional<double> rtol, c10::optional<double> atol, const char* op);
+// The machine epsilon of a real dtype (float32, float64).
+double epsilon_of_dtype(at::ScalarType real_dtype);
 // (rtol, atol) of the divided differences of matrix functions.
 std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
                                                      c10::optional<double> rtol,

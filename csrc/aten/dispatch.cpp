@@ -3,6 +3,9 @@
 #include "dispatch.h"
 
 #include <array>
+#include <mutex>
+
+#include "../testing.h"
 
 namespace safesvd {
 namespace {
@@ -39,38 +42,31 @@ bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, 
   return true;
 }
 
-namespace {
-
-// Testing hook: replace the CPU table by the one at `address` (a DeviceKernels
-// built by a test library, e.g. the CUDA kernels compiled through the CUDA
-// emulation, tests/emulation/emulated_cuda.cpp), or restore the original with 0.
-// Returns 1 when a table was installed or restored.
-int64_t testing_swap_cpu_kernels(int64_t address) {
-  static DeviceKernels original;
-  static bool swapped = false;
-  DeviceKernels& slot = table()[static_cast<size_t>(c10::DeviceType::CPU)];
-  if (address == 0) {
-    if (!swapped) return 0;
-    slot = original;
-    swapped = false;
-    return 1;
-  }
-  if (!swapped) original = slot;
-  slot = *reinterpret_cast<const DeviceKernels*>(address);
-  swapped = true;
-  return 1;
-}
-
-}  // namespace
-
 bool has_device_kernels(c10::string_view device) {
   const c10::DeviceType type = c10::Device(std::string(device)).type();
   return table()[static_cast<size_t>(type)].svd_backward_fused != nullptr;
 }
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
-  m.impl("_testing_swap_cpu_kernels", &testing_swap_cpu_kernels);
   m.impl("_has_device_kernels", &has_device_kernels);
 }
 
 }  // namespace safesvd
+
+extern "C" SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table) {
+  static std::mutex mutex;
+  static safesvd::DeviceKernels original;
+  static bool installed = false;
+  const std::lock_guard<std::mutex> lock(mutex);
+  safesvd::DeviceKernels& slot = safesvd::table()[static_cast<size_t>(c10::DeviceType::CPU)];
+  if (table == nullptr) {
+    if (!installed) return 0;
+    slot = original;
+    installed = false;
+    return 1;
+  }
+  if (!installed) original = slot;
+  slot = *static_cast<const safesvd::DeviceKernels*>(table);
+  installed = true;
+  return 1;
+}

@@ -3,9 +3,11 @@
 // The operator entries (csrc/aten/svd.cpp, eigh.cpp, fn.cpp, guards.cpp) are
 // device generic: they check arguments, resolve guards, choose the path, and
 // call the kernels of the tensors' device through this table. A device
-// (csrc/cpu/cpu.cpp, csrc/cuda/cuda.cu) registers one table, built by
-// make_device_kernels<Runner>() (entries.h) from its Runner: the only thing a
-// device supplies is how to run a per-matrix Op over a batch.
+// (csrc/cpu/cpu.cpp, csrc/cuda/cuda.cpp) registers one table: the shared entries
+// of make_device_kernels<Runner>() (entries.h), built from how the device runs a
+// per-matrix Op over a batch, plus its own fused svd / eigh backward (which sizes
+// run per matrix, in SIMD tiles or in band kernels differs by device) and, where it
+// has one, the forward engine.
 #pragma once
 
 #include "common.h"

@@ -7,8 +7,12 @@
 //     static void run(const Op& op, int64_t count, const c10::Device& device, int64_t work);
 //   };
 //
-// (`work` is an estimate of the flops per item, for the CPU's grain size.)
-// Included by the device files only (csrc/cpu/cpu.cpp, csrc/cuda/cuda.cu).
+// (`work` is an estimate of the flops per item, for the CPU's grain size.) A
+// Runner's run() only forwards to the device's launcher of that Op, which a kernel
+// unit instantiates (csrc/cpu/launch.h, csrc/cuda/launch.h; the instances are the
+// lines of csrc/manifest.txt): which Op and which fixed size runs is decided here
+// and in the device tables (csrc/cpu/cpu.cpp, csrc/cuda/table.h), and an Op a
+// table reaches without an instance is a link error.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -19,15 +23,13 @@
 namespace safesvd {
 namespace entries {
 
+// The one converter from tensors to the kernels' strided view (kernels/strided.h): a
+// (B, r, c) batch of matrices, or a (B, k) batch of vectors (rows). Undefined: null.
 template <typename T>
-kernels::BatchedRef<T> batched_ref(const Tensor& t) {
+kernels::BatchedRef<T> strided(const Tensor& t) {
   if (!t.defined()) return {nullptr, 0, 0, 0};
+  if (t.dim() == 2) return {t.const_data_ptr<T>(), t.stride(0), 0, t.stride(1)};
   return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
-}
-template <typename T>
-kernels::BatchedVec<T> batched_vec(const Tensor& t) {
-  if (!t.defined()) return {nullptr, 0, 0};
-  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1)};
 }
 template <typename T>
 const T* ptr_or_null(const Tensor& t) {
@@ -38,35 +40,49 @@ T* mut_ptr_or_null(Tensor& t) {
   return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
 }
 
+// The fused svd / eigh backward of one dtype and one Dims (a device table chooses
+// which Dims it compiles: the CPU every fixed size, CUDA only where no band kernel
+// takes the shape).
+template <typename Runner, typename scalar_t, typename Dims>
+void run_svd_backward(const SvdBackwardArgs& a, Dims dims, Tensor& gA, Tensor& gauge) {
+  using R = kernels::real_of_t<scalar_t>;
+  const kernels::SvdBackwardOp<scalar_t, Dims> op{
+      dims, strided<scalar_t>(a.U), strided<scalar_t>(a.Vh), strided<scalar_t>(a.gU), strided<scalar_t>(a.gVh),
+      strided<R>(a.S), strided<R>(a.gS), a.guard.params<R>(), gA.mutable_data_ptr<scalar_t>(),
+      gauge.mutable_data_ptr<R>()};
+  Runner::run(op, a.S.size(0), a.U.device(), a.m * a.n * a.k);
+}
+template <typename Runner, typename scalar_t, typename Dims>
+void run_eigh_backward(const EighBackwardArgs& a, Dims dims, Tensor& gA, Tensor& gauge) {
+  using R = kernels::real_of_t<scalar_t>;
+  const kernels::EighBackwardOp<scalar_t, Dims> op{
+      dims, strided<scalar_t>(a.Q), strided<scalar_t>(a.gQ), strided<R>(a.L), strided<R>(a.gL),
+      a.guard.params<R>(), gA.mutable_data_ptr<scalar_t>(), gauge.mutable_data_ptr<R>()};
+  Runner::run(op, a.L.size(0), a.Q.device(), a.n * a.n * a.n);
+}
+
+// Square per-matrix kernels are compiled for n <= kMaxFixedDim only; the fused
+// paths never take a larger square matrix (fused_max_dim, the SoA and band limits).
+template <typename F>
+void with_fused_square_dims(int64_t n, const char* what, F&& f) {
+  TORCH_INTERNAL_ASSERT(kernels::with_square_dims(n, f), what, ": no fused kernel for n = ", n);
+}
+
+// Every dtype, every fixed size (the CPU's per-matrix fused backward).
 template <typename Runner>
 void svd_backward_fused(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
-  const int64_t B = a.S.size(0);
-  if (B == 0) return;
+  if (a.S.size(0) == 0) return;
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(a.U.scalar_type(), "safesvd_svd_backward", [&] {
-    using R = kernels::real_of_t<scalar_t>;
-    kernels::with_dims(a.m, a.n, [&](auto dims) {
-      const kernels::SvdBackwardOp<scalar_t, decltype(dims)> op{
-          dims, batched_ref<scalar_t>(a.U), batched_ref<scalar_t>(a.Vh), batched_ref<scalar_t>(a.gU),
-          batched_ref<scalar_t>(a.gVh), batched_vec<R>(a.S), batched_vec<R>(a.gS), a.guard.params<R>(),
-          gA.mutable_data_ptr<scalar_t>(), gauge.mutable_data_ptr<R>()};
-      Runner::run(op, B, a.U.device(), a.m * a.n * a.k);
-    });
+    kernels::with_dims(a.m, a.n, [&](auto dims) { run_svd_backward<Runner, scalar_t>(a, dims, gA, gauge); });
   });
 }
 
 template <typename Runner>
 void eigh_backward_fused(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
-  const int64_t B = a.L.size(0);
-  if (B == 0) return;
+  if (a.L.size(0) == 0) return;
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(a.Q.scalar_type(), "safesvd_eigh_backward", [&] {
-    using R = kernels::real_of_t<scalar_t>;
-    kernels::with_dims(a.n, a.n, [&](auto dims) {
-      const kernels::EighBackwardOp<scalar_t, decltype(dims)> op{
-          dims, batched_ref<scalar_t>(a.Q), batched_ref<scalar_t>(a.gQ), batched_vec<R>(a.L),
-          batched_vec<R>(a.gL), a.guard.params<R>(), gA.mutable_data_ptr<scalar_t>(),
-          gauge.mutable_data_ptr<R>()};
-      Runner::run(op, B, a.Q.device(), a.n * a.n * a.n);
-    });
+    with_fused_square_dims(a.n, "safesvd._eigh_backward",
+                           [&](auto dims) { run_eigh_backward<Runner, scalar_t>(a, dims, gA, gauge); });
   });
 }
 
@@ -107,8 +123,8 @@ void svd_fn_backward_fused(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
     using R = kernels::real_of_t<scalar_t>;
     kernels::with_dims(a.m, a.n, [&](auto dims) {
       const kernels::SvdFnBackwardOp<scalar_t, decltype(dims)> op{
-          dims, batched_ref<scalar_t>(a.U), batched_ref<scalar_t>(a.Vh), batched_ref<scalar_t>(a.G),
-          batched_vec<R>(a.S), batched_vec<R>(a.fS), batched_vec<R>(a.dfS), R(a.rtol), R(a.atol),
+          dims, strided<scalar_t>(a.U), strided<scalar_t>(a.Vh), strided<scalar_t>(a.G),
+          strided<R>(a.S), strided<R>(a.fS), strided<R>(a.dfS), R(a.rtol), R(a.atol),
           gA.mutable_data_ptr<scalar_t>(), mut_ptr_or_null<R>(gf)};
       Runner::run(op, B, a.U.device(), a.m * a.n * a.k);
     });
@@ -121,10 +137,10 @@ void eigh_fn_backward_fused(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
   if (B == 0) return;
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(a.U.scalar_type(), "safesvd_eigh_fn_backward", [&] {
     using R = kernels::real_of_t<scalar_t>;
-    kernels::with_dims(a.k, a.k, [&](auto dims) {
+    with_fused_square_dims(a.k, "safesvd._eigh_fn_backward", [&](auto dims) {
       const kernels::EighFnBackwardOp<scalar_t, decltype(dims)> op{
-          dims, batched_ref<scalar_t>(a.U), batched_ref<scalar_t>(a.G), batched_vec<R>(a.S),
-          batched_vec<R>(a.fS), batched_vec<R>(a.dfS), R(a.rtol), R(a.atol),
+          dims, strided<scalar_t>(a.U), strided<scalar_t>(a.G), strided<R>(a.S),
+          strided<R>(a.fS), strided<R>(a.dfS), R(a.rtol), R(a.atol),
           gA.mutable_data_ptr<scalar_t>(), mut_ptr_or_null<R>(gf)};
       Runner::run(op, B, a.U.device(), a.k * a.k * a.k);
     });
@@ -187,13 +203,13 @@ void guard_coefficients(const GuardCoefficientsArgs& a, Tensor& coef, Tensor& sl
 // The forward engine, one matrix per thread (devices whose Runner runs Ops per thread).
 template <typename T>
 kernels::SvdBatch<T> svd_batch(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
-  return {A.const_data_ptr<T>(), A.stride(0), A.stride(1), A.stride(2), A.size(0), A.size(1), A.size(2), full,
-          U.mutable_data_ptr<T>(), S.mutable_data_ptr<T>(), Vh.mutable_data_ptr<T>(), info.mutable_data_ptr<int>()};
+  return {strided<T>(A), A.size(0), A.size(1), A.size(2), full, U.mutable_data_ptr<T>(), S.mutable_data_ptr<T>(),
+          Vh.mutable_data_ptr<T>(), info.mutable_data_ptr<int>()};
 }
 template <typename T>
 kernels::EighBatch<T> eigh_batch(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
-  return {A.const_data_ptr<T>(), A.stride(0), A.stride(1), A.stride(2), A.size(0), A.size(1), lower,
-          L.mutable_data_ptr<T>(), Q.mutable_data_ptr<T>(), info.mutable_data_ptr<int>()};
+  return {strided<T>(A), A.size(0), A.size(1), lower, L.mutable_data_ptr<T>(), Q.mutable_data_ptr<T>(),
+          info.mutable_data_ptr<int>()};
 }
 
 template <typename Runner>
@@ -227,14 +243,14 @@ void eigh_jacobi(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info
 
 }  // namespace entries
 
-// Every entry instantiated for one device's Runner; `jacobi_per_thread` adds the
-// forward engine as one matrix per thread (CUDA; the CPU runs its own tiles).
-template <typename Runner, bool jacobi_per_thread = false>
+// The entries every device shares, instantiated for one device's Runner: the
+// builders of the batched paths, the matrix functions' fused backward and the
+// guards. A device table adds its own fused svd / eigh backward (which fixed sizes
+// and bands it compiles differs by device) and, where it has one, the forward engine.
+template <typename Runner>
 DeviceKernels make_device_kernels(int64_t fused_max_dim) {
   DeviceKernels k;
   k.fused_max_dim = fused_max_dim;
-  k.svd_backward_fused = &entries::svd_backward_fused<Runner>;
-  k.eigh_backward_fused = &entries::eigh_backward_fused<Runner>;
   k.svd_build_J = &entries::svd_build_J<Runner>;
   k.eigh_build_J = &entries::eigh_build_J<Runner>;
   k.svd_fn_backward_fused = &entries::svd_fn_backward_fused<Runner>;
@@ -243,10 +259,6 @@ DeviceKernels make_device_kernels(int64_t fused_max_dim) {
   k.fn_second_order = &entries::fn_second_order<Runner>;
   k.guard_params = &entries::guard_params<Runner>;
   k.guard_coefficients = &entries::guard_coefficients<Runner>;
-  if constexpr (jacobi_per_thread) {
-    k.svd_jacobi = &entries::svd_jacobi<Runner>;
-    k.eigh_jacobi = &entries::eigh_jacobi<Runner>;
-  }
   return k;
 }
 

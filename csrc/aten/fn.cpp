@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "dispatch.h"
 
@@ -182,9 +183,48 @@ std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Te
   return {gA, gf.narrow(-1, 0, k) - gf.narrow(-1, k, k), gdf.narrow(-1, 0, k) + gdf.narrow(-1, k, k)};
 }
 
+// The named matrix functions' values on the spectrum L (..., n), ascending (docs/math.md,
+// "sqrtm at zero eigenvalues"); the domain check reads the smallest eigenvalues (a sync
+// on CUDA: callers skip it while tracing or capturing).
+std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::string_view name, bool check) {
+  const char* op = "safesvd._spectral_function";
+  TORCH_CHECK_TYPE(L.scalar_type() == at::kFloat || L.scalar_type() == at::kDouble, op,
+                   ": expected a real spectrum, got ", L.scalar_type());
+  TORCH_CHECK_VALUE(L.dim() >= 1, op, ": expected a spectrum (..., n), got shape ", L.sizes());
+  TORCH_CHECK_VALUE(name == "sqrtm" || name == "invsqrtm" || name == "logm", op,
+                    ": name must be 'sqrtm', 'invsqrtm' or 'logm', got '", std::string(name), "'");
+  at::NoGradGuard no_grad;
+  const double eps = epsilon_of_dtype(L.scalar_type());
+  const bool semidefinite = name == "sqrtm";
+  if (check && L.numel() > 0) {
+    const Tensor low = L.select(-1, 0);
+    const Tensor tol = kernels::semidefinite_tolerance(eps) * L.abs().amax(-1);
+    const Tensor bad = semidefinite ? low < -tol : low <= 0;
+    if (bad.any().item<bool>()) {
+      std::ostringstream msg;
+      msg << "safesvd." << std::string(name) << ": expected a Hermitian "
+          << (semidefinite ? "positive semidefinite" : "positive definite") << " matrix; the smallest eigenvalue is "
+          << low.masked_select(bad).min().item<double>();
+      if (semidefinite) msg << " (below -sqrt(eps) * max|L| = " << -tol.masked_select(bad).max().item<double>() << ")";
+      TORCH_CHECK_VALUE(false, msg.str());
+    }
+  }
+  if (name == "sqrtm") {
+    // f'(L) at max(L, floor * top), top = max|L| (1 for the zero matrix), computed in
+    // units of top so that it cannot overflow for any finite input.
+    Tensor top = L.size(-1) ? L.abs().amax(-1, true) : at::ones(with_trailing(batch_shape(L, 1), {1}), L.options());
+    top = at::where(top > 0, top, at::ones_like(top));
+    const Tensor root_top = top.sqrt(), r = (L / top).clamp_min(kernels::sqrt_derivative_floor(eps));
+    return {L.clamp_min(0).sqrt(), 0.5 / (root_top * r.sqrt()), -0.25 / (root_top * top * r * r.sqrt())};
+  }
+  if (name == "invsqrtm") return {L.rsqrt(), -0.5 * L.rsqrt() / L, 0.75 * L.rsqrt() / (L * L)};
+  return {L.log(), L.reciprocal(), -(L * L).reciprocal()};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
+  m.impl("_spectral_function", &spectral_function);
   m.impl("svd_fn", &svd_fn_forward);
   m.impl("eigh_fn", &eigh_fn_forward);
   m.impl("_svd_fn_backward", &svd_fn_backward);

@@ -1,9 +1,10 @@
-// CPU kernels (docs/architecture.md): a Runner that calls a per-matrix Op for
-// every matrix of a batch, in parallel over the batch, and the forward engine's
-// SIMD tiles (one matrix per lane), with the instruction set chosen at run time,
+// The CPU's table (docs/architecture.md): a Runner that hands a per-matrix Op to its
+// parallel loop over the batch (csrc/cpu/launch.h), the forward engine's SIMD tiles
+// (one matrix per lane) by size band, with the instruction set chosen at run time,
 // and the SoA backward of small real matrices in the same kind of tiles
-// (docs/soa_backward.md).
-// Everything else is shared with the other devices (csrc/aten/entries.h, csrc/kernels/).
+// (docs/soa_backward.md). Host glue only: the kernels are compiled in the units of
+// csrc/cpu/inst/ (csrc/manifest.txt). Everything else is shared with the other
+// devices (csrc/aten/entries.h, csrc/kernels/).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "../aten/entries.h"
+#include "../testing.h"
 #include "jacobi_cpu.h"
+#include "launch.h"
 #include "soa_cpu.h"
 
 namespace safesvd {
@@ -29,11 +32,7 @@ constexpr int64_t kFusedMaxDimCPU = 7;
 struct CpuRunner {
   template <class Op>
   static void run(const Op& op, int64_t count, const c10::Device&, int64_t work) {
-    const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, work));
-    at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
-      std::vector<typename Op::scalar_t> scratch(static_cast<size_t>(op.scratch()));
-      for (int64_t b = begin; b < end; ++b) op(b, scratch.data());
-    });
+    kernels::cpu::OpsLoop<Op>::run(op, count, work);
   }
 };
 
@@ -49,13 +48,25 @@ bool cpu_has(const char* feature) {
   return std::strcmp(feature, "baseline") == 0;
 }
 
+// The kernels of one instruction set: the engine's size bands and the SoA backward.
+struct CpuIsa {
+  const char* name;
+  cpu::JacobiBand small, medium;
+  cpu::SoaBackwardIsa soa;
+};
+
 // The widest variant this CPU runs, or SAFESVD_CPU_ISA=baseline|avx2|avx512 (tests,
 // benchmarks; an ISA the CPU lacks is an error, not an illegal instruction).
-const cpu::JacobiIsa& jacobi_isa() {
-  static const cpu::JacobiIsa isa = [] {
+const CpuIsa& cpu_isa() {
+  static const CpuIsa isa = [] {
     const char* wanted = std::getenv("SAFESVD_CPU_ISA");
-    const std::vector<std::pair<const char*, cpu::JacobiIsa (*)()>> variants = {
-        {"avx512", &cpu::jacobi_isa_avx512}, {"avx2", &cpu::jacobi_isa_avx2}, {"baseline", &cpu::jacobi_isa_baseline}};
+    const std::vector<std::pair<const char*, CpuIsa (*)()>> variants = {
+        {"avx512", [] { return CpuIsa{"avx512", cpu::jacobi_small_avx512(), cpu::jacobi_medium_avx512(),
+                                      cpu::soa_backward_avx512()}; }},
+        {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(),
+                                    cpu::soa_backward_avx2()}; }},
+        {"baseline", [] { return CpuIsa{"baseline", cpu::jacobi_small_baseline(), cpu::jacobi_medium_baseline(),
+                                        cpu::soa_backward_baseline()}; }}};
     for (const auto& [name, make] : variants) {
       if (wanted && *wanted) {
         if (std::strcmp(wanted, name) != 0) continue;
@@ -67,6 +78,12 @@ const cpu::JacobiIsa& jacobi_isa() {
     TORCH_CHECK(false, "SAFESVD_CPU_ISA must be baseline, avx2 or avx512, got '", wanted, "'");
   }();
   return isa;
+}
+
+// The engine's kernels for a matrix whose larger side is `hi` (kernels::jacobi_bands).
+const cpu::JacobiBand& jacobi_band(int64_t hi) {
+  const CpuIsa& isa = cpu_isa();
+  return hi <= kernels::jacobi_bands::small::hi ? isa.small : isa.medium;
 }
 
 // Tiles of `width` matrices in parallel; a chunk holds about `chunk_work` units of the
@@ -81,26 +98,26 @@ constexpr int64_t kJacobiChunkWork = 16384, kSoaChunkWork = 32768;
 
 void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiIsa& isa = jacobi_isa();
+  const cpu::JacobiBand& band = jacobi_band(std::max(A.size(1), A.size(2)));
   const int64_t work = A.size(1) * A.size(2) * std::min(A.size(1), A.size(2)) * 16;
   if (A.scalar_type() == at::kFloat)
-    run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), isa.width_float, work, kJacobiChunkWork,
-              isa.svd_float);
+    run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), band.width_float, work, kJacobiChunkWork,
+              band.svd_float);
   else
-    run_tiles(entries::svd_batch<double>(A, full, U, S, Vh, info), isa.width_double, work, kJacobiChunkWork,
-              isa.svd_double);
+    run_tiles(entries::svd_batch<double>(A, full, U, S, Vh, info), band.width_double, work, kJacobiChunkWork,
+              band.svd_double);
 }
 
 void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiIsa& isa = jacobi_isa();
+  const cpu::JacobiBand& band = jacobi_band(A.size(1));
   const int64_t work = A.size(1) * A.size(1) * A.size(1) * 16;
   if (A.scalar_type() == at::kFloat)
-    run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), isa.width_float, work, kJacobiChunkWork,
-              isa.eigh_float);
+    run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), band.width_float, work, kJacobiChunkWork,
+              band.eigh_float);
   else
-    run_tiles(entries::eigh_batch<double>(A, lower, L, Q, info), isa.width_double, work, kJacobiChunkWork,
-              isa.eigh_double);
+    run_tiles(entries::eigh_batch<double>(A, lower, L, Q, info), band.width_double, work, kJacobiChunkWork,
+              band.eigh_double);
 }
 
 // ------------------------------------------------------------ SoA backward
@@ -109,7 +126,8 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
 // backward. Measured on 2 cores (bench/bench_soa_backward.py, docs/soa_backward.md).
 constexpr int64_t kSoaMaxDimCPU = cpu::kSoaMaxDim;
 
-// 1 on, 0 off, 2 the per-matrix kernels over the SoA's range (the `_cpu_soa_mode` operator).
+// 1 on, 0 off, 2 the per-matrix kernels over the SoA's range (safesvd_testing_cpu_soa_mode,
+// csrc/testing.h).
 std::atomic<int>& soa_mode() {
   static std::atomic<int> mode{[] {
     const char* env = std::getenv("SAFESVD_CPU_SOA");
@@ -121,17 +139,6 @@ std::atomic<int>& soa_mode() {
   return mode;
 }
 
-// The variant of the forward engine's ISA (jacobi_isa(), SAFESVD_CPU_ISA included).
-const cpu::SoaBackwardIsa& soa_isa() {
-  static const cpu::SoaBackwardIsa isa = [] {
-    const char* name = jacobi_isa().name;
-    if (std::strcmp(name, "avx512") == 0) return cpu::soa_backward_isa_avx512();
-    if (std::strcmp(name, "avx2") == 0) return cpu::soa_backward_isa_avx2();
-    return cpu::soa_backward_isa_baseline();
-  }();
-  return isa;
-}
-
 bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
   return m == n && n >= 1 && n <= kSoaMaxDimCPU &&
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
@@ -141,27 +148,17 @@ bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   return std::max(m, n) <= kFusedMaxDimCPU || (soa_mode().load() != 0 && soa_shape(like, m, n));
 }
 
-template <typename T>
-cpu::SoaMat<T> soa_mat(const Tensor& t) {
-  if (!t.defined()) return {nullptr, 0, 0, 0};
-  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
-}
-template <typename T>
-cpu::SoaVec<T> soa_vec(const Tensor& t) {
-  if (!t.defined()) return {nullptr, 0, 0};
-  return {t.const_data_ptr<T>(), t.stride(0), t.stride(1)};
-}
-
 void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   const int64_t B = a.S.size(0);
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n))
     return entries::svd_backward_fused<CpuRunner>(a, gA, gauge);
-  const cpu::SoaBackwardIsa& isa = soa_isa();
+  const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   const int64_t work = 6 * a.n * a.n * a.n;
   AT_DISPATCH_FLOATING_TYPES(a.U.scalar_type(), "safesvd_svd_backward_soa", [&] {
     using T = scalar_t;
-    const cpu::SoaSvdBackward<T> batch{B, a.n, soa_mat<T>(a.U), soa_mat<T>(a.Vh), soa_mat<T>(a.gU),
-                                       soa_mat<T>(a.gVh), soa_vec<T>(a.S), soa_vec<T>(a.gS), int(a.guard.guard),
+    using entries::strided;
+    const cpu::SoaSvdBackward<T> batch{B, a.n, strided<T>(a.U), strided<T>(a.Vh), strided<T>(a.gU),
+                                       strided<T>(a.gVh), strided<T>(a.S), strided<T>(a.gS), int(a.guard.guard),
                                        T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
                                        gauge.mutable_data_ptr<T>()};
     if constexpr (std::is_same_v<T, float>)
@@ -175,12 +172,13 @@ void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gaug
   const int64_t B = a.L.size(0);
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n))
     return entries::eigh_backward_fused<CpuRunner>(a, gA, gauge);
-  const cpu::SoaBackwardIsa& isa = soa_isa();
+  const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   const int64_t work = 4 * a.n * a.n * a.n;
   AT_DISPATCH_FLOATING_TYPES(a.Q.scalar_type(), "safesvd_eigh_backward_soa", [&] {
     using T = scalar_t;
-    const cpu::SoaEighBackward<T> batch{B, a.n, soa_mat<T>(a.Q), soa_mat<T>(a.gQ), soa_vec<T>(a.L),
-                                        soa_vec<T>(a.gL), int(a.guard.guard), T(a.guard.rtol), T(a.guard.atol),
+    using entries::strided;
+    const cpu::SoaEighBackward<T> batch{B, a.n, strided<T>(a.Q), strided<T>(a.gQ), strided<T>(a.L),
+                                        strided<T>(a.gL), int(a.guard.guard), T(a.guard.rtol), T(a.guard.atol),
                                         T(a.guard.eps), gA.mutable_data_ptr<T>(), gauge.mutable_data_ptr<T>()};
     if constexpr (std::is_same_v<T, float>)
       run_tiles(batch, isa.width_float, work, kSoaChunkWork, isa.eigh_float);
@@ -207,11 +205,13 @@ const DeviceKernelsRegistration kRegistration(c10::DeviceType::CPU, cpu_kernels(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
-  m.impl("_cpu_isa", [] { return std::string(jacobi_isa().name); });
-  m.impl("_cpu_soa_mode", [](int64_t mode) -> int64_t {
-    TORCH_CHECK(mode >= -1 && mode <= 2, "_cpu_soa_mode: mode must be -1, 0, 1 or 2, got ", mode);
-    return mode < 0 ? soa_mode().load() : soa_mode().exchange(int(mode));
-  });
+  m.impl("_cpu_isa", [] { return std::string(cpu_isa().name); });
 }
 
 }  // namespace safesvd
+
+// Testing hook (csrc/testing.h): not an operator of the schema.
+extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode) {
+  if (mode < -1 || mode > 2) return -2;
+  return mode < 0 ? safesvd::soa_mode().load() : safesvd::soa_mode().exchange(mode);
+}

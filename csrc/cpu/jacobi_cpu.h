@@ -1,7 +1,8 @@
-// The CPU forward engine's ISA variants (docs/architecture.md, "Forward engine").
-// Plain C++ (no ATen): the variant translation units in csrc/cpu/isa/ include
-// only this, the C++ library and the kernels, so that code compiled for AVX2
-// or AVX-512 can never be picked by the linker for another ISA.
+// The CPU forward engine's variants by instruction set and size band
+// (docs/architecture.md, "Forward engine"). Plain C++ (no ATen): the variant
+// translation units (csrc/cpu/inst/cpu_jacobi_<band>_<isa>.cpp, generated from
+// csrc/manifest.txt) include only this, the C++ library and the kernels, so that
+// code compiled for AVX2 or AVX-512 can never be picked by the linker for another ISA.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +12,10 @@
 namespace safesvd {
 namespace cpu {
 
-// Tiles of `width` matrices, one per SIMD lane; run tiles [t0, t1) of a batch.
-struct JacobiIsa {
-  const char* name;
+// The engine's kernels for the shapes of one size band (kernels::jacobi_bands),
+// compiled for one ISA: tiles of `width` matrices, one per SIMD
+// lane; each function runs tiles [t0, t1) of a batch.
+struct JacobiBand {
   int width_float, width_double;
   void (*svd_float)(const kernels::SvdBatch<float>&, int64_t t0, int64_t t1);
   void (*svd_double)(const kernels::SvdBatch<double>&, int64_t t0, int64_t t1);
@@ -21,9 +23,13 @@ struct JacobiIsa {
   void (*eigh_double)(const kernels::EighBatch<double>&, int64_t t0, int64_t t1);
 };
 
-JacobiIsa jacobi_isa_baseline();
-JacobiIsa jacobi_isa_avx2();
-JacobiIsa jacobi_isa_avx512();
+// One per (band, ISA) unit.
+JacobiBand jacobi_small_baseline();
+JacobiBand jacobi_small_avx2();
+JacobiBand jacobi_small_avx512();
+JacobiBand jacobi_medium_baseline();
+JacobiBand jacobi_medium_avx2();
+JacobiBand jacobi_medium_avx512();
 
 }  // namespace cpu
 }  // namespace safesvd

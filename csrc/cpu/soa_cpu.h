@@ -1,12 +1,14 @@
 // The CPU's structure-of-arrays backward (docs/soa_backward.md): the fused svd /
 // eigh backward of small real square matrices, one matrix per SIMD lane, in
-// ISA variants chosen with the forward engine's (csrc/cpu/cpu.cpp, jacobi_isa()).
+// ISA variants chosen with the forward engine's (csrc/cpu/cpu.cpp, cpu_isa()).
 // Plain C++ (no ATen, and not guards.h: the variant translation units in
-// csrc/cpu/isa/soa_*.cpp include the kernels inside a namespace of their own,
+// csrc/cpu/inst/cpu_soa_*.cpp include the kernels inside a namespace of their own,
 // so that code compiled for AVX2 or AVX-512 is never shared with another ISA).
 #pragma once
 
 #include <cstdint>
+
+#include "../kernels/strided.h"
 
 namespace safesvd {
 namespace cpu {
@@ -14,27 +16,13 @@ namespace cpu {
 // Largest n of the SoA variants' instantiations (square n x n, n = 1..kSoaMaxDim).
 constexpr int64_t kSoaMaxDim = 8;
 
-// A batch of strided matrices (element (i, j) of matrix b at p[b*sb + i*sr + j*sc])
-// or vectors (value i at p[b*sb + i*s]); p null when absent (a cotangent).
-template <typename T>
-struct SoaMat {
-  const T* p;
-  int64_t sb, sr, sc;
-};
-template <typename T>
-struct SoaVec {
-  const T* p;
-  int64_t sb, s;
-};
-
 // Inputs of the svd backward of B square n x n matrices (U, Vh, S from the
 // forward; gU, gVh, gS the cotangents) and the guard (kernels::GuardParams as
 // plain values: guard is a kernels::Guard). gA (B, n, n) and gauge (B, 3) contiguous.
 template <typename T>
 struct SoaSvdBackward {
   int64_t B, n;
-  SoaMat<T> U, Vh, gU, gVh;
-  SoaVec<T> S, gS;
+  kernels::BatchedRef<T> U, Vh, gU, gVh, S, gS;  // S, gS: (B, n) vectors
   int guard;
   T rtol, atol, eps;
   T* gA;
@@ -43,8 +31,7 @@ struct SoaSvdBackward {
 template <typename T>
 struct SoaEighBackward {
   int64_t B, n;
-  SoaMat<T> Q, gQ;
-  SoaVec<T> L, gL;
+  kernels::BatchedRef<T> Q, gQ, L, gL;
   int guard;
   T rtol, atol, eps;
   T* gA;
@@ -61,9 +48,10 @@ struct SoaBackwardIsa {
   void (*eigh_double)(const SoaEighBackward<double>&, int64_t t0, int64_t t1);
 };
 
-SoaBackwardIsa soa_backward_isa_baseline();
-SoaBackwardIsa soa_backward_isa_avx2();
-SoaBackwardIsa soa_backward_isa_avx512();
+// One per ISA unit (csrc/cpu/inst/cpu_soa_<isa>.cpp).
+SoaBackwardIsa soa_backward_baseline();
+SoaBackwardIsa soa_backward_avx2();
+SoaBackwardIsa soa_backward_avx512();
 
 }  // namespace cpu
 }  // namespace safesvd

@@ -21,14 +21,12 @@
 // return U column-major) are read with consecutive threads on consecutive
 // addresses; any other strides are read correctly, uncoalesced.
 //
-// No ATen: nvcc compiles this for the GPU (csrc/cuda/cuda.cu) and g++ through
-// the CUDA emulation for the tests (tests/emulation/emulated_cuda.cpp).
+// No ATen: nvcc compiles this for the GPU and g++ through the CUDA emulation for
+// the tests, in the kernel units csrc/cuda/inst/ (the launchers: launch.h).
 #pragma once
 
 #include <type_traits>
 
-#include "../emulation/cuda_compat.h"
-#include "../kernels/batch_ops.h"
 #include "../kernels/soa_backward.h"
 #include "runner.cuh"
 
@@ -45,20 +43,8 @@ namespace kernels {
 namespace cuda {
 
 // Blocks of at most kMaxThreadsPerBlock threads and kSharedBytesPerBlock bytes of
-// shared memory (runner.cuh), as the generic runner.
-constexpr int kRegistersMaxDim = 4;                     // band "registers": max(m, n) <= 4
-constexpr int kTeamMinDim = 5, kTeamMaxDim = 32;        // band "team": square n in 5..32
-
-// The inputs of one svd or eigh backward launch (eigh: U = Q, gU = gQ, S = L,
-// gS = gL; Vh and gVh unused). Vectors are (B, k) views read as (B, 1, k).
-template <typename T>
-struct BandArgs {
-  BatchedRef<T> U, Vh, gU, gVh, S, gS;
-  GuardParams<T> params;
-  T* gA;     // (B, m, n) contiguous
-  T* gauge;  // (B, 3) contiguous
-  int64_t count;
-};
+// shared memory (runner.cuh), as the generic runner. BandArgs, the band limits and
+// the band of a shape: launch.h.
 
 // Copy matrices b0 .. b0 + count - 1 (R x C each) of `src` to shared memory:
 // element (i, j) of matrix t to dst[t * ts + i * is + j * js]. Consecutive
@@ -274,19 +260,10 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock, 1) team_band_kernel(BandA
       } else if (SVD) {
         const T am = gU[r * P + j] - gU[j * P + r];
         const T bm = gVh[j * P + r] - gVh[r * P + j];
-        const T sj = mg.scale(S[j]);
-        const T dm = sj - sr, dp = sj + sr;
-        const T apb = am + bm, amb = am - bm;
-        const T napb = abs_of(apb), namb = abs_of(amb);
-        Jrj = T(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) + mg.scale(amb) * mg.coefficient(dp, namb));
-        if (mg.inside(dm)) gauge.note(napb, r, j);
-        if (mg.inside(dp)) gauge.note(namb, r, j);
+        Jrj = svd_J_entry(mg, am, bm, sr, mg.scale(S[j]), gauge, r, j);
       } else {
         const T am = T(0.5) * (gU[r * P + j] - gU[j * P + r]);
-        const T d = mg.scale(S[j]) - sr;
-        const T na = abs_of(am);
-        Jrj = mg.scale(am) * mg.coefficient(d, na);
-        if (mg.inside(d)) gauge.note(na, r, j);
+        Jrj = eigh_J_entry(mg, am, mg.scale(S[j]) - sr, gauge, r, j);
       }
       // Vh[j][c] (svd); Q^H[j][c] = Q[c][j] (eigh, real).
       Loop::run(n, [&](int c) { y[c] += Jrj * (SVD ? Vh[j * P + c] : U[c * P + j]); });
@@ -346,51 +323,23 @@ void launch_registers_band(const BandArgs<T>& a, cudaStream_t stream) {
   SAFESVD_LAUNCH_CHECK();
 }
 
+template <int M, int N, typename T>
+void SvdRegistersBand<M, N, T>::launch(const BandArgs<T>& a, cudaStream_t stream) {
+  launch_registers_band<true, M, N, T>(a, stream);
+}
+template <int N, typename T>
+void EighRegistersBand<N, T>::launch(const BandArgs<T>& a, cudaStream_t stream) {
+  launch_registers_band<false, N, N, T>(a, stream);
+}
+
 // n in 5..32 on the kernel of capacity NC >= n.
 template <bool SVD, int NC, typename T>
-void launch_team_band(const BandArgs<T>& a, int n, cudaStream_t stream) {
+void TeamBand<SVD, NC, T>::launch(const BandArgs<T>& a, int n, cudaStream_t stream) {
   if (a.count == 0) return;
   const LaunchShape s = team_band_shape(a.count, n, team_band_elements(n, SVD), sizeof(T));
   SAFESVD_LAUNCH(team_band_kernel<SVD, NC, T>, dim3(static_cast<unsigned>(s.blocks)), dim3(s.threads),
                  s.shared_bytes, stream)(a, n);
   SAFESVD_LAUNCH_CHECK();
-}
-
-// Which band takes a real (B, m, n) backward: 1 registers, 2 team, 0 neither.
-inline int backward_band(int64_t m, int64_t n) {
-  if (m <= kRegistersMaxDim && n <= kRegistersMaxDim) return 1;
-  if (m == n && m >= kTeamMinDim && m <= kTeamMaxDim) return 2;
-  return 0;
-}
-
-// Calls f(std::integral_constant<int, m>, std::integral_constant<int, n>) for
-// the band's compile-time shape.
-template <typename F>
-void with_registers_shape(int64_t m, int64_t n, F&& f) {
-  auto inner = [&](auto M) {
-    switch (n) {
-      case 1: return f(M, std::integral_constant<int, 1>{});
-      case 2: return f(M, std::integral_constant<int, 2>{});
-      case 3: return f(M, std::integral_constant<int, 3>{});
-      default: return f(M, std::integral_constant<int, 4>{});
-    }
-  };
-  switch (m) {
-    case 1: return inner(std::integral_constant<int, 1>{});
-    case 2: return inner(std::integral_constant<int, 2>{});
-    case 3: return inner(std::integral_constant<int, 3>{});
-    default: return inner(std::integral_constant<int, 4>{});
-  }
-}
-
-// Calls f(std::integral_constant<int, NC>) with the team kernel's capacity for n.
-template <typename F>
-void with_team_capacity(int64_t n, F&& f) {
-  if (n <= 8) return f(std::integral_constant<int, 8>{});
-  if (n <= 12) return f(std::integral_constant<int, 12>{});
-  if (n <= 16) return f(std::integral_constant<int, 16>{});
-  if (n <= 24) return f(std::integral_constant<int, 24>{});
-  return f(std::integral_constant<int, 32>{});
 }
 
 }  // namespace cuda

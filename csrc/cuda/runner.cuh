@@ -1,20 +1,18 @@
 // The generic CUDA runner: one thread per matrix, each with its Op's scratch in
-// dynamic shared memory (docs/architecture.md). No ATen here: nvcc compiles it
-// for the GPU (csrc/cuda/cuda.cu) and g++ through the CUDA emulation for the
-// tests (tests/emulation/emulated_cuda.cpp), from the same text.
+// dynamic shared memory (docs/architecture.md), and OpsKernel<Op>::launch of
+// launch.h. No ATen here: nvcc compiles it for the GPU and g++ through the CUDA
+// emulation for the tests, from the same text, in the kernel units csrc/cuda/inst/.
 #pragma once
 
 #include <algorithm>
 
-#include "../emulation/cuda_compat.h"
-#include "../kernels/batch_ops.h"
+#include "compat.h"
+#include "launch.h"
 
 namespace safesvd {
 namespace kernels {
 namespace cuda {
 
-// Largest max(m, n) the fused per-matrix kernels take on CUDA; batched cuBLAS above.
-constexpr int64_t kFusedMaxDim = 8;
 constexpr int kMaxThreadsPerBlock = 128;
 constexpr int64_t kSharedBytesPerBlock = 48 * 1024;  // no opt-in needed on any GPU
 
@@ -49,7 +47,7 @@ inline LaunchShape launch_shape(int64_t count, int64_t scratch_bytes) {
 SAFESVD_HD int64_t conflict_free_stride(int64_t scratch) { return scratch % 2 == 0 ? scratch + 1 : scratch; }
 
 template <class Op>
-void launch_ops(const Op& op, int64_t count, cudaStream_t stream) {
+void OpsKernel<Op>::launch(const Op& op, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
   const int64_t stride = conflict_free_stride(op.scratch());
   const LaunchShape shape = launch_shape(count, stride * static_cast<int64_t>(sizeof(typename Op::scalar_t)));

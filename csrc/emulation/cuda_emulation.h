@@ -1,6 +1,6 @@
 // CUDA emulation for host compilers: CUDA kernels compile as plain C++ (g++)
 // and run on the CPU, so CI machines without a GPU still execute them.
-// Kernel code includes emulation/cuda_compat.h, which includes this file only
+// Kernel code includes cuda/compat.h, which includes this file only
 // when the compiler is not nvcc. Design note: docs/cuda_emulation.md.
 //
 // THE ONE SOURCE DEVIATION FROM CUDA. Under emulation `__shared__` expands to
@@ -37,7 +37,7 @@
 #pragma once
 
 #if defined(__CUDACC__)
-#error "cuda_emulation.h is for host compilers; include emulation/cuda_compat.h"
+#error "cuda_emulation.h is for host compilers; include cuda/compat.h"
 #endif
 
 #include <dlfcn.h>

@@ -17,21 +17,7 @@
 namespace safesvd {
 namespace kernels {
 
-// A (B, r, c) strided view; null pointer when the tensor is absent.
-template <typename T>
-struct BatchedRef {
-  const T* p;
-  int64_t sb, rs, cs;
-  SAFESVD_HD MatRef<const T> at(int64_t b) const { return {p ? p + b * sb : nullptr, rs, cs}; }
-};
-
-// A (B, k) strided view; null when absent.
-template <typename T>
-struct BatchedVec {
-  const T* p;
-  int64_t sb, s;
-  SAFESVD_HD const T* at(int64_t b) const { return p ? p + b * sb : nullptr; }
-};
+// Inputs are BatchedRef views (strided.h): matrices (B, r, c), vectors (B, k).
 
 // ---------------------------------------------------------------- fused backward
 
@@ -41,7 +27,7 @@ struct SvdBackwardOp {
   using R = real_of_t<scalar_t>;
   Dims dims;
   BatchedRef<scalar_t> U, Vh, gU, gVh;
-  BatchedVec<R> S, gS;
+  BatchedRef<R> S, gS;
   GuardParams<R> params;
   scalar_t* gA;  // (B, m, n) contiguous
   R* gauge;      // (B, 3)
@@ -51,7 +37,7 @@ struct SvdBackwardOp {
   SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
     const int64_t m = dims.m(), n = dims.n(), k = dims.k();
     const auto packed = svd_pack<scalar_t>(dims, U.at(b), Vh.at(b), gU.at(b), gVh.at(b), buf);
-    svd_backward_matrix<scalar_t>(dims, packed, S.at(b), S.s, gS.at(b), gS.s, params, gA + b * m * n,
+    svd_backward_matrix<scalar_t>(dims, packed, S.row(b), S.cs, gS.row(b), gS.cs, params, gA + b * m * n,
                                   buf + svd_pack_size(m, n, k), gauge + 3 * b);
   }
 };
@@ -62,7 +48,7 @@ struct EighBackwardOp {
   using R = real_of_t<scalar_t>;
   Dims dims;
   BatchedRef<scalar_t> Q, gQ;
-  BatchedVec<R> L, gL;
+  BatchedRef<R> L, gL;
   GuardParams<R> params;
   scalar_t* gA;
   R* gauge;
@@ -70,7 +56,7 @@ struct EighBackwardOp {
   SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
     const int64_t n = dims.n();
     const auto packed = eigh_pack<scalar_t>(dims, Q.at(b), gQ.at(b), buf);
-    eigh_backward_matrix<scalar_t>(dims, packed, L.at(b), L.s, gL.at(b), gL.s, params, gA + b * n * n,
+    eigh_backward_matrix<scalar_t>(dims, packed, L.row(b), L.cs, gL.row(b), gL.cs, params, gA + b * n * n,
                                    buf + eigh_pack_size(n), gauge + 3 * b);
   }
 };
@@ -81,7 +67,7 @@ struct SvdFnBackwardOp {
   using R = real_of_t<scalar_t>;
   Dims dims;
   BatchedRef<scalar_t> U, Vh, G;
-  BatchedVec<R> S, fS, dfS;
+  BatchedRef<R> S, fS, dfS;
   R rtol, atol;
   scalar_t* gA;
   R* gf;  // (B, k) or null
@@ -95,9 +81,9 @@ struct SvdFnBackwardOp {
                                            MatRef<const scalar_t>{nullptr, 0, 0}, buf);
     scalar_t* g = buf + svd_pack_size(m, n, k);
     pack_matrix(m, n, G.at(b), g);
-    const R* s = S.at(b);
-    const auto dd = divided_differences(rtol, atol, max_abs(s, S.s, k));
-    svd_fn_backward_matrix<scalar_t>(dims, packed, g, s, fS.at(b), dfS.at(b), S.s, dd, gA + b * m * n,
+    const R* s = S.row(b);
+    const auto dd = divided_differences(rtol, atol, max_abs(s, S.cs, k));
+    svd_fn_backward_matrix<scalar_t>(dims, packed, g, s, fS.row(b), dfS.row(b), S.cs, dd, gA + b * m * n,
                                      gf ? gf + b * k : nullptr, g + m * n);
   }
 };
@@ -108,7 +94,7 @@ struct EighFnBackwardOp {
   using R = real_of_t<scalar_t>;
   Dims dims;
   BatchedRef<scalar_t> Q, G;
-  BatchedVec<R> L, fL, dfL;
+  BatchedRef<R> L, fL, dfL;
   R rtol, atol;
   scalar_t* gA;
   R* gf;
@@ -116,9 +102,9 @@ struct EighFnBackwardOp {
   SAFESVD_HD void operator()(int64_t b, scalar_t* buf) const {
     const int64_t n = dims.n();
     const auto packed = eigh_pack<scalar_t>(dims, Q.at(b), G.at(b), buf);
-    const R* l = L.at(b);
-    const auto dd = divided_differences(rtol, atol, max_abs(l, L.s, n));
-    eigh_fn_backward_matrix<scalar_t>(dims, packed, l, fL.at(b), dfL.at(b), L.s, dd, gA + b * n * n,
+    const R* l = L.row(b);
+    const auto dd = divided_differences(rtol, atol, max_abs(l, L.cs, n));
+    eigh_fn_backward_matrix<scalar_t>(dims, packed, l, fL.row(b), dfL.row(b), L.cs, dd, gA + b * n * n,
                                       gf ? gf + b * n : nullptr, buf + eigh_pack_size(n));
   }
 };
@@ -304,6 +290,10 @@ struct JacobiSvdOp {
     store_svd_tile<M, N, UC, 1, T>(a, b, tU, tS, tV, &info);
   }
 };
+
+// The square engine (CUDA's driver="jacobi" runs square n only).
+template <typename T, int N>
+using JacobiSquareSvdOp = JacobiSvdOp<T, N, N, false>;
 
 template <typename T, int N>
 struct JacobiEighOp {

@@ -48,10 +48,7 @@ SAFESVD_HD void eigh_build_J(int64_t n, const scalar_t* QhgQ, const real_of_t<sc
         continue;
       }
       const scalar_t a = QhgQ ? R(0.5) * (QhgQ[i * n + j] - conj_of(QhgQ[j * n + i])) : scalar_t(0);
-      const R d = mg.scale(L[j * sL]) - mg.scale(L[i * sL]);
-      const R na = abs_of(a);
-      J[i * n + j] = mg.scale(a) * mg.coefficient(d, na);
-      if (mg.inside(d)) gauge.note(na, i, j);
+      J[i * n + j] = eigh_J_entry(mg, a, mg.scale(L[j * sL]) - mg.scale(L[i * sL]), gauge, i, j);
     }
 }
 

@@ -208,6 +208,52 @@ struct GaugeTracker {
   }
 };
 
+// ------------------------------------- matrix functions at their domain's edge
+
+// sqrtm, invsqrtm, logm (docs/math.md, "sqrtm at zero eigenvalues"): eigenvalues down
+// to -sqrt(eps) max|L| are rounding of a semidefinite matrix (clamped to 0 by sqrtm);
+// sqrt's derivatives are taken at max(L, eps max|L|), so that every divided difference
+// is bounded by 1 / sqrt(eps max|L|).
+inline double semidefinite_tolerance(double eps) { return std::sqrt(eps); }
+inline double sqrt_derivative_floor(double eps) { return eps; }
+
+// ------------------------------------------- the J entries of the backward
+
+// J_ij (i != j) of docs/math.md from the numerators a = skew(U^H gU)_ij, b =
+// skew(V^H gV)_ij and the scaled singular values si, sj, with its gauge notes:
+//
+//   J_ij = 1/2 [(a + b) g(S_j - S_i) + (a - b) g(S_j + S_i)],
+//
+// |a + b| noted where S_j - S_i is inside the tolerance (a degenerate pair), |a - b|
+// where S_j + S_i is (a doubly-zero pair). The one written form of this decision: the
+// per-matrix kernel (svd_build_J of svd_backward.h), the SIMD tiles (soa_backward.h)
+// and the CUDA team band (csrc/cuda/backward_bands.cuh) all call it, so they agree bit
+// for bit where they are compiled alike.
+template <typename scalar_t, typename R>
+SAFESVD_HD scalar_t svd_J_entry(const MatrixGuard<R>& mg, scalar_t a, scalar_t b, R si, R sj,
+                                GaugeTracker<R>& gauge, int64_t i, int64_t j) {
+  const R dm = sj - si, dp = sj + si;
+  const scalar_t apb = a + b, amb = a - b;
+  const R napb = abs_of(apb), namb = abs_of(amb);
+  const scalar_t J = R(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) + mg.scale(amb) * mg.coefficient(dp, namb));
+  if (mg.inside(dm)) gauge.note(napb, i, j);
+  if (mg.inside(dp)) gauge.note(namb, i, j);
+  return J;
+}
+
+// J_ij (i != j) of the eigh backward, a g(L_j - L_i) for the numerator a = 1/2
+// skew(Q^H gQ)_ij and the scaled difference d = L_j - L_i, with its gauge note (|a|
+// where d is inside the tolerance). The one written form of this decision, shared by
+// eigh_build_J (eigh_backward.h), the SIMD tiles and the CUDA team band (see svd_J_entry).
+template <typename scalar_t, typename R>
+SAFESVD_HD scalar_t eigh_J_entry(const MatrixGuard<R>& mg, scalar_t a, R d, GaugeTracker<R>& gauge, int64_t i,
+                                 int64_t j) {
+  const R na = abs_of(a);
+  const scalar_t J = mg.scale(a) * mg.coefficient(d, na);
+  if (mg.inside(d)) gauge.note(na, i, j);
+  return J;
+}
+
 // ------------------------------------------------------ divided differences
 
 // Divided differences of f over a spectrum (docs/math.md, "Divided

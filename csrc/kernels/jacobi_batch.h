@@ -5,14 +5,7 @@
 
 #include <cstdint>
 
-// SAFESVD_HD as in scalar.h, without c10 (see jacobi.h).
-#ifndef SAFESVD_HD
-#if defined(__CUDACC__)
-#define SAFESVD_HD __host__ __device__ inline
-#else
-#define SAFESVD_HD inline
-#endif
-#endif
+#include "strided.h"
 
 namespace safesvd {
 namespace kernels {
@@ -29,6 +22,18 @@ inline bool jacobi_svd_supported(int64_t m, int64_t n) {
   return lo >= 2 && (m == n ? hi <= kJacobiMaxSquare : hi <= kJacobiMaxRectangular);
 }
 inline bool jacobi_eigh_supported(int64_t n) { return n >= 2 && n <= kJacobiMaxSquare; }
+
+// The engine's size bands: the CPU compiles each in units of its own (csrc/cpu/inst/),
+// so that the build runs in parallel. A band holds every supported shape whose larger
+// side is in [lo, hi].
+namespace jacobi_bands {
+struct small {
+  static constexpr int lo = 2, hi = 8;
+};
+struct medium {
+  static constexpr int lo = 9, hi = 16;
+};
+}  // namespace jacobi_bands
 
 // Calls f(std::integral_constant-like Shape<M, N>) for M >= N (the tall
 // orientation) among the supported shapes; returns false if none matches.
@@ -80,8 +85,7 @@ bool with_jacobi_eigh_shape(int64_t n, F&& f) {
 // info (B); U, Vh (and eigh's Q) column-major in each matrix, S, L contiguous. `transpose` (m < n): the tiles hold A^T, and U / V swap on store.
 template <typename T>
 struct SvdBatch {
-  const T* A;
-  int64_t sb, sr, sc;   // strides of A (batch, row, column)
+  BatchedRef<T> A;
   int64_t B, m, n;      // the shapes of A
   bool full;
   T *U, *S, *Vh;        // contiguous outputs
@@ -89,8 +93,7 @@ struct SvdBatch {
 };
 template <typename T>
 struct EighBatch {
-  const T* A;
-  int64_t sb, sr, sc;
+  BatchedRef<T> A;
   int64_t B, n;
   bool lower;           // UPLO == "L": read the lower triangle
   T *L, *Q;

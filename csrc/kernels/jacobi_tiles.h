@@ -1,7 +1,7 @@
 // Moving matrices between strided batched tensors and the structure-of-arrays
 // tiles of jacobi.h (element e of lane l at tile[e * W + l]). Templates only:
 // the CPU's ISA-specific translation units include this inside their own
-// namespace (csrc/cpu/jacobi_isa.inc), so each ISA has its own instantiations;
+// namespace (csrc/cpu/isa/jacobi_band.inc), so each ISA has its own instantiations;
 // the batch types are therefore named with their full ::safesvd::kernels path.
 #pragma once
 
@@ -17,10 +17,10 @@ SAFESVD_HD void load_svd_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t 
   const bool t = a.m < a.n;
   for (int l = 0; l < W; ++l) {
     const int64_t b = b0 + l < a.B ? b0 + l : a.B - 1;
-    const T* src = a.A + b * a.sb;
+    const T* src = a.A.p + b * a.A.sb;
     for (int i = 0; i < M; ++i)
       for (int j = 0; j < N; ++j)
-        tile[(i * N + j) * W + l] = t ? src[j * a.sr + i * a.sc] : src[i * a.sr + j * a.sc];
+        tile[(i * N + j) * W + l] = t ? src[j * a.A.rs + i * a.A.cs] : src[i * a.A.rs + j * a.A.cs];
   }
 }
 
@@ -59,10 +59,10 @@ template <int N, int W, typename T>
 SAFESVD_HD void load_eigh_tile(const ::safesvd::kernels::EighBatch<T>& a, int64_t b0, T* tile) {
   for (int l = 0; l < W; ++l) {
     const int64_t b = b0 + l < a.B ? b0 + l : a.B - 1;
-    const T* src = a.A + b * a.sb;
+    const T* src = a.A.p + b * a.A.sb;
     for (int i = 0; i < N; ++i)
       for (int j = 0; j <= i; ++j) {
-        const T v = a.lower ? src[i * a.sr + j * a.sc] : src[j * a.sr + i * a.sc];
+        const T v = a.lower ? src[i * a.A.rs + j * a.A.cs] : src[j * a.A.rs + i * a.A.cs];
         tile[(i * N + j) * W + l] = v;
         tile[(j * N + i) * W + l] = v;
       }

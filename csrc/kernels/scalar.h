@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "strided.h"
+
 namespace safesvd {
 namespace kernels {
 
@@ -53,17 +55,6 @@ template <typename R> SAFESVD_HD R max_of(R a, R b) { return a > b ? a : b; }
 template <typename R> SAFESVD_HD R min_of(R a, R b) { return a < b ? a : b; }
 template <typename R> SAFESVD_HD R epsilon_of() { return std::numeric_limits<R>::epsilon(); }
 
-// A strided matrix: element (i, j) at p[i * rs + j * cs]. The wrappers pass
-// PyTorch strides through untouched, so LAPACK's column-major U and V^H are
-// read in place without a contiguous copy.
-template <typename T>
-struct MatRef {
-  T* p;
-  int64_t rs, cs;
-  SAFESVD_HD T& operator()(int64_t i, int64_t j) const { return p[i * rs + j * cs]; }
-  SAFESVD_HD bool defined() const { return p != nullptr; }
-};
-
 // Matrix sizes, either known at run time or fixed at compile time. The fixed
 // form lets the compiler unroll every loop of a small matrix completely.
 struct RuntimeDims {
@@ -79,22 +70,34 @@ struct FixedDims {
   SAFESVD_HD static constexpr int64_t k() { return M < N ? M : N; }
 };
 
-// Calls f(dims) with FixedDims<n, n> for square n in 1..8, else RuntimeDims.
+template <int64_t N>
+using SquareDims = FixedDims<N, N>;
+
+// The per-matrix kernels are compiled with fixed sizes for square n up to this;
+// larger or rectangular matrices run them with RuntimeDims.
+constexpr int64_t kMaxFixedDim = 8;
+
+// Calls f(SquareDims<n>) for n in 1..kMaxFixedDim and returns true; false otherwise.
+template <typename F>
+inline bool with_square_dims(int64_t n, F&& f) {
+  static_assert(kMaxFixedDim == 8, "a case for every fixed size");
+  switch (n) {
+    case 1: f(SquareDims<1>{}); return true;
+    case 2: f(SquareDims<2>{}); return true;
+    case 3: f(SquareDims<3>{}); return true;
+    case 4: f(SquareDims<4>{}); return true;
+    case 5: f(SquareDims<5>{}); return true;
+    case 6: f(SquareDims<6>{}); return true;
+    case 7: f(SquareDims<7>{}); return true;
+    case 8: f(SquareDims<8>{}); return true;
+    default: return false;
+  }
+}
+
+// Calls f(dims) with SquareDims<n> for square n in 1..kMaxFixedDim, else RuntimeDims.
 template <typename F>
 inline void with_dims(int64_t m, int64_t n, F&& f) {
-  if (m == n) {
-    switch (n) {
-      case 1: return f(FixedDims<1, 1>{});
-      case 2: return f(FixedDims<2, 2>{});
-      case 3: return f(FixedDims<3, 3>{});
-      case 4: return f(FixedDims<4, 4>{});
-      case 5: return f(FixedDims<5, 5>{});
-      case 6: return f(FixedDims<6, 6>{});
-      case 7: return f(FixedDims<7, 7>{});
-      case 8: return f(FixedDims<8, 8>{});
-      default: break;
-    }
-  }
+  if (m == n && with_square_dims(n, f)) return;
   f(RuntimeDims{m, n});
 }
 

@@ -207,17 +207,9 @@ SAFESVD_HD void svd_J_row(int l, const T* __restrict__ UhgU, const T* __restrict
     if (i == j) continue;
     const T a = UhgU[(i * K + j) * W + l] - UhgU[(j * K + i) * W + l];
     const T b = gVhV[(j * K + i) * W + l] - gVhV[(i * K + j) * W + l];
-    const T sj = mg.scale(S[j * ld + l]);
-    const T dm = sj - si, dp = sj + si;
-    const T apb = a + b, amb = a - b;
-    const T napb = abs_of(apb), namb = abs_of(amb);
-    // The reference's expression as written; the CPU compiles this header
-    // without FMA contraction (csrc/cpu/isa/soa_isa.inc), so the value is the
-    // reference's bit for bit.
-    J[(i * K + j) * W + l] =
-        T(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) + mg.scale(amb) * mg.coefficient(dp, namb));
-    if (mg.inside(dm)) gauge.note(napb, i, j);
-    if (mg.inside(dp)) gauge.note(namb, i, j);
+    // The reference's decision (guards.h); the CPU compiles this header without FMA
+    // contraction (csrc/cpu/isa/soa_isa.inc), so the value is the reference's bit for bit.
+    J[(i * K + j) * W + l] = svd_J_entry(mg, a, b, si, mg.scale(S[j * ld + l]), gauge, i, j);
   }
   if (RECT) {
     const T p = pmax[i * W + l];
@@ -282,10 +274,7 @@ SAFESVD_HD void eigh_J_row(int l, const T* __restrict__ QhgQ, const T* L, int64_
   for (int j = 0; j < N; ++j) {
     if (i == j) continue;
     const T a = T(0.5) * (QhgQ[(i * N + j) * W + l] - QhgQ[(j * N + i) * W + l]);
-    const T d = mg.scale(L[j * ld + l]) - mg.scale(L[i * ld + l]);
-    const T na = abs_of(a);
-    J[(i * N + j) * W + l] = mg.scale(a) * mg.coefficient(d, na);
-    if (mg.inside(d)) gauge.note(na, i, j);
+    J[(i * N + j) * W + l] = eigh_J_entry(mg, a, mg.scale(L[j * ld + l]) - mg.scale(L[i * ld + l]), gauge, i, j);
   }
   lt.put(l, gauge);
 }

@@ -69,14 +69,7 @@ SAFESVD_HD void svd_build_J(int64_t k, const scalar_t* UhgU, const scalar_t* gVh
       const scalar_t a = UhgU ? UhgU[i * k + j] - conj_of(UhgU[j * k + i]) : scalar_t(0);
       const scalar_t b = gVhV ? conj_of(gVhV[j * k + i]) - gVhV[i * k + j] : scalar_t(0);
       if (i != j) {
-        const R sj = mg.scale(S[j * sS]);
-        const R dm = sj - si, dp = sj + si;
-        const scalar_t apb = a + b, amb = a - b;
-        const R napb = abs_of(apb), namb = abs_of(amb);
-        J[i * k + j] = R(0.5) * (mg.scale(apb) * mg.coefficient(dm, napb) +
-                                 mg.scale(amb) * mg.coefficient(dp, namb));
-        if (mg.inside(dm)) gauge.note(napb, i, j);
-        if (mg.inside(dp)) gauge.note(namb, i, j);
+        J[i * k + j] = svd_J_entry(mg, a, b, si, mg.scale(S[j * sS]), gauge, i, j);
       } else {
         scalar_t d = gS ? scalar_t(gS[i * sgS]) : scalar_t(0);
         if (complex_input) {

@@ -33,10 +33,16 @@ struct GuardOptions {
 
 // What a basis-dependent loss does in the backward (docs/math.md, "Gauge check"):
 // a c10 warning (Warn, default), an error (Raise), or nothing (Ignore). Applies to
-// this API; Python's safesvd.set_gauge_mode governs the Python package.
+// this API; Python's safesvd.set_gauge_mode governs the Python package. Warn never
+// makes the host wait for the GPU: on CUDA the check is queued and reported at a
+// later backward, at set_gauge_mode, or by flush_gauge_warnings(); Raise waits.
 enum class GaugeMode { Warn, Raise, Ignore };
 void set_gauge_mode(GaugeMode mode);
 GaugeMode gauge_mode();
+// Wait for every queued gauge check and report it (c10 warnings).
+void flush_gauge_warnings();
+// Number of queued (not yet reported) gauge checks.
+int64_t pending_gauge_checks();
 
 // A = U diag(S) Vh; U (..., m, k), S (..., k) descending, Vh (..., k, n).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> svd(const at::Tensor& A, bool full_matrices = false,

@@ -51,4 +51,4 @@ __all__ = [
 
 from . import _loader as _loader_module  # noqa: E402
 
-_loader_module.try_import_compiled()
+_loader_module.start()

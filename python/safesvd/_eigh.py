@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _inputs, _loader, _ops
+from . import _inputs, _library, _ops
 
 
 def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
@@ -27,6 +27,6 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     eigenspace (eigenvalues, eigenprojectors); otherwise minimum-norm with a
     GaugeWarning. Matrix functions at repeated eigenvalues need :func:`safesvd.eigh_fn`.
     """
-    _loader.require()
+    _library.require()
     A = _inputs.promote(A, "safesvd.eigh")
     return _ops.apply(_ops.SafesvdEigh, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol, driver)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _gauge, _guards, _inputs, _loader, _ops
+from . import _gauge, _guards, _inputs, _library, _ops
 from ._eigh import eigh
 from ._svd import svd
 
@@ -116,7 +116,7 @@ def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | N
     through the Hermitian dilation; at a zero singular value the odd extension of f
     is used, exact when f''(0) = 0). Forward mode: the same (self-adjoint) map.
     """
-    _loader.require()
+    _library.require()
     name = "safesvd.svd_fn"
     A = _inputs.promote(A, name)
     U, S, Vh = svd(A)
@@ -135,16 +135,25 @@ def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | N
     return _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
 
 
-def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name, validate=None):
-    _loader.require()
+def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name):
+    _library.require()
     A = _inputs.promote(A, name)
     L, Q = eigh(A, UPLO)
-    if validate is not None and not _gauge.is_tracing(L):
-        validate(L)
     fL, dfL, d2fL = _values(A, L, f, df, d2f, name)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
     return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
+
+
+def _named_eigh_fn(A, UPLO, name):
+    """sqrtm, invsqrtm, logm: their values and domain check are the library's
+    (`_spectral_function`, csrc/aten/fn.cpp: one definition for Python and C++). The
+    check reads the smallest eigenvalues: skipped while tracing or capturing."""
+    _library.require()
+    A = _inputs.promote(A, f"safesvd.{name}")
+    L, Q = eigh(A, UPLO)
+    fL, dfL, d2fL = torch.ops.safesvd._spectral_function(L.detach(), name, not _gauge.is_tracing(L))
+    return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, None, None)
 
 
 @_inputs.outside_autocast
@@ -172,32 +181,6 @@ def eigh_fn(A: torch.Tensor, f, df, *, UPLO: str = "L", rtol: float | None = Non
     return _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, "safesvd.eigh_fn")
 
 
-def _psd_validator(name: str, positive_definite: bool):
-    def validate(L: torch.Tensor) -> None:
-        if L.numel() == 0:
-            return
-        low = L.detach()[..., 0]
-        scale = L.detach().abs().amax(-1)
-        tol = torch.finfo(L.dtype).eps ** 0.5 * scale
-        bad = low <= 0 if positive_definite else low < -tol
-        if bool(bad.any()):
-            raise ValueError(
-                f"safesvd.{name}: expected a Hermitian "
-                f"{'positive definite' if positive_definite else 'positive semidefinite'} matrix; the smallest "
-                f"eigenvalue is {float(low[bad].min()):.3g}" + ("" if positive_definite else
-                f" (below -sqrt(eps) * max|L| = {-float(tol[bad].max()):.3g})"))
-    return validate
-
-
-def _sqrt_floor(L: torch.Tensor):
-    """(sqrt(top), floor) with top = max|L| (1 for the zero matrix) and floor = eps in units
-    of top: f'(L) of sqrt is taken at max(L, eps * top), computed without forming
-    eps * top, so that it cannot overflow for any finite input (docs/math.md, "Scaling")."""
-    top = L.abs().amax(-1, keepdim=True) if L.shape[-1] else L.new_ones((*L.shape[:-1], 1))
-    top = torch.where(top > 0, top, torch.ones_like(top))
-    return top.sqrt(), top, torch.finfo(L.dtype).eps
-
-
 @_inputs.outside_autocast
 def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Principal square root of a Hermitian positive semidefinite matrix.
@@ -208,17 +191,7 @@ def sqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     unbounded: every divided difference is bounded by ``1 / sqrt(eps * max|L|)``
     (``1 / sqrt(eps)`` for the zero matrix), which is finite for every finite input.
     """
-    def df(L):
-        root_top, top, eps = _sqrt_floor(L)
-        return 0.5 / (root_top * (L / top).clamp_min(eps).sqrt())
-
-    def d2f(L):
-        root_top, top, eps = _sqrt_floor(L)
-        r = (L / top).clamp_min(eps)
-        return -0.25 / (root_top * top * r * r.sqrt())
-
-    return _eigh_fn(A, lambda L: L.clamp_min(0).sqrt(), df, d2f, UPLO, None, None, "safesvd.sqrtm",
-                    _psd_validator("sqrtm", positive_definite=False))
+    return _named_eigh_fn(A, UPLO, "sqrtm")
 
 
 @_inputs.outside_autocast
@@ -226,8 +199,7 @@ def invsqrtm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Inverse principal square root ``A^{-1/2}`` of a Hermitian positive definite matrix
     (whitening). Non-positive eigenvalues raise ValueError. Gradient (and second order)
     exact at repeated eigenvalues."""
-    return _eigh_fn(A, lambda L: L.rsqrt(), lambda L: -0.5 * L.rsqrt() / L, lambda L: 0.75 * L.rsqrt() / (L * L),
-                    UPLO, None, None, "safesvd.invsqrtm", _psd_validator("invsqrtm", positive_definite=True))
+    return _named_eigh_fn(A, UPLO, "invsqrtm")
 
 
 @_inputs.outside_autocast
@@ -235,8 +207,7 @@ def logm(A: torch.Tensor, *, UPLO: str = "L") -> torch.Tensor:
     """Principal logarithm of a Hermitian positive definite matrix (log-Euclidean
     metrics). Non-positive eigenvalues raise ValueError. Gradient (and second order)
     exact at repeated eigenvalues."""
-    return _eigh_fn(A, torch.log, torch.reciprocal, lambda L: -(L * L).reciprocal(), UPLO, None, None,
-                    "safesvd.logm", _psd_validator("logm", positive_definite=True))
+    return _named_eigh_fn(A, UPLO, "logm")
 
 
 def _constant(value):
@@ -252,7 +223,7 @@ def polar(A: torch.Tensor):
     difference 2/(S_i + S_j)). For a rank-deficient A the polar factor is not
     unique: the guarded finite value is returned with a GaugeWarning.
     """
-    _loader.require()
+    _library.require()
     A = _inputs.promote(A, "safesvd.polar")
     U, S, Vh = svd(A)
     _warn_not_unique(_guards.merged_with_zero(S),
@@ -295,7 +266,7 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     """
     if not special:
         return polar(A)[0]
-    _loader.require()
+    _library.require()
     A = _inputs.promote(A, "safesvd.procrustes")
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"safesvd.procrustes(special=True): expected square matrices, got shape {tuple(A.shape)}")

@@ -1,31 +1,27 @@
-"""Finding and loading the compiled operator library.
+"""Starting the package: finding, checking and loading the compiled operator library.
 
 Two ways in: the extension module ``safesvd._C`` built by ``pip install
 --no-build-isolation .`` (imported at ``import safesvd``), or :func:`load`, which
-JIT-compiles ``csrc/`` with ninja for development. Either way the Python side
-(autograd and fake kernels) is registered only after the C++ library loaded,
-and a failure keeps its original error for the message users see.
+JIT-compiles ``csrc/`` with ninja for development (at import with ``SAFESVD_JIT=1``).
+Either way the Python side (autograd, fake and vmap kernels of every module) is
+registered only after the C++ library loaded, and a failure keeps its original
+error for the message users see (``_library.require``). No module of the package
+imports this one but ``__init__``: the load state lives in the leaf ``_library``.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-from pathlib import Path
 
 import torch
 
-_state: dict = {"loaded": False, "how": None, "error": None}
-
-# The source tree: <repo>/python/safesvd/_loader.py -> <repo>/csrc
-_CSRC = Path(__file__).resolve().parent.parent.parent / "csrc"
+from . import _library, _manifest, _ops, _topk
 
 
-def _register_python_side(how: str) -> None:
-    from . import _ops
-
+def _register_python_side(how: str, path: str) -> None:
     _ops.register()
-    _state.update(loaded=True, how=how, error=None)
+    _topk.register()
+    _library.record_loaded(how, path)
 
 
 def check_build_matches_torch() -> None:
@@ -34,7 +30,8 @@ def check_build_matches_torch() -> None:
     Compares major.minor of the torch recorded at build time (_build_info.py,
     written by setup.py) with the installed one, and the CUDA major version when
     the extension has CUDA kernels. Without it, a mismatch surfaces as an
-    undefined-symbol error from the dynamic loader.
+    undefined-symbol error from the dynamic loader. A source build of torch
+    (2.11.0a0+git...) counts as its release (2.11).
     """
     try:
         from . import _build_info
@@ -69,12 +66,18 @@ def try_import_compiled() -> bool:
     A build made for another torch is a hard ImportError (check_build_matches_torch)."""
     check_build_matches_torch()
     try:
-        from . import _C  # noqa: F401  (import runs the TORCH_LIBRARY registrations)
+        from . import _C  # (import runs the TORCH_LIBRARY registrations)
     except ImportError as e:  # not built, or built against another torch
-        _state["error"] = e
+        _library.record_error(e)
         return False
-    _register_python_side("extension module safesvd._C")
+    _register_python_side("extension module safesvd._C", _C.__file__)
     return True
+
+
+def start() -> None:
+    """At ``import safesvd``: the built extension, else (``SAFESVD_JIT=1``) a JIT build."""
+    if not try_import_compiled() and os.environ.get("SAFESVD_JIT") == "1":
+        load()
 
 
 def cuda_sources_wanted() -> bool:
@@ -91,59 +94,42 @@ def cuda_sources_wanted() -> bool:
 def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
     """JIT-compile ``csrc/`` with ninja and register the operators (development).
 
+    The sources and flags are csrc/manifest.txt's, as for setup.py and CMake.
+
     Args:
         verbose: print the compiler commands.
-        with_cuda: compile ``csrc/cuda/*.cu`` too; default: when torch was built
+        with_cuda: compile the CUDA sources too; default: when torch was built
             with CUDA and a CUDA toolkit is found (``FORCE_CUDA=1`` forces it,
-            ``FORCE_ONLY_CPU=1`` disables it).
+            ``FORCE_ONLY_CPU=1`` disables it; ``SAFESVD_CUDA_JACOBI=1`` adds the
+            one matrix per thread forward engine).
 
     Returns:
         A short description of how the library was loaded. Calling it again, or
         after the installed extension was imported, does nothing.
     """
-    if _state["loaded"]:
-        return _state["how"]
-    if not (_CSRC / "safesvd.cpp").exists():
+    if _library.loaded():
+        return _library.how()
+    manifest = _manifest.read()
+    if not (manifest.root / "csrc" / "safesvd.cpp").exists():
         raise RuntimeError(
-            f"safesvd.load(): the C++ sources are not at {_CSRC}; load() works from a "
+            f"safesvd.load(): the C++ sources are not at {manifest.root / 'csrc'}; load() works from a "
             "source checkout. Installed packages use the prebuilt extension instead."
         )
     from torch.utils import cpp_extension
 
-    sources = [str(_CSRC / "safesvd.cpp")]
-    sources += sorted(glob.glob(str(_CSRC / "aten" / "*.cpp")))
-    sources += sorted(glob.glob(str(_CSRC / "api" / "*.cpp")))
-    sources += sorted(glob.glob(str(_CSRC / "cpu" / "*.cpp")))
-    sources += sorted(glob.glob(str(_CSRC / "cpu" / "isa" / "*.cpp")))
     cuda = cuda_sources_wanted() if with_cuda is None else with_cuda
-    cuda_flags = ["-O3", "--expt-relaxed-constexpr"]
-    if cuda:
-        sources += sorted(glob.glob(str(_CSRC / "cuda" / "*.cu")))
-    cpp_extension.load(
+    groups = ["cpu"] + (["cuda"] + (["cuda_jacobi"] if os.environ.get("SAFESVD_CUDA_JACOBI") == "1" else [])
+                        if cuda else [])
+    defines = [f"-D{m}" for m in manifest.macros(groups)]
+    path = cpp_extension.load(
         name="safesvd_jit_cuda" if cuda else "safesvd_jit",
-        sources=sources,
-        # See setup.py for why these flags matter to the fused CPU loop.
-        extra_cflags=["-O3", "-fno-wrapv", "-fno-math-errno", "-fopenmp"],
-        extra_ldflags=["-fopenmp"],
-        extra_cuda_cflags=cuda_flags,
+        sources=manifest.paths(groups),
+        extra_cflags=manifest.flags["cxx"] + defines,
+        extra_ldflags=manifest.flags["ld"],
+        extra_cuda_cflags=manifest.flags["nvcc"] + defines,
         is_python_module=False,
         verbose=verbose,
     )
     how = "JIT build of csrc/" + (" with CUDA" if cuda else " (CPU only)")
-    _register_python_side(how)
+    _register_python_side(how, path)
     return how
-
-
-def require() -> None:
-    """Raise a clear error when no operator library is loaded."""
-    if _state["loaded"]:
-        return
-    if os.environ.get("SAFESVD_JIT") == "1":
-        load()
-        return
-    raise RuntimeError(
-        "safesvd's compiled operators are not loaded. Install the package with "
-        "`pip install --no-build-isolation .`, or call safesvd.load() (or set "
-        "SAFESVD_JIT=1) to JIT-build them from a source checkout. Original error: "
-        f"{_state['error']!r}"
-    )

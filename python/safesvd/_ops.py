@@ -478,32 +478,40 @@ _FAKES = {
         spectrum.new_empty((*spectrum.shape[:-1], 6))),
     "_guard_coefficients": lambda d, xabs, params, guard: (d.new_empty(d.shape), d.new_empty(d.shape),
                                                            d.new_empty(d.shape)),
+    "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
+                                                       L.new_empty(L.shape)),
 }
 
 
+def register_autograd(lib, name: str, function) -> None:
+    """Make `function` (an autograd.Function over the op) the Autograd kernel of safesvd::<name>."""
+    lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default), "Autograd", with_keyset=True)
+
+
+def register_vmap(name: str) -> None:
+    torch.library.register_vmap(f"safesvd::{name}", _batch_leading_vmap(getattr(torch.ops.safesvd, name).default))
+
+
 def register() -> None:
+    """Autograd, fake and vmap kernels of this module's operators (once the library is loaded)."""
     global _registered
     if _registered:
         return
-    from . import _topk
-
     lib = torch.library.Library("safesvd", "IMPL")  # noqa: TOR901 (kept alive below)
     functions = {
         "svd": SafesvdSvd,
         "eigh": SafesvdEigh,
         "svd_fn": SafesvdSvdFn,
         "eigh_fn": SafesvdEighFn,
-        "svd_topk": _topk.SafesvdSvdTopk,
     }
-    _topk.register_kernels()
     for name, fake in _FAKES.items():
         torch.library.register_fake(f"safesvd::{name}")(fake)
     for name, function in functions.items():
-        lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default), "Autograd",
-                 with_keyset=True)
+        register_autograd(lib, name, function)
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
-                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients"):
-        torch.library.register_vmap(f"safesvd::{name}", _batch_leading_vmap(getattr(torch.ops.safesvd, name).default))
+                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
+                 "_spectral_function"):
+        register_vmap(name)
     register._lib = lib
     _registered = True

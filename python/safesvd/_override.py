@@ -18,7 +18,7 @@ import functools
 import torch
 from torch.overrides import TorchFunctionMode
 
-from . import _guards, _loader
+from . import _guards, _library
 from ._eigh import eigh
 from ._svd import svd
 
@@ -165,7 +165,7 @@ class override_torch(TorchFunctionMode):
 
     def __init__(self, *, guard: str = "pinv", rtol: float | None = None, atol: float | None = None):
         super().__init__()
-        _loader.require()
+        _library.require()
         with torch._C.DisableTorchFunction():  # validating is not a routed call
             _guards.validate(guard, rtol, atol)
         self._svd = svd

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _inputs, _loader, _ops
+from . import _inputs, _library, _ops
 
 
 def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
@@ -43,7 +43,7 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
     (``torch.func.jvp``, ``torch.autograd.forward_ad``) uses the same guards; second
     derivatives through a degeneracy warn (they cannot be exact there).
     """
-    _loader.require()
+    _library.require()
     A = _inputs.promote(A, "safesvd.svd")
     return _ops.apply(_ops.SafesvdSvd, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol, driver)
 

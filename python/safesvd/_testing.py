@@ -1,8 +1,53 @@
-"""Finite-difference and matrix-construction helpers shared by the demo and the tests."""
+"""Finite-difference and matrix-construction helpers shared by the demo and the tests,
+and the library's test hooks (exported C symbols, csrc/testing.h)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
+
 import torch
+
+from . import _library
+
+
+@functools.lru_cache(maxsize=None)
+def _hooks(path: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(path)
+    lib.safesvd_testing_install_cpu_kernels.argtypes = [ctypes.c_void_p]
+    lib.safesvd_testing_install_cpu_kernels.restype = ctypes.c_int
+    lib.safesvd_testing_cpu_soa_mode.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_cpu_soa_mode.restype = ctypes.c_int
+    lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_gauge_reads_block.restype = ctypes.c_int
+    return lib
+
+
+def hooks() -> ctypes.CDLL:
+    """The loaded operator library's test hooks (csrc/testing.h)."""
+    _library.require()
+    return _hooks(_library.path())
+
+
+@contextlib.contextmanager
+def cpu_kernels(table_address: int):
+    """Run the CPU operators with the DeviceKernels table at `table_address` (a test
+    library's, e.g. the CUDA kernels through the emulation) inside the block."""
+    hooks().safesvd_testing_install_cpu_kernels(ctypes.c_void_p(table_address))
+    try:
+        yield
+    finally:
+        hooks().safesvd_testing_install_cpu_kernels(None)
+
+
+def cpu_soa_mode(mode: int = -1) -> int:
+    """Set the CPU's SoA backward mode (1 on, 0 off, 2 per-matrix kernels over its range;
+    -1 reads); returns the previous mode (docs/soa_backward.md)."""
+    previous = hooks().safesvd_testing_cpu_soa_mode(mode)
+    if previous == -2:
+        raise ValueError(f"cpu_soa_mode: mode must be -1, 0, 1 or 2, got {mode}")
+    return previous
 
 
 def unitary(n: int, dtype: torch.dtype) -> torch.Tensor:

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from . import _gauge, _inputs, _loader, _ops
+from . import _gauge, _inputs, _library, _ops
 
 # Sizes: full SVD forward and dense backward up to this min(m, n) (and m + n);
 # above, subspace iteration and matrix-free CG (when k is small against min(m, n)).
@@ -260,9 +260,21 @@ class SafesvdSvdTopk(torch.autograd.Function):
             "or safesvd.svd (which supports both) when the full decomposition is affordable")
 
 
-def register_kernels() -> None:
+_registered = False
+
+
+def register() -> None:
+    """The Python kernels of safesvd::svd_topk: forward, fake, autograd, vmap (once the library is loaded)."""
+    global _registered
+    if _registered:
+        return
     torch.library.register_kernel("safesvd::svd_topk", ("cpu", "cuda"), topk_forward)
     torch.library.register_fake("safesvd::svd_topk")(_fake)
+    lib = torch.library.Library("safesvd", "IMPL")  # noqa: TOR901 (kept alive below)
+    _ops.register_autograd(lib, "svd_topk", SafesvdSvdTopk)
+    _ops.register_vmap("svd_topk")
+    register._lib = lib
+    _registered = True
 
 
 # ------------------------------------------------------------------- public
@@ -287,7 +299,7 @@ def svd_topk(A: torch.Tensor, k: int, *, method: str = "auto", guard: str = "pin
     S_k > S_{k+1}; at S_k = S_{k+1} the subspace is not unique: the dense path returns the
     guarded value with a GaugeWarning, CG raises. Reverse mode only.
     """
-    _loader.require()
+    _library.require()
     A = _inputs.promote(A, "safesvd.svd_topk")
     return _ops.apply(SafesvdSvdTopk, torch.ops.safesvd.svd_topk.default, A, k, method, guard, rtol, atol)
 

@@ -7,8 +7,16 @@
 #include <safesvd/safesvd.h>
 #include <torch/autograd.h>
 
+#include <c10/util/Exception.h>
+
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
+
+// The library's test hook (csrc/testing.h, not an installed header): treat CPU tensors
+// like CUDA ones in the gauge check, so that its non-blocking queue runs here.
+extern "C" int safesvd_testing_gauge_reads_block(int on);
 
 namespace {
 
@@ -20,6 +28,47 @@ void check(bool ok, const char* what) {
 }
 
 at::Tensor sym(const at::Tensor& X) { return 0.5 * (X + X.mT()); }
+
+struct CaptureWarnings : c10::WarningHandler {
+  std::vector<std::string> messages;
+  void process(const c10::Warning& warning) override { messages.push_back(warning.msg()); }
+};
+
+// A loss that reads one vector of a repeated singular value (docs/math.md, "Gauge check").
+void basis_dependent_backward() {
+  const at::Tensor X = at::diag(at::tensor({2.0, 2.0, 1.0}, at::kDouble)).requires_grad_(true);
+  auto [U, S, Vh] = safesvd::svd(X);
+  (U.select(-1, 0) * at::arange(1, 4, at::kDouble)).sum().backward();
+}
+
+// Mode Warn never waits for the device: the check is queued and reported later;
+// mode Raise reports in the backward that found it.
+void check_gauge_queue() {
+  const int previous = safesvd_testing_gauge_reads_block(1);
+  CaptureWarnings capture;
+  {
+    c10::WarningUtils::WarningHandlerGuard guard(&capture);
+    safesvd::set_gauge_mode(safesvd::GaugeMode::Warn);
+    basis_dependent_backward();
+    check(capture.messages.empty() && safesvd::pending_gauge_checks() == 1,
+          "gauge check in mode Warn is queued, not read in the backward");
+    safesvd::flush_gauge_warnings();
+    check(capture.messages.size() == 1 && safesvd::pending_gauge_checks() == 0 &&
+              capture.messages[0].find("arbitrary basis") != std::string::npos &&
+              capture.messages[0].find("reported after the backward") != std::string::npos,
+          "flush_gauge_warnings reports the queued check");
+    safesvd::set_gauge_mode(safesvd::GaugeMode::Raise);
+    bool raised = false;
+    try {
+      basis_dependent_backward();
+    } catch (const c10::Error& e) {
+      raised = std::string(e.what()).find("arbitrary basis") != std::string::npos;
+    }
+    check(raised && safesvd::pending_gauge_checks() == 0, "gauge check in mode Raise raises in the backward");
+    safesvd::set_gauge_mode(safesvd::GaugeMode::Warn);
+  }
+  safesvd_testing_gauge_reads_block(previous);
+}
 
 at::Tensor grad_of(const std::function<at::Tensor(const at::Tensor&)>& loss, const at::Tensor& A) {
   const at::Tensor X = A.detach().clone().requires_grad_(true);
@@ -77,6 +126,7 @@ int main(int argc, char** argv) {
   auto [U, S, Vh] = safesvd::svd(B);
   check(at::allclose(at::matmul(U * S.unsqueeze(-2), Vh), B, 1e-10, 1e-10), "svd reconstructs A");
   check(at::allclose(safesvd::svdvals(B), S), "svdvals");
+  check_gauge_queue();
   std::printf("%s\n", failures ? "FAILED" : "all passed");
   return failures ? 1 : 0;
 }

@@ -1,40 +1,34 @@
-// The CUDA kernels of csrc/cuda/ compiled by the host compiler through the CUDA
-// emulation (csrc/emulation/): every thread of every block runs on the CPU, with
-// NaN-filled shared memory and CUDA's barrier and warp semantics. The table is
-// installed in place of the CPU one (safesvd::_testing_swap_cpu_kernels) so that
-// the ordinary operators run these kernels on CPU tensors (tests/test_cuda_emulated.py).
+// The CUDA device's table (csrc/cuda/table.h) over the CUDA emulation: the kernel
+// units of csrc/cuda/inst/ are compiled by the host compiler beside this file (the
+// test builds them from csrc/manifest.txt), so every thread of every block runs on
+// the CPU, with NaN-filled shared memory and CUDA's barrier and warp semantics. The
+// table is installed in place of the CPU one (safesvd_testing_install_cpu_kernels,
+// csrc/testing.h) so that the ordinary operators run these kernels on CPU tensors
+// (tests/test_cuda_emulated.py).
 #include <torch/extension.h>
 
-#include "cuda/cuda_table.h"
+#include "cuda/table.h"
 
 namespace {
 
-struct EmulatedCudaRunner {
-  template <class Op>
-  static void run(const Op& op, int64_t count, const c10::Device&, int64_t) {
-    safesvd::kernels::cuda::launch_ops(op, count, cudaStream_t{});
-  }
+struct EmulatedLaunch {
   template <class F>
   static void launch(const c10::Device&, int64_t count, const F& f) {
     f(cudaStream_t{}, count);
   }
 };
 
-// A deliberately broken runner (the last matrix is never computed), so a test can
+// A deliberately broken launch (the last matrix is never computed), so a test can
 // show the comparison detects a skipped matrix.
-struct SkipLastRunner {
-  template <class Op>
-  static void run(const Op& op, int64_t count, const c10::Device&, int64_t) {
-    safesvd::kernels::cuda::launch_ops(op, count > 0 ? count - 1 : 0, cudaStream_t{});
-  }
+struct SkipLastLaunch {
   template <class F>
   static void launch(const c10::Device&, int64_t count, const F& f) {
     f(cudaStream_t{}, count > 0 ? count - 1 : 0);
   }
 };
 
-const safesvd::DeviceKernels kEmulated = safesvd::cuda_table::make_cuda_kernels<EmulatedCudaRunner>();
-const safesvd::DeviceKernels kSkipLast = safesvd::cuda_table::make_cuda_kernels<SkipLastRunner>();
+const safesvd::DeviceKernels kEmulated = safesvd::cuda_table::make_cuda_kernels<EmulatedLaunch>();
+const safesvd::DeviceKernels kSkipLast = safesvd::cuda_table::make_cuda_kernels<SkipLastLaunch>();
 
 // The forward engine's kernels called directly (the operators check for NaN/Inf on
 // CPU tensors before any kernel runs; on CUDA they do not, and a non-finite matrix
@@ -63,4 +57,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("svd_jacobi", &svd_jacobi);
   m.def("eigh_jacobi", &eigh_jacobi);
   m.attr("fused_max_dim") = safesvd::kernels::cuda::kFusedMaxDim;
+  m.attr("jacobi") = kEmulated.svd_jacobi != nullptr;
 }

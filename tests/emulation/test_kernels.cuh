@@ -16,7 +16,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "emulation/cuda_compat.h"
+#include "cuda/compat.h"
 
 namespace emu_test {
 

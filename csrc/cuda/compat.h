@@ -38,7 +38,7 @@ inline void safesvd_set_max_dynamic_shared(Kernel* kernel, int bytes) {
 
 #else  // host compiler: run kernels on the CPU
 
-#include "cuda_emulation.h"
+#include "../emulation/cuda_emulation.h"
 
 #define SAFESVD_DYNAMIC_SHARED(type, name) \
   type* const name = static_cast<type*>(::safesvd_emu::detail::dynamic_shared())

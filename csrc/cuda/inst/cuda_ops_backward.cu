@@ -1,0 +1,41 @@
+// Generated from csrc/manifest.txt by scripts/gen_units.py: do not edit.
+#include "../runner.cuh"
+
+namespace safesvd::kernels::cuda {
+template struct OpsKernel<SvdBackwardOp<float, RuntimeDims>>;
+template struct OpsKernel<SvdBackwardOp<double, RuntimeDims>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<1>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<2>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<3>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<4>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<5>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<6>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<7>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, SquareDims<8>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<1>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<2>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<3>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<4>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<5>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<6>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<7>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, SquareDims<8>>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<float>, RuntimeDims>>;
+template struct OpsKernel<SvdBackwardOp<c10::complex<double>, RuntimeDims>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<1>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<2>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<3>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<4>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<5>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<6>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<7>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<float>, SquareDims<8>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<1>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<2>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<3>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<4>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<5>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<6>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<7>>>;
+template struct OpsKernel<EighBackwardOp<c10::complex<double>, SquareDims<8>>>;
+}  // namespace safesvd::kernels::cuda

@@ -1,0 +1,7 @@
+// Generated from csrc/manifest.txt by scripts/gen_units.py: do not edit.
+#include "../backward_bands.cuh"
+
+namespace safesvd::kernels::cuda {
+template struct TeamBand<true, 24, float>;
+template struct TeamBand<true, 32, float>;
+}  // namespace safesvd::kernels::cuda

@@ -1,0 +1,26 @@
+// Test hooks of the library (docs/architecture.md, "Testing hooks"): exported C
+// symbols, not operators of the schema. Tests reach them through ctypes
+// (python/safesvd/_testing.py) or the C++ linker; users have no reason to.
+#pragma once
+
+#define SAFESVD_TESTING_API __attribute__((visibility("default")))
+
+extern "C" {
+
+// Run the CPU operators with another device table: `table` points to a
+// safesvd::DeviceKernels built by a test library (the CUDA kernels compiled through
+// the CUDA emulation, tests/emulation/emulated_cuda.cpp); null restores the CPU's own.
+// Returns 1 when a table was installed or restored, 0 when there was nothing to
+// restore. Swaps are serialized; no operator may run during one.
+SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table);
+
+// The CPU's SoA backward (docs/soa_backward.md): 1 on (the default), 0 off (the
+// per-matrix kernels, as before it), 2 the per-matrix kernels over the SoA's range
+// (tests compare 1 with 2); -1 only reads. Returns the previous mode, -2 for a bad one.
+SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
+
+// The C++ API's gauge check (csrc/api/api.cpp) treats CPU tensors as on a device whose
+// reads make the host wait (as CUDA's), so that its non-blocking queue runs in a
+// CPU-only test. Returns the previous setting.
+SAFESVD_TESTING_API int safesvd_testing_gauge_reads_block(int on);
+}

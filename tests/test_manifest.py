@@ -1,0 +1,150 @@
+"""The build's one truth (docs/architecture.md, "Build"): csrc/manifest.txt names every
+source and kernel instance, the generated units are current, the kernel units do not
+see ATen or csrc/aten/ (so editing those recompiles no kernel unit), and no module of
+the Python package is part of an import loop."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from safesvd import _manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = _manifest.read(ROOT)
+CXX = os.environ.get("CXX", "g++")
+
+
+def test_generated_units_are_current():
+    result = subprocess.run([sys.executable, ROOT / "scripts" / "gen_units.py", "--check"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_source_is_in_the_manifest_once():
+    listed = [s.path for s in MANIFEST.sources]
+    assert len(listed) == len(set(listed)), "a source is listed twice"
+    on_disk = sorted(str(p.relative_to(ROOT)) for ext in ("*.cpp", "*.cu") for p in (ROOT / "csrc").rglob(ext))
+    assert sorted(listed) == on_disk, "sources on disk and in csrc/manifest.txt differ"
+    # torch.utils.cpp_extension (safesvd.load) names objects after the file's stem.
+    stems = [Path(p).stem for p in listed]
+    assert len(stems) == len(set(stems)), "two sources share a file name"
+
+
+def test_instance_expansion():
+    assert _manifest.expand("A<{1..3}, {x,y}>") == ["A<1, x>", "A<1, y>", "A<2, x>", "A<2, y>", "A<3, x>", "A<3, y>"]
+    assert _manifest.expand("B<float>") == ["B<float>"]
+
+
+def test_manifest_errors_are_clear(tmp_path):
+    (tmp_path / "csrc").mkdir()
+    (tmp_path / "csrc" / "manifest.txt").write_text("source gpu csrc/x.cpp\n")
+    with pytest.raises(ValueError, match="unknown group 'gpu'"):
+        _manifest.read(tmp_path)
+    (tmp_path / "csrc" / "manifest.txt").write_text("  Foo<1>\n")
+    with pytest.raises(ValueError, match="must follow a unit"):
+        _manifest.read(tmp_path)
+
+
+def _includes(source, *extra):
+    """Every header `source` includes, by g++ -MM semantics but with system headers (-M)."""
+    from torch.utils import cpp_extension
+
+    flags = ["-std=c++20", f"-I{ROOT / 'csrc'}", *(f"-I{p}" for p in cpp_extension.include_paths()), *extra]
+    if source.endswith(".cu"):
+        flags = ["-x", "c++", *flags]  # the emulation's view of the unit: no CUDA toolkit needed
+    result = subprocess.run([CXX, "-M", *flags, str(ROOT / source)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return [Path(tok).resolve() for tok in result.stdout.replace("\\\n", " ").split()[1:]]
+
+
+KERNEL_UNITS = [u.path for u in MANIFEST.units()]
+
+
+@pytest.mark.parametrize("unit", KERNEL_UNITS)
+def test_kernel_units_do_not_include_aten(unit):
+    """No CUDA kernel unit sees ATen; no kernel unit sees csrc/aten/ (the glue's headers),
+    so editing them recompiles only the glue. (The CPU's parallel loop includes
+    ATen/Parallel.h.)"""
+    headers = _includes(unit, "-DSAFESVD_CUDA_JACOBI")
+    glue = [h for h in headers if (ROOT / "csrc" / "aten") in h.parents]
+    assert not glue, f"{unit} includes csrc/aten/: {glue[:3]}"
+    if unit.endswith(".cu"):
+        aten = [h for h in headers if "ATen" in h.parts or ("torch" in h.parts and "csrc" in h.parts)]
+        assert not aten, f"{unit} includes ATen: {aten[:3]}"
+
+
+def test_include_check_sees_aten():
+    """The check above can fail: the CPU glue (host code) does include ATen and csrc/aten/."""
+    headers = _includes("csrc/cpu/cpu.cpp")
+    assert any((ROOT / "csrc" / "aten") in h.parents for h in headers)
+    assert any("ATen" in h.parts for h in headers)
+
+
+# ------------------------------------------------------------------ import loops
+
+
+def _imports(path: Path, package: str) -> set:
+    """The package's modules that `path` imports, at module level or inside functions."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                base = node.module
+                if base is None:
+                    found |= {alias.name for alias in node.names}
+                else:
+                    found.add(base.split(".")[0])
+            elif node.level == 0 and node.module and node.module.split(".")[0] == package:
+                parts = node.module.split(".")
+                found.add(parts[1] if len(parts) > 1 else "__init__")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == package:
+                    found.add(parts[1] if len(parts) > 1 else "__init__")
+    return found
+
+
+def _graph(package_dir: Path, package: str) -> dict:
+    modules = {p.stem: p for p in package_dir.glob("*.py")}
+    return {name: {t for t in _imports(path, package) if t in modules and t != name} for name, path in modules.items()}
+
+
+def _cycles(graph: dict) -> list:
+    state: dict = {}
+    cycles = []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    return cycles
+
+
+def test_python_package_has_no_import_loop():
+    """Module-level and function-level imports alike: a module that imports the package
+    itself (`import safesvd`) depends on __init__."""
+    cycles = _cycles(_graph(ROOT / "python" / "safesvd", "safesvd"))
+    assert not cycles, "import loops: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_import_loop_detection_sees_loops(tmp_path):
+    """The check above can fail: a loop through a function-level import in a scratch
+    package is found."""
+    (tmp_path / "__init__.py").write_text("from .a import f\n")
+    (tmp_path / "a.py").write_text("from . import b\n")
+    (tmp_path / "b.py").write_text("def f():\n    import pkg\n")
+    assert _cycles(_graph(tmp_path, "pkg")) == [["__init__", "a", "b", "__init__"]]
