@@ -29,6 +29,13 @@ const DeviceKernels& device_kernels(const c10::Device& device, const char* op) {
   return k;
 }
 
+std::tuple<Tensor, Tensor, Tensor> lapack_svd(const DeviceKernels& dev, const Tensor& A, bool full_matrices) {
+  return dev.lapack_svd ? dev.lapack_svd(A, full_matrices) : at::linalg_svd(A, full_matrices);
+}
+std::tuple<Tensor, Tensor> lapack_eigh(const DeviceKernels& dev, const Tensor& A, c10::string_view UPLO) {
+  return dev.lapack_eigh ? dev.lapack_eigh(A, UPLO) : at::linalg_eigh(A, UPLO);
+}
+
 bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, bool shape_supported,
                 const DeviceKernels& dev, bool has_engine, const char* op) {
   const bool ok = shape_supported && has_engine && !A.is_complex();

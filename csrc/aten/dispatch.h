@@ -87,6 +87,10 @@ struct DeviceKernels {
   // converged, 2 non-finite input.
   void (*svd_jacobi)(const Tensor& A, bool full_matrices, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) = nullptr;
   void (*eigh_jacobi)(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) = nullptr;
+  // torch.linalg.svd / eigh for the matrices the engine does not take (null: torch's own
+  // call; the CPU runs the matrices of a batch in parallel).
+  std::tuple<Tensor, Tensor, Tensor> (*lapack_svd)(const Tensor& A, bool full_matrices) = nullptr;
+  std::tuple<Tensor, Tensor> (*lapack_eigh)(const Tensor& A, c10::string_view UPLO) = nullptr;
   // Whether a matrix the engine did not converge on is recomputed by LAPACK (CPU) or
   // left NaN (CUDA: finding it would synchronize with the host).
   bool jacobi_fallback = false;
@@ -99,6 +103,10 @@ struct DeviceKernels {
 // driver=None|"jacobi"|"lapack" of svd / eigh: whether to run the engine.
 bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, bool shape_supported,
                 const DeviceKernels& dev, bool has_engine, const char* op);
+
+// The device's LAPACK / cuSOLVER decomposition (DeviceKernels::lapack_svd, lapack_eigh).
+std::tuple<Tensor, Tensor, Tensor> lapack_svd(const DeviceKernels& dev, const Tensor& A, bool full_matrices);
+std::tuple<Tensor, Tensor> lapack_eigh(const DeviceKernels& dev, const Tensor& A, c10::string_view UPLO);
 
 // The table of `device`'s type; a clear error when none is registered.
 const DeviceKernels& device_kernels(const c10::Device& device, const char* op);

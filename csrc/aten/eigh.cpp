@@ -18,7 +18,7 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   const int64_t n = A.size(-1);
   const DeviceKernels& dev = device_kernels(A.device(), op);
   if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n), dev, dev.eigh_jacobi != nullptr, op))
-    return at::linalg_eigh(A, UPLO);
+    return lapack_eigh(dev, A, UPLO);
   const Tensor A3 = A.reshape({-1, n, n});
   // Q column-major like LAPACK's, allocated in its final shape (not a view); see svd.cpp.
   Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options()),
@@ -27,7 +27,7 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   dev.eigh_jacobi(A3, UPLO == "L", L3, Q3, info);
   if (dev.jacobi_fallback) {
     if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
-      auto [L2, Q2] = at::linalg_eigh(A3.index_select(0, redo), UPLO);
+      auto [L2, Q2] = lapack_eigh(dev, A3.index_select(0, redo), UPLO);
       L3.index_copy_(0, redo, L2);
       Q3.index_copy_(0, redo, Q2);
     }

@@ -22,7 +22,7 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   const bool shape_supported = kernels::jacobi_svd_supported(m, n) && (m == n || dev.jacobi_rectangular);
   if (!use_jacobi(A, driver, shape_supported, dev, dev.svd_jacobi != nullptr, op)) {
     check_finite_on_cpu(A, op);
-    return at::linalg_svd(A, full_matrices);
+    return lapack_svd(dev, A, full_matrices);
   }
   // The small-matrix engine; a matrix it does not converge on is recomputed by LAPACK (CPU).
   const Tensor A3 = A.reshape({-1, m, n});
@@ -38,7 +38,7 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   dev.svd_jacobi(A3, full_matrices, U3, S3, Vh3, info);
   if (dev.jacobi_fallback) {
     if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
-      auto [U2, S2, Vh2] = at::linalg_svd(A3.index_select(0, redo), full_matrices);
+      auto [U2, S2, Vh2] = lapack_svd(dev, A3.index_select(0, redo), full_matrices);
       U3.index_copy_(0, redo, U2);
       S3.index_copy_(0, redo, S2);
       Vh3.index_copy_(0, redo, Vh2);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -120,6 +121,79 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
               band.eigh_double);
 }
 
+// ------------------------------------------------------------ LAPACK over a batch
+
+// torch.linalg.svd / eigh with the matrices of a batch in parallel. torch's CPU loop over
+// LAPACK is serial (32 x 32, B = 1000: the same time on 1 and 2 threads,
+// bench/results/cpu_engine_*.md). Here each thread calls torch's own decomposition on
+// a slice of the batch: inside at::parallel_for, ATen and MKL run single-threaded, so
+// every matrix gets the one LAPACK call it gets in torch's loop with one thread. MKL's
+// rounding depends on the alignment of a matrix in torch's (64-byte aligned) batched
+// workspace, so the slices start at multiples of `lapack_period` matrices: each matrix
+// keeps its alignment, and the results are torch's serial ones bit for bit
+// (tests/test_lapack_parallel.py). The outputs have torch's layout (U, Vh, Q column-major,
+// the batch contiguous).
+bool lapack_in_parallel(const Tensor& A) {
+  const int64_t B = A.numel() ? A.numel() / (A.size(-1) * A.size(-2)) : 0;
+  return B > 1 && at::get_num_threads() > 1 && !at::in_parallel_region();
+}
+
+// The number of matrices after which the offsets of a matrix in every contiguous batch
+// torch's call uses (input, outputs: `sizes` elements per matrix each) are again
+// multiples of 64 bytes.
+int64_t lapack_period(std::initializer_list<int64_t> bytes) {
+  int64_t period = 1;
+  for (int64_t b : bytes) period = std::lcm(period, 64 / std::gcd<int64_t>(64, std::max<int64_t>(b, 1)));
+  return period;
+}
+
+// Calls f(b0, b1) on slices of [0, B) in parallel: each slice starts at a multiple of
+// `period` and holds about 64k multiply-adds or more (the per-call overhead is a few us).
+template <typename F>
+void lapack_slices(int64_t B, int64_t m, int64_t n, int64_t period, const F& f) {
+  const int64_t blocks = (B + period - 1) / period;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, m * n * std::min(m, n) * period));
+  at::parallel_for(0, blocks, grain,
+                   [&](int64_t k0, int64_t k1) { f(k0 * period, std::min(B, k1 * period)); });
+}
+
+std::tuple<Tensor, Tensor, Tensor> lapack_svd_cpu(const Tensor& A, bool full) {
+  if (!lapack_in_parallel(A)) return at::linalg_svd(A, full);
+  const int64_t m = A.size(-2), n = A.size(-1), k = std::min(m, n);
+  const auto batch = batch_shape(A);
+  const at::TensorOptions real = A.options().dtype(c10::toRealValueType(A.scalar_type()));
+  Tensor U = empty_column_major(with_trailing(batch, {m, full ? m : k}), A.options()),
+         S = at::empty(with_trailing(batch, {k}), real),
+         Vh = empty_column_major(with_trailing(batch, {full ? n : k, n}), A.options());
+  const Tensor A3 = A.reshape({-1, m, n});
+  Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh);
+  const int64_t z = A.element_size(), r = S.element_size();
+  const int64_t period = lapack_period({m * n * z, m * U.size(-1) * z, k * r, Vh.size(-2) * n * z});
+  lapack_slices(A3.size(0), m, n, period, [&](int64_t b0, int64_t b1) {
+    auto [u, s, vh] = at::linalg_svd(A3.slice(0, b0, b1), full);
+    U3.slice(0, b0, b1).copy_(u);
+    S3.slice(0, b0, b1).copy_(s);
+    Vh3.slice(0, b0, b1).copy_(vh);
+  });
+  return {U, S, Vh};
+}
+
+std::tuple<Tensor, Tensor> lapack_eigh_cpu(const Tensor& A, c10::string_view UPLO) {
+  if (!lapack_in_parallel(A)) return at::linalg_eigh(A, UPLO);
+  const int64_t n = A.size(-1);
+  Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options().dtype(c10::toRealValueType(A.scalar_type()))),
+         Q = empty_column_major(A.sizes().vec(), A.options());
+  const Tensor A3 = A.reshape({-1, n, n});
+  Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q);
+  const int64_t period = lapack_period({n * n * A.element_size(), n * L.element_size()});
+  lapack_slices(A3.size(0), n, n, period, [&](int64_t b0, int64_t b1) {
+    auto [l, q] = at::linalg_eigh(A3.slice(0, b0, b1), UPLO);
+    L3.slice(0, b0, b1).copy_(l);
+    Q3.slice(0, b0, b1).copy_(q);
+  });
+  return {L, Q};
+}
+
 // ------------------------------------------------------------ SoA backward
 
 // Square n x n real (float32, float64) with n <= kSoaMaxDimCPU takes the SoA
@@ -194,6 +268,8 @@ DeviceKernels cpu_kernels() {
   k.eigh_backward_fused = &eigh_backward_fused_cpu;
   k.svd_jacobi = &svd_jacobi_cpu;
   k.eigh_jacobi = &eigh_jacobi_cpu;
+  k.lapack_svd = &lapack_svd_cpu;
+  k.lapack_eigh = &lapack_eigh_cpu;
   k.jacobi_fallback = true;
   k.jacobi_by_default = true;  // measured: bench/results/cpu_engine_*.md
   k.jacobi_rectangular = true;

@@ -1,0 +1,78 @@
+"""LAPACK over a batch in parallel (csrc/cpu/cpu.cpp, "LAPACK over a batch"): the CPU runs
+the matrices the engine does not take (larger, complex, driver="lapack", the engine's
+non-converged redo) on every thread, each matrix one single-threaded LAPACK call, so the
+results are those of torch's own serial loop bit for bit, layout included."""
+
+import pytest
+import torch
+
+import safesvd
+
+SHAPES = [(20, 20), (33, 17), (17, 40), (3, 3)]
+DTYPES = [torch.float32, torch.float64, torch.complex64, torch.complex128]
+
+
+@pytest.fixture
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def serial(fn, *args):
+    """torch's own call with one thread: its loop over the batch, one LAPACK call each."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def assert_identical(got, expected):
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.stride() == e.stride() and g.dtype == e.dtype
+        assert torch.equal(g, e)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", SHAPES)
+@pytest.mark.parametrize("full_matrices", [False, True])
+def test_svd_identical_to_serial_loop(two_threads, dtype, m, n, full_matrices):
+    A = torch.randn(5, 7, m, n, dtype=dtype)
+    got = safesvd.svd(A, full_matrices, driver="lapack")
+    assert_identical(got, serial(torch.linalg.svd, A, full_matrices))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [3, 20, 40])
+@pytest.mark.parametrize("UPLO", ["L", "U"])
+def test_eigh_identical_to_serial_loop(two_threads, dtype, n, UPLO):
+    X = torch.randn(37, n, n, dtype=dtype)
+    got = safesvd.eigh(X, UPLO, driver="lapack")
+    assert_identical(got, serial(torch.linalg.eigh, X, UPLO))
+
+
+def test_default_driver_outside_the_engine_and_matrix_functions(two_threads):
+    """Shapes outside the engine take the parallel path by default, and so does the eigh
+    inside the matrix functions."""
+    A = torch.randn(40, 24, 24, dtype=torch.float64)
+    assert_identical(safesvd.svd(A), serial(torch.linalg.svd, A, False))
+    C = A @ A.mT + torch.eye(24, dtype=torch.float64)
+    L, Q = serial(torch.linalg.eigh, C)
+    expected = (Q * L.sqrt().unsqueeze(-2)) @ Q.mT
+    torch.testing.assert_close(safesvd.sqrtm(C), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_empty_and_single_matrix_and_non_contiguous(two_threads):
+    for A in (torch.randn(0, 20, 20), torch.randn(1, 20, 20), torch.randn(20, 20),
+              torch.randn(6, 20, 40)[..., ::2], torch.randn(20, 6, 20).transpose(0, 1)):
+        assert_identical(safesvd.svd(A, driver="lapack"), serial(torch.linalg.svd, A, False))
+
+
+def test_errors_come_through(two_threads):
+    A = torch.randn(8, 20, 20)
+    A[5, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        safesvd.svd(A, driver="lapack")
