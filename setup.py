@@ -23,6 +23,29 @@ from pathlib import Path
 
 from setuptools import setup
 
+ROOT = Path(__file__).resolve().parent
+
+
+def manifest_reader():
+    """python/safesvd/_manifest.py (the reader of csrc/manifest.txt), loaded by path: the
+    package itself cannot be imported before it is built."""
+    spec = importlib.util.spec_from_file_location("safesvd_manifest", ROOT / "python" / "safesvd" / "_manifest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+manifest_module = manifest_reader()
+manifest = manifest_module.read(ROOT)
+
+# torch reads CUDA_HOME when cpp_extension is imported; where it would guess from a wrapper
+# script on PATH (/usr/local/bin/nvcc -> /usr/local), name the toolkit nvcc really uses.
+if os.environ.get("FORCE_ONLY_CPU") != "1" and not (os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")):
+    toolkit = manifest_module.cuda_toolkit_root()
+    if toolkit:
+        os.environ["CUDA_HOME"] = toolkit
+
 try:
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
@@ -32,19 +55,6 @@ except ImportError as e:  # build isolation, or torch missing
         "(pip install torch==2.13.0), then: pip install --no-build-isolation .\n"
         f"({e})"
     )
-
-ROOT = Path(__file__).resolve().parent
-
-
-def read_manifest():
-    """csrc/manifest.txt through python/safesvd/_manifest.py, loaded by path (the package
-    itself cannot be imported before it is built)."""
-    spec = importlib.util.spec_from_file_location("safesvd_manifest", ROOT / "python" / "safesvd" / "_manifest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.read(ROOT)
-
 
 DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
 
@@ -65,7 +75,6 @@ def torch_tag() -> str:
 with_cuda = want_cuda()
 with_cuda_jacobi = with_cuda and os.environ.get("SAFESVD_CUDA_JACOBI") == "1"
 groups = ["cpu"] + (["cuda"] if with_cuda else []) + (["cuda_jacobi"] if with_cuda_jacobi else [])
-manifest = read_manifest()
 # Relative paths: setuptools names the objects after them (build/temp.*/csrc/...), which the
 # CMake package test links (tests/test_packaging.py).
 sources = [os.path.relpath(p, ROOT) for p in manifest.paths(groups)]

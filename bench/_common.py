@@ -113,3 +113,57 @@ def timed_rounds(methods: dict[str, Callable[[], object]], repeats: int, warmup:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+# ------------------------------------------------------------------ CUDA timing
+
+
+def cuda_loop_ms(fns: list[Callable[[], object]], repeats: int, calls: int = 100) -> float:
+    """Milliseconds per call: CUDA events around a loop of `calls` calls (cycling through
+    fns, e.g. one per input set so that the data exceed L2), median over `repeats` loops.
+    A single call between two events would time the host's dispatch (15-30 us) at small
+    n, not the kernel."""
+    for f in fns:  # warm up
+        f()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for c in range(calls):
+            fns[c % len(fns)]()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / calls)
+    return statistics.median(times)
+
+
+def cuda_graph_ms(fns: list[Callable[[], object]], repeats: int, calls: int = 100) -> float | None:
+    """The same loop captured once in a CUDA graph and replayed: device time without any
+    host dispatch. None (with the reason printed) where the callables cannot be captured."""
+    try:
+        stream = torch.cuda.Stream()  # warm up on a side stream, as capture requires
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for f in fns:
+                f()
+        torch.cuda.current_stream().wait_stream(stream)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for c in range(calls):
+                fns[c % len(fns)]()
+        graph.replay()
+        torch.cuda.synchronize()
+    except Exception as e:  # noqa: BLE001 - a figure is missing, the run goes on
+        print(f"    (no CUDA graph: {type(e).__name__}: {str(e)[:160]})")
+        return None
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / calls)
+    return statistics.median(times)

@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
 import warnings
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import torch.utils.benchmark as benchmark
 
 import safesvd
 
-from _common import cpu_name
+from _common import cpu_name, cuda_graph_ms, cuda_loop_ms
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CPU_SIZES = [2, 3, 4, 8, 16, 32, 64]
@@ -55,58 +54,11 @@ def time_cpu_ms(fn, min_run_time: float) -> float:
     return benchmark.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def time_cuda_ms(fns, repeats: int, calls: int = 100) -> float:
-    """Milliseconds per call: CUDA events around a loop of `calls` calls (cycling through
-    fns, one per input set, so the data exceed L2), median over `repeats` loops. A single
-    call between two events would time the host's dispatch (15-30 us) at small n, not the
-    kernel."""
-    for f in fns:  # warm up
-        f()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for c in range(calls):
-            fns[c % len(fns)]()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / calls)
-    return statistics.median(times)
-
-
-def time_cuda_graph_ms(fns, repeats: int, calls: int = 100) -> float | None:
-    """The same loop captured once in a CUDA graph and replayed: device time without any
-    host dispatch. None where the callables cannot be captured."""
-    try:
-        for f in fns:
-            f()
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for c in range(calls):
-                fns[c % len(fns)]()
-        graph.replay()
-        torch.cuda.synchronize()
-    except Exception as e:  # noqa: BLE001 - report, do not fail the benchmark
-        print(f"  (no CUDA graph: {type(e).__name__}: {e})")
-        return None
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / calls)
-    return statistics.median(times)
-
-
 def copy_bandwidth_gbs() -> float:
     """Device-to-device copy, bytes read + written, GB/s (the floor's denominator)."""
     x = torch.empty(1 << 28, dtype=torch.float32, device="cuda")  # 1 GiB
     y = torch.empty_like(x)
-    ms = time_cuda_ms([lambda: y.copy_(x)], 20)
+    ms = cuda_loop_ms([lambda: y.copy_(x)], 20)
     return 2 * x.numel() * 4 / (ms * 1e-3) / 1e9
 
 
@@ -221,7 +173,10 @@ def main() -> None:
     parser.add_argument("--ops", nargs="*", default=["svd", "eigh"])
     parser.add_argument("--variants", action="store_true",
                         help="also gU-only cotangents and degenerate spectra (default on CUDA)")
+    parser.add_argument("--plain", action="store_true", help="only all cotangents, separated spectra")
+    parser.add_argument("--repeats", type=int, default=None, help="CUDA: timed loops per figure (default 50)")
     parser.add_argument("--output", default=None, help="results file stem")
+    parser.add_argument("--out", default=None, help="results directory (default bench/results)")
     args = parser.parse_args()
     device = args.device
     torch.set_num_threads(args.threads)
@@ -235,7 +190,7 @@ def main() -> None:
     dtypes = [getattr(torch, d) for d in (args.dtypes or (["float32", "float64", "complex64"] if device == "cuda"
                                                           else ["float32", "float64"]))]
     variants = [("all", "separated")]
-    if args.variants or device == "cuda":
+    if (args.variants or device == "cuda") and not args.plain:
         variants += [("gU only", "separated"), ("all", "degenerate")]
     info = machine(device)
     bandwidth = copy_bandwidth_gbs() if device == "cuda" else None
@@ -260,9 +215,9 @@ def main() -> None:
                         cases = [case_fns(op, A0 if i == 0 else make_inputs(op, B, n, dtype, device, spectrum), cotangents)
                                  for i in range(sets)]
                         floor_bytes = cases[0][1]
-                        reps = 10 if args.quick else 50
-                        times = {k: time_cuda_ms([c[0][k] for c in cases], reps) for k in ("torch", "safesvd", "fused op")}
-                        graph_ms = time_cuda_graph_ms([c[0]["fused op"] for c in cases], reps)
+                        reps = args.repeats or (10 if args.quick else 50)
+                        times = {k: cuda_loop_ms([c[0][k] for c in cases], reps) for k in ("torch", "safesvd", "fused op")}
+                        graph_ms = cuda_graph_ms([c[0]["fused op"] for c in cases], reps)
                         if graph_ms is not None:
                             times["fused op (graph)"] = graph_ms
                     else:
@@ -277,16 +232,17 @@ def main() -> None:
                     rows.append(row)
                     print(format_row(row), flush=True)
     stem = args.output or f"{device}_backward_{datetime.date.today().isoformat()}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    results = Path(args.out) if args.out else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     lines = [f"# {device.upper()} backward benchmark", "", *(f"- {k}: {v}" for k, v in info.items()), "",
              "Median of repeated runs; `torch` is torch's own backward, `safesvd` the full autograd path "
              "(gauge check included), `fused op` the C++/CUDA backward alone. Speedup = torch / safesvd.", "",
              header, sep, *map(format_row, rows)]
-    if plot(rows, RESULTS / f"{stem}.png", f"safesvd backward speedup over torch, {device}, {info.get('gpu', info.get('cpu'))}"):
+    if plot(rows, results / f"{stem}.png", f"safesvd backward speedup over torch, {device}, {info.get('gpu', info.get('cpu'))}"):
         lines += ["", f"![speedup]({stem}.png)"]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {RESULTS / (stem + '.md')}")
+    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {results / (stem + '.md')}")
 
 
 if __name__ == "__main__":

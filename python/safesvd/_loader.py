@@ -121,12 +121,16 @@ def load(verbose: bool = False, with_cuda: bool | None = None) -> str:
     groups = ["cpu"] + (["cuda"] + (["cuda_jacobi"] if os.environ.get("SAFESVD_CUDA_JACOBI") == "1" else [])
                         if cuda else [])
     defines = [f"-D{m}" for m in manifest.macros(groups)]
+    # The toolkit nvcc really uses (setup.py sets CUDA_HOME to it; here torch has already
+    # read its guess): its headers for the host glue, its libcudart for the link.
+    toolkit = _manifest.cuda_toolkit_root(cpp_extension.CUDA_HOME) if cuda else None
     path = cpp_extension.load(
         name="safesvd_jit_cuda" if cuda else "safesvd_jit",
         sources=manifest.paths(groups),
         extra_cflags=manifest.flags["cxx"] + defines,
-        extra_ldflags=manifest.flags["ld"],
+        extra_ldflags=manifest.flags["ld"] + ([f"-L{toolkit}/lib64"] if toolkit else []),
         extra_cuda_cflags=manifest.flags["nvcc"] + defines,
+        extra_include_paths=[f"{toolkit}/include"] if toolkit else None,
         is_python_module=False,
         verbose=verbose,
     )

@@ -9,6 +9,7 @@ The format is described at the top of the manifest (docs/architecture.md, "Build
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,30 @@ def read(root: str | Path | None = None) -> Manifest:
         if "isa" in unit.options and unit.options["isa"] not in isas:
             raise ValueError(f"csrc/manifest.txt: {unit.path} names an unknown isa {unit.options['isa']!r}")
     return manifest
+
+
+def cuda_toolkit_root(cuda_home: str | None = None) -> str | None:
+    """The CUDA toolkit's directory (holding include/cuda_runtime.h and lib64/): torch
+    derives CUDA_HOME from the nvcc on PATH, and a wrapper script at /usr/local/bin/nvcc
+    gives /usr/local, where the host compiler finds no CUDA headers (the CUDA host glue
+    includes c10/cuda headers) and the linker no libcudart. So nvcc is asked where it
+    lives (`--dryrun` prints its TOP). None when no toolkit is found."""
+    import shutil
+    import subprocess
+
+    candidates = [Path(cuda_home)] if cuda_home else []
+    nvcc = shutil.which("nvcc") or (str(Path(cuda_home) / "bin" / "nvcc") if cuda_home else None)
+    if nvcc and Path(nvcc).exists():
+        try:
+            out = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                                 capture_output=True, text=True, timeout=60).stderr
+            candidates += [Path(p) for p in re.findall(r"#\$ TOP=(\S+)", out)]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for root in candidates:
+        if (root / "include" / "cuda_runtime.h").exists():
+            return str(root.resolve())
+    return None
 
 
 def _relative_include(unit: Source, target: str) -> str:
