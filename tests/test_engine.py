@@ -95,6 +95,149 @@ def test_rectangular_svd_accuracy(m, n, dtype):
             _assert_within(ours, theirs, dtype, f"svd {m}x{n} full={full} {dtype} {name}")
 
 
+MID_SIZES = [17, 24, 32, 48, 64]
+
+
+def _mid_count(n, dtype):
+    """float32 references are float64 LAPACK (cheap); float64 ones mpmath, about 0.1 (n / 16)^3 s
+    per matrix: a couple of matrices per set up to n = 32, none above (docs/jacobi.md has the
+    tables of bench/accuracy_midsize.py for float64 at n = 48, 64)."""
+    if dtype == torch.float32:
+        return 8
+    return {17: 2, 24: 2, 32: 1}.get(n, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", MID_SIZES)
+@pytest.mark.parametrize("kind", ["svd", "eigh"])
+def test_mid_size_accuracy_within_4x_of_lapack(kind, n, dtype):
+    """The mid-size engine (csrc/kernels/tridiag_eigh.h, mid_svd.h), the default for real
+    square n = 17..64 on the CPU."""
+    count = _mid_count(n, dtype)
+    if count == 0:
+        pytest.skip("float64 references of n > 32 are too slow for CI (docs/jacobi.md)")
+    for name, A in accuracy_sets(n, dtype, count=count, seed=3, kind=kind).items():
+        if kind == "svd":
+            S_ref = reference_svdvals(A)
+            U, S, Vh = safesvd.svd(A)
+            ours, theirs = svd_errors(A, U, S, Vh, S_ref), svd_errors(A, *lapack_svd(A), S_ref)
+            assert (S[..., :-1] >= S[..., 1:]).all() and (S >= 0).all()
+            assert U.stride() == lapack_svd(A)[0].stride()
+        else:
+            L_ref = reference_eigvalsh(A)
+            L, Q = safesvd.eigh(A)
+            ours, theirs = eigh_errors(A, L, Q, L_ref), eigh_errors(A, *lapack_eigh(A), L_ref)
+            assert (L[..., :-1] <= L[..., 1:]).all()
+            assert Q.stride() == lapack_eigh(A)[1].stride()
+        _assert_within(ours, theirs, dtype, f"{kind} n={n} {dtype} {name}")
+
+
+def test_mid_size_gradients_layout_and_non_finite():
+    """Exact gradients at exact degeneracy with the mid-size forward (FD in float64), the
+    UPLO triangle, and NaN for non-finite input on the kernel level (the operators raise)."""
+    n = 18
+    A = with_singular_values([2.0] * 4 + [1.0] * (n - 5) + [0.5], n, n, torch.float64)
+    W = torch.randn(n, n, dtype=torch.float64)
+
+    def loss(X):
+        U, S, Vh = safesvd.svd(X)
+        return (W * (U @ Vh)).sum() + (S ** 3).sum()
+
+    X = A.clone().requires_grad_()
+    (g,) = torch.autograd.grad(loss(X), X)
+    assert rel_err(g, finite_difference_grad(loss, A)) < 1e-6
+
+    def eig_loss(X):
+        L, Q = safesvd.eigh(X @ X.mT)
+        q = Q[..., :1]  # the simple smallest eigenvalue 0.25 (the others repeat)
+        return (L ** 2).sum() + (W * (q @ q.mT)).sum()
+
+    (g,) = torch.autograd.grad(eig_loss(X), X)
+    assert rel_err(g, finite_difference_grad(eig_loss, A)) < 1e-6
+    B = torch.randn(5, 20, 20, dtype=torch.float64)
+    junk = torch.randn(5, 20, 20, dtype=torch.float64)
+    for uplo in ("L", "U"):
+        tri = torch.tril(B) if uplo == "L" else torch.triu(B)
+        other = torch.triu(junk, 1) if uplo == "L" else torch.tril(junk, -1)
+        L, _ = safesvd.eigh(tri + other, UPLO=uplo, driver="jacobi")
+        torch.testing.assert_close(L, torch.linalg.eigvalsh(tri + other, UPLO=uplo), rtol=1e-12, atol=1e-12)
+    C = torch.randn(9, 30, 30)
+    C[4, 2, 2] = float("inf")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        safesvd.svd(C)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        safesvd.eigh(C + C.mT)
+
+
+TALL_SHAPES = [(9, 2), (2, 9), (12, 3), (17, 16), (16, 17), (64, 16), (16, 64), (256, 8), (40, 13), (1000, 5)]
+
+
+def _rectangular_sets(m, n, count, seed):
+    """Random, ill-conditioned (1e6), rank-deficient (exact), repeated and scaled m x n
+    sets in float64 (the tall path's accuracy gate)."""
+    g = torch.Generator().manual_seed(seed)
+    k = min(m, n)
+    return {
+        "random": torch.randn(count, m, n, generator=g, dtype=torch.float64),
+        "ill_conditioned": torch.stack([with_singular_values(torch.logspace(0, -6, k), m, n, torch.float64)
+                                        for _ in range(count)]),
+        "rank_deficient": torch.randint(-2, 3, (count, m, max(1, k // 2)), generator=g).double()
+        @ torch.randint(-2, 3, (count, max(1, k // 2), n), generator=g).double(),
+        "repeated": torch.stack([with_singular_values([2.0] * (k // 2) + [1.0] * (k - k // 2), m, n, torch.float64)
+                                 for _ in range(count)]),
+        "scaled_small": torch.randn(count, m, n, generator=g, dtype=torch.float64) * 1e-30,
+        "scaled_large": torch.randn(count, m, n, generator=g, dtype=torch.float64) * 1e30,
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n", TALL_SHAPES)
+def test_tall_svd_accuracy_within_4x_of_lapack(m, n, dtype):
+    """Tall and wide input through QR (csrc/kernels/tall_svd.h) on the engine by default."""
+    if dtype == torch.float64 and (m, n) not in ((12, 3), (64, 16), (2, 9), (16, 64)):
+        pytest.skip("float64 references (mpmath) of large matrices are slow: a subset")
+    count = 16 if dtype == torch.float32 else 3
+    for name, A in _rectangular_sets(m, n, count, seed=m * 100 + n).items():
+        if dtype == torch.float32 and name.startswith("scaled"):
+            A = A * (1e15 if name == "scaled_small" else 1e-15)  # 1e-15 and 1e15 in float32
+        A = A.to(dtype)
+        S_ref = reference_svdvals(A)
+        U, S, Vh = safesvd.svd(A)  # driver=None takes the tall path
+        Ul, Sl, Vhl = lapack_svd(A)
+        assert U.shape == Ul.shape and U.stride() == Ul.stride() and Vh.stride() == Vhl.stride()
+        ours = svd_errors(A, U, S, Vh, S_ref)
+        theirs = svd_errors(A, Ul, Sl, Vhl, S_ref)
+        _assert_within(ours, theirs, dtype, f"svd {m}x{n} {dtype} {name}")
+        assert (S[..., :-1] >= S[..., 1:]).all() and (S >= 0).all()
+
+
+def test_tall_path_layout_non_finite_and_gradients():
+    A = torch.randn(3, 5, 40, 7, dtype=torch.float64)[:, ::2].mT  # (3, 3, 7, 40): wide, strided
+    U, S, Vh = safesvd.svd(A, driver="jacobi")
+    Ut, St, Vht = torch.linalg.svd(A, full_matrices=False)
+    assert U.stride() == Ut.stride() and Vh.stride() == Vht.stride()
+    torch.testing.assert_close((U * S.unsqueeze(-2)) @ Vh, A, rtol=1e-12, atol=1e-12)
+    B = torch.randn(20, 30, 4)
+    B[7, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        safesvd.svd(B)
+    # Exact gradients at exact degeneracy through the tall path (FD in float64).
+    X0 = [with_singular_values([2.0, 2.0, 1.0], 12, 3, torch.float64),
+          with_singular_values([3.0, 1.0, 0.0], 3, 12, torch.float64)]
+    W = [torch.randn(12, 3, dtype=torch.float64), torch.randn(3, 12, dtype=torch.float64)]
+    for i in range(2):
+        def loss(X, i=i):
+            U, S, Vh = safesvd.svd(X, driver="jacobi")
+            # the polar factor (repeated pair), resp. the projector of the simple top value
+            P = U @ Vh if i == 0 else U[..., :1] @ Vh[..., :1, :]
+            return (W[i] * P).sum() + (S ** 3).sum()
+
+        with safesvd.gauge_mode("ignore"):  # a zero singular value: the polar factor is not unique
+            X = X0[i].clone().requires_grad_()
+            (g,) = torch.autograd.grad(loss(X), X)
+            assert rel_err(g, finite_difference_grad(loss, X0[i])) < 1e-6
+
+
 def test_outputs_match_torch_conventions():
     A = torch.randn(2, 5, 4, 4)
     for driver in ("jacobi", "lapack", None):
@@ -151,18 +294,22 @@ def test_driver_errors():
     with pytest.raises(ValueError, match="driver must be"):
         safesvd.svd(A, driver="gesvd")
     with pytest.raises(ValueError, match="driver='jacobi'"):
-        safesvd.svd(torch.randn(17, 17), driver="jacobi")
+        safesvd.svd(torch.randn(65, 65), driver="jacobi")
     with pytest.raises(ValueError, match="driver='jacobi'"):
         safesvd.svd(torch.randn(3, 3, dtype=torch.complex64), driver="jacobi")
     with pytest.raises(ValueError, match="driver='jacobi'"):
         safesvd.eigh(torch.randn(1, 1), driver="jacobi")
-    with pytest.raises(ValueError, match="driver='jacobi'"):
-        safesvd.svd(torch.randn(12, 3), driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):  # the tall path is thin only
+        safesvd.svd(torch.randn(12, 3), full_matrices=True, driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):  # short side beyond 16
+        safesvd.svd(torch.randn(40, 17), driver="jacobi")
+    with pytest.raises(ValueError, match="driver='jacobi'"):  # tile beyond kTallMaxElements
+        safesvd.svd(torch.randn(2000, 9), driver="jacobi")
 
 
 def test_default_driver_falls_back_outside_the_engine():
-    """driver=None: complex, 1x1 and n > 16 go to LAPACK (no error)."""
-    for A in (torch.randn(2, 3, 3, dtype=torch.complex128), torch.randn(2, 1, 1), torch.randn(2, 20, 20)):
+    """driver=None: complex, 1x1 and n > 64 go to LAPACK (no error)."""
+    for A in (torch.randn(2, 3, 3, dtype=torch.complex128), torch.randn(2, 1, 1), torch.randn(2, 70, 70)):
         U, S, Vh = safesvd.svd(A)
         torch.testing.assert_close(S, torch.linalg.svdvals(A))
 

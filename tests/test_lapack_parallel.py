@@ -55,13 +55,14 @@ def test_eigh_identical_to_serial_loop(two_threads, dtype, n, UPLO):
 
 
 def test_default_driver_outside_the_engine_and_matrix_functions(two_threads):
-    """Shapes outside the engine take the parallel path by default, and so does the eigh
-    inside the matrix functions."""
-    A = torch.randn(40, 24, 24, dtype=torch.float64)
+    """Shapes outside the engine (n > 64, complex) take the parallel path by default, and so
+    does the eigh inside the matrix functions."""
+    A = torch.randn(12, 70, 70, dtype=torch.float64)
     assert_identical(safesvd.svd(A), serial(torch.linalg.svd, A, False))
-    C = A @ A.mT + torch.eye(24, dtype=torch.float64)
+    X = torch.randn(40, 24, 24, dtype=torch.complex128)
+    C = X @ X.mH + torch.eye(24, dtype=torch.complex128)
     L, Q = serial(torch.linalg.eigh, C)
-    expected = (Q * L.sqrt().unsqueeze(-2)) @ Q.mT
+    expected = (Q * L.sqrt().to(Q.dtype).unsqueeze(-2)) @ Q.mH
     torch.testing.assert_close(safesvd.sqrtm(C), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -76,3 +77,26 @@ def test_errors_come_through(two_threads):
     A[5, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf"):
         safesvd.svd(A, driver="lapack")
+
+
+@pytest.mark.parametrize("driver", ["lapack", None])
+def test_under_autograd(two_threads, driver):
+    """Input that requires grad: the workers write the outputs under the caller's grad mode
+    (the op runs below autograd), the gradients are those of the serial LAPACK forward."""
+    A = torch.randn(16, 30, 20, dtype=torch.float64)
+    C = torch.randn(16, 70, 70, dtype=torch.float64)
+    C = C + C.mT
+    for f, X in ((lambda X: safesvd.svd(X, driver=driver), A), (lambda X: safesvd.eigh(X, driver=driver), C)):
+        X = X.clone().requires_grad_()
+        outs = f(X)
+        weights = [torch.randn_like(o) for o in outs]
+        values = outs[1] if len(outs) == 3 else outs[0]
+        (values * weights[1 if len(outs) == 3 else 0]).sum().backward()
+        # gradient of sum(w * values) = U diag(w) Vh (svd) / Q diag(w) Q^T (eigh): gauge-free
+        if len(outs) == 3:
+            U, S, Vh = serial(torch.linalg.svd, X.detach(), False)
+            expected = (U * weights[1].unsqueeze(-2)) @ Vh
+        else:
+            L, Q = serial(torch.linalg.eigh, X.detach())
+            expected = (Q * weights[0].unsqueeze(-2)) @ Q.mT
+        torch.testing.assert_close(X.grad, expected, rtol=1e-10, atol=1e-10)

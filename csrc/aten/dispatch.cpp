@@ -2,6 +2,8 @@
 
 #include "dispatch.h"
 
+#include "../kernels/jacobi_batch.h"
+
 #include <array>
 #include <mutex>
 
@@ -43,9 +45,11 @@ bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, 
   if (*driver == "lapack") return false;
   TORCH_CHECK_VALUE(*driver == "jacobi", op, ": driver must be None, 'jacobi' or 'lapack', got '",
                     std::string(*driver), "'");
-  TORCH_CHECK_VALUE(ok, op, ": driver='jacobi' takes real float32/float64 input, square n in 2..16 or (CPU) ",
-                    "rectangular with both sides in 2..8, on a device with the engine; got ", A.scalar_type(),
-                    " of shape ", A.sizes(), " on ", A.device());
+  TORCH_CHECK_VALUE(ok, op, ": driver='jacobi' takes real float32/float64 input, square n in 2..",
+                    std::string(op) == "safesvd.eigh" ? dev.jacobi_max_square_eigh : dev.jacobi_max_square_svd,
+                    " or (CPU) rectangular with both sides in 2..8, or with the short side in 2..16 and m * n <= ",
+                    kernels::kTallMaxElements, " (thin U, Vh only), on a device with the engine; got ",
+                    A.scalar_type(), " of shape ", A.sizes(), " on ", A.device());
   return true;
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "common.h"
+#include "../kernels/jacobi_batch.h"
 
 namespace safesvd {
 
@@ -82,7 +83,7 @@ struct DeviceKernels {
   void (*guard_params)(const GuardParamsArgs&, Tensor& out) = nullptr;
   void (*guard_coefficients)(const GuardCoefficientsArgs&, Tensor& coef, Tensor& slope, Tensor& note) = nullptr;
   // The small-matrix forward engine (csrc/kernels/jacobi.h), null where a device has
-  // none: A (B, m, n) real with kernels::jacobi_svd_supported(m, n); outputs
+  // none: A (B, m, n) real with kernels::jacobi_svd_supported(m, n, full); outputs
   // contiguous and allocated by the entry; info (B) int32: 0 converged, 1 not
   // converged, 2 non-finite input.
   void (*svd_jacobi)(const Tensor& A, bool full_matrices, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) = nullptr;
@@ -96,8 +97,10 @@ struct DeviceKernels {
   bool jacobi_fallback = false;
   // Whether driver=None picks the engine (where it was measured faster).
   bool jacobi_by_default = false;
-  // Whether the engine takes rectangular input (else square only).
+  // Whether the engine takes rectangular input (else square only), and the largest
+  // square n it takes for svd and eigh.
   bool jacobi_rectangular = false;
+  int64_t jacobi_max_square_svd = kernels::kJacobiMaxSquare, jacobi_max_square_eigh = kernels::kJacobiMaxSquare;
 };
 
 // driver=None|"jacobi"|"lapack" of svd / eigh: whether to run the engine.

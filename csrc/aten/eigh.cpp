@@ -17,7 +17,7 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);
   const int64_t n = A.size(-1);
   const DeviceKernels& dev = device_kernels(A.device(), op);
-  if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n), dev, dev.eigh_jacobi != nullptr, op))
+  if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n, dev.jacobi_max_square_eigh), dev, dev.eigh_jacobi != nullptr, op))
     return lapack_eigh(dev, A, UPLO);
   const Tensor A3 = A.reshape({-1, n, n});
   // Q column-major like LAPACK's, allocated in its final shape (not a view); see svd.cpp.

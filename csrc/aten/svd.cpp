@@ -19,7 +19,9 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);  // fail here, not in the backward
   const int64_t m = A.size(-2), n = A.size(-1), k = std::min(m, n);
   const DeviceKernels& dev = device_kernels(A.device(), op);
-  const bool shape_supported = kernels::jacobi_svd_supported(m, n) && (m == n || dev.jacobi_rectangular);
+  const bool shape_supported =
+      kernels::jacobi_svd_supported(m, n, full_matrices, dev.jacobi_max_square_svd) &&
+      (m == n || dev.jacobi_rectangular);
   if (!use_jacobi(A, driver, shape_supported, dev, dev.svd_jacobi != nullptr, op)) {
     check_finite_on_cpu(A, op);
     return lapack_svd(dev, A, full_matrices);

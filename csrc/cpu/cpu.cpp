@@ -6,6 +6,7 @@
 // csrc/cpu/inst/ (csrc/manifest.txt). Everything else is shared with the other
 // devices (csrc/aten/entries.h, csrc/kernels/).
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
 
 #include <atomic>
@@ -52,7 +53,7 @@ bool cpu_has(const char* feature) {
 // The kernels of one instruction set: the engine's size bands and the SoA backward.
 struct CpuIsa {
   const char* name;
-  cpu::JacobiBand small, medium;
+  cpu::JacobiBand small, medium, mid, tall_small, tall_medium;
   cpu::SoaBackwardIsa soa;
 };
 
@@ -63,10 +64,15 @@ const CpuIsa& cpu_isa() {
     const char* wanted = std::getenv("SAFESVD_CPU_ISA");
     const std::vector<std::pair<const char*, CpuIsa (*)()>> variants = {
         {"avx512", [] { return CpuIsa{"avx512", cpu::jacobi_small_avx512(), cpu::jacobi_medium_avx512(),
+                                      cpu::jacobi_mid_avx512(),
+                                      cpu::jacobi_tall_small_avx512(), cpu::jacobi_tall_medium_avx512(),
                                       cpu::soa_backward_avx512()}; }},
-        {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(),
+        {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(), cpu::jacobi_mid_avx2(),
+                                    cpu::jacobi_tall_small_avx2(), cpu::jacobi_tall_medium_avx2(),
                                     cpu::soa_backward_avx2()}; }},
         {"baseline", [] { return CpuIsa{"baseline", cpu::jacobi_small_baseline(), cpu::jacobi_medium_baseline(),
+                                        cpu::jacobi_mid_baseline(),
+                                        cpu::jacobi_tall_small_baseline(), cpu::jacobi_tall_medium_baseline(),
                                         cpu::soa_backward_baseline()}; }}};
     for (const auto& [name, make] : variants) {
       if (wanted && *wanted) {
@@ -81,10 +87,13 @@ const CpuIsa& cpu_isa() {
   return isa;
 }
 
-// The engine's kernels for a matrix whose larger side is `hi` (kernels::jacobi_bands).
-const cpu::JacobiBand& jacobi_band(int64_t hi) {
+// The engine's kernels for an m x n matrix (kernels::jacobi_bands).
+const cpu::JacobiBand& jacobi_band(int64_t m, int64_t n) {
   const CpuIsa& isa = cpu_isa();
-  return hi <= kernels::jacobi_bands::small::hi ? isa.small : isa.medium;
+  if (kernels::jacobi_svd_tall(m, n))
+    return std::min(m, n) <= kernels::jacobi_bands::tall_small::hi ? isa.tall_small : isa.tall_medium;
+  const int64_t hi = std::max(m, n);
+  return hi <= kernels::jacobi_bands::small::hi ? isa.small : hi <= kernels::jacobi_bands::medium::hi ? isa.medium : isa.mid;
 }
 
 // Tiles of `width` matrices in parallel; a chunk holds about `chunk_work` units of the
@@ -99,7 +108,7 @@ constexpr int64_t kJacobiChunkWork = 16384, kSoaChunkWork = 32768;
 
 void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiBand& band = jacobi_band(std::max(A.size(1), A.size(2)));
+  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(2));
   const int64_t work = A.size(1) * A.size(2) * std::min(A.size(1), A.size(2)) * 16;
   if (A.scalar_type() == at::kFloat)
     run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), band.width_float, work, kJacobiChunkWork,
@@ -111,7 +120,7 @@ void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh
 
 void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiBand& band = jacobi_band(A.size(1));
+  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(1));
   const int64_t work = A.size(1) * A.size(1) * A.size(1) * 16;
   if (A.scalar_type() == at::kFloat)
     run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), band.width_float, work, kJacobiChunkWork,
@@ -149,12 +158,18 @@ int64_t lapack_period(std::initializer_list<int64_t> bytes) {
 
 // Calls f(b0, b1) on slices of [0, B) in parallel: each slice starts at a multiple of
 // `period` and holds about 64k multiply-adds or more (the per-call overhead is a few us).
+// The workers run under the caller's thread-local state (grad mode, the dispatch keys
+// excluded below autograd): without it a worker slices and writes the outputs with grad
+// mode on, and autograd rejects the in-place write to a view made under no_grad.
 template <typename F>
 void lapack_slices(int64_t B, int64_t m, int64_t n, int64_t period, const F& f) {
   const int64_t blocks = (B + period - 1) / period;
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, m * n * std::min(m, n) * period));
-  at::parallel_for(0, blocks, grain,
-                   [&](int64_t k0, int64_t k1) { f(k0 * period, std::min(B, k1 * period)); });
+  const at::ThreadLocalState caller;
+  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
+    at::ThreadLocalStateGuard guard(caller);
+    f(k0 * period, std::min(B, k1 * period));
+  });
 }
 
 std::tuple<Tensor, Tensor, Tensor> lapack_svd_cpu(const Tensor& A, bool full) {
@@ -273,6 +288,7 @@ DeviceKernels cpu_kernels() {
   k.jacobi_fallback = true;
   k.jacobi_by_default = true;  // measured: bench/results/cpu_engine_*.md
   k.jacobi_rectangular = true;
+  k.jacobi_max_square_svd = k.jacobi_max_square_eigh = kernels::kMidMaxDim;  // the mid-size engine above 16
   return k;
 }
 

@@ -30,6 +30,15 @@ JacobiBand jacobi_small_avx512();
 JacobiBand jacobi_medium_baseline();
 JacobiBand jacobi_medium_avx2();
 JacobiBand jacobi_medium_avx512();
+JacobiBand jacobi_mid_baseline();
+JacobiBand jacobi_mid_avx2();
+JacobiBand jacobi_mid_avx512();
+JacobiBand jacobi_tall_small_baseline();
+JacobiBand jacobi_tall_small_avx2();
+JacobiBand jacobi_tall_small_avx512();
+JacobiBand jacobi_tall_medium_baseline();
+JacobiBand jacobi_tall_medium_avx2();
+JacobiBand jacobi_tall_medium_avx512();
 
 }  // namespace cpu
 }  // namespace safesvd

@@ -10,28 +10,58 @@
 namespace safesvd {
 namespace kernels {
 
-// The engine serves square n in 2..16 and rectangular input with both sides in
-// 2..8 (wide input is decomposed as its transpose); anything else, and complex
-// input, goes to LAPACK / cuSOLVER.
+// The engine serves square n in 2..16 (Jacobi, jacobi.h), square n in 17..64 on the CPU
+// (the mid-size engine: tridiag_eigh.h, mid_svd.h), rectangular input with both sides in
+// 2..8 (one-sided Jacobi on the matrix itself), and tall or wide input with the short
+// side in 2..16 through QR (tall_svd.h; thin U, Vh only), while the tile of W such
+// matrices stays within kTallMaxElements per lane; wide input is decomposed as its
+// transpose. Anything else, and complex input, goes to LAPACK / cuSOLVER.
 constexpr int64_t kJacobiMaxSquare = 16;
+constexpr int64_t kMidMaxDim = 64;  // the mid-size engine: square n in 17..64
 constexpr int64_t kJacobiMaxRectangular = 8;
+constexpr int64_t kTallMaxShort = 16;
+constexpr int64_t kTallMaxElements = 16384;  // m * n: a tile of 16 float64 matrices is 2 MiB
 constexpr int kJacobiMaxSweeps = 30;
 
-inline bool jacobi_svd_supported(int64_t m, int64_t n) {
+// Whether (m, n) runs on the tall path (thin U, Vh only).
+inline bool jacobi_svd_tall(int64_t m, int64_t n) {
   const int64_t lo = m < n ? m : n, hi = m < n ? n : m;
-  return lo >= 2 && (m == n ? hi <= kJacobiMaxSquare : hi <= kJacobiMaxRectangular);
+  return m != n && hi > kJacobiMaxRectangular && lo >= 2 && lo <= kTallMaxShort && m * n <= kTallMaxElements;
 }
-inline bool jacobi_eigh_supported(int64_t n) { return n >= 2 && n <= kJacobiMaxSquare; }
+// `max_square`: the largest square n the device's engine takes (DeviceKernels).
+inline bool jacobi_svd_supported(int64_t m, int64_t n, bool full_matrices, int64_t max_square) {
+  const int64_t lo = m < n ? m : n, hi = m < n ? n : m;
+  if (lo < 2) return false;
+  if (m == n) return hi <= max_square;
+  return hi <= kJacobiMaxRectangular || (!full_matrices && jacobi_svd_tall(m, n));
+}
+inline bool jacobi_eigh_supported(int64_t n, int64_t max_square) { return n >= 2 && n <= max_square; }
 
 // The engine's size bands: the CPU compiles each in units of its own (csrc/cpu/inst/),
 // so that the build runs in parallel. A band holds every supported shape whose larger
-// side is in [lo, hi].
+// side is in [lo, hi] (square and both sides <= 8), or (tall) whose shorter side is.
 namespace jacobi_bands {
 struct small {
   static constexpr int lo = 2, hi = 8;
+  static constexpr bool tall = false;
 };
 struct medium {
   static constexpr int lo = 9, hi = 16;
+  static constexpr bool tall = false;
+};
+// The mid-size engine (tridiag_eigh.h, mid_svd.h), square n in [lo, hi] at run time.
+struct mid {
+  static constexpr int lo = 17, hi = 64;
+  static constexpr bool tall = false;
+};
+// Tall and wide input through QR: the short side in [lo, hi], the long side at run time.
+struct tall_small {
+  static constexpr int lo = 2, hi = 8;
+  static constexpr bool tall = true;
+};
+struct tall_medium {
+  static constexpr int lo = 9, hi = 16;
+  static constexpr bool tall = true;
 };
 }  // namespace jacobi_bands
 

@@ -54,6 +54,50 @@ SAFESVD_HD void store_svd_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t
   }
 }
 
+// The tall path (tall_svd.h): lanes [b0, b0 + W) (clamped to the last matrix) of an
+// M x N column-major tile, element (i, j) at tile[(j * M + i) * W + l], M = max(m, n),
+// N = min(m, n): A itself, or A^T when the batch is wide.
+template <int N, int W, typename T>
+SAFESVD_HD void load_tall_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t b0, T* tile) {
+  const bool t = a.m < a.n;
+  const int64_t M = t ? a.n : a.m;
+  for (int l = 0; l < W; ++l) {
+    const int64_t b = b0 + l < a.B ? b0 + l : a.B - 1;
+    const T* src = a.A.p + b * a.A.sb;
+    for (int j = 0; j < N; ++j)
+      for (int64_t i = 0; i < M; ++i)
+        tile[(j * M + i) * W + l] = t ? src[j * a.A.rs + i * a.A.cs] : src[i * a.A.rs + j * a.A.cs];
+  }
+}
+
+// Store the tall path's outputs Ut (M x N, column-major lanes), St (N), Vt (N x N,
+// row-major lanes) into U, S, Vh (column-major, thin). Tall: U = Ut, Vh = Vt^T. Wide
+// (A^T = Ut S Vt^T): U = Vt, Vh = Ut^T.
+template <int N, int W, typename T>
+SAFESVD_HD void store_tall_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t b0, const T* Ut, const T* St,
+                                const T* Vt, const int* info) {
+  const bool t = a.m < a.n;
+  const int64_t M = t ? a.n : a.m;
+  for (int l = 0; l < W && b0 + l < a.B; ++l) {
+    const int64_t b = b0 + l;
+    T* u = a.U + b * a.m * N;   // m x N
+    T* vh = a.Vh + b * N * a.n; // N x n
+    for (int j = 0; j < N; ++j) a.S[b * N + j] = St[j * W + l];
+    if (!t) {
+      for (int j = 0; j < N; ++j)
+        for (int64_t i = 0; i < M; ++i) u[j * M + i] = Ut[(j * M + i) * W + l];
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) vh[j * N + i] = Vt[(j * N + i) * W + l];
+    } else {
+      for (int i = 0; i < N; ++i)
+        for (int j = 0; j < N; ++j) u[j * N + i] = Vt[(i * N + j) * W + l];
+      for (int i = 0; i < N; ++i)
+        for (int64_t j = 0; j < M; ++j) vh[j * N + i] = Ut[(i * M + j) * W + l];
+    }
+    a.info[b] = info[l];
+  }
+}
+
 // Load the UPLO triangle of lanes of an N x N tile, mirrored into a full symmetric tile.
 template <int N, int W, typename T>
 SAFESVD_HD void load_eigh_tile(const ::safesvd::kernels::EighBatch<T>& a, int64_t b0, T* tile) {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "../jacobi_cpu.h"
 #include "../soa_cpu.h"

@@ -1,0 +1,271 @@
+// The mid-size SVD (docs/jacobi.md, "Mid-size svd"): one-sided Jacobi preconditioned by
+// the eigenvectors of A^T A. With V0 from the mid-size eigh (tridiag_eigh.h) of the Gram
+// matrix, the columns of B = A V0 are orthogonal up to the rounding of A^T A, so the
+// one-sided Jacobi that follows needs a sweep or two instead of some eight, and it alone
+// decides the result: its accuracy is Jacobi's, whatever the Gram matrix lost (columns of
+// singular values below sqrt(eps) max S come out of the eigh mixed, and Jacobi separates
+// them like any other pair). n is a run-time value (17..64 on the CPU).
+//
+// One matrix per SIMD lane; layout as tridiag_eigh.h: element (i, j) of lane l at
+// X[(j * n + i) * W + l] (column-major lanes: every step walks columns).
+//
+// Host+device templates, no ATen, no heap.
+#pragma once
+
+#include <initializer_list>
+
+#include "strided.h"  // SAFESVD_HD before jacobi.h, which undefines its own
+#include "tridiag_eigh.h"
+
+#if defined(__CUDACC__)
+#define SAFESVD_MSVD_SIMD
+#elif defined(_OPENMP)
+#define SAFESVD_MSVD_SIMD _Pragma("omp simd")
+#elif defined(__GNUC__)
+#define SAFESVD_MSVD_SIMD _Pragma("GCC ivdep")
+#else
+#define SAFESVD_MSVD_SIMD
+#endif
+
+namespace safesvd {
+namespace kernels {
+
+// Scratch of mid_svd_tile (in T): the Gram matrix G, B (n x n each), its eigenvalues and
+// the eigh scratch; plus tridiag_eigh_wide_scratch of MidCompute<T>.
+template <int W>
+SAFESVD_HD constexpr int64_t mid_svd_scratch(int64_t n) {
+  return 2 * n * n * W + n * W + tridiag_eigh_scratch<W>(n) + 2 * n * W;
+}
+
+namespace mid_svd_detail {
+
+using namespace tall_detail;
+
+// x_j <- (x_j - sum_{k < j} (x_k . x_j) x_k) twice over columns k of X (orthonormal),
+// then nrm = ||x_j||: classical Gram-Schmidt with reorthogonalization.
+template <int W, typename T>
+SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, T* nrm) {
+  T* x = X + (j * n) * W;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t k = 0; k < j; ++k) {
+      const T* xk = X + (k * n) * W;
+      T dot[W];
+      column_dot<W, T>(xk, x, 0, n, dot);
+      for (int64_t i = 0; i < n; ++i) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) x[i * W + l] = jfma(-dot[l], xk[i * W + l], x[i * W + l]);
+      }
+    }
+  T s2[W];
+  column_dot<W, T>(x, x, 0, n, s2);
+  SAFESVD_MSVD_SIMD
+  for (int l = 0; l < W; ++l) nrm[l] = jsqrt(s2[l]);
+}
+
+}  // namespace mid_svd_detail
+
+// SVD of W square n x n matrices A = U diag(S) V^T (column-major lane tile, destroyed).
+// U, V: n x n column-major lanes; S: n per lane, NOT sorted (the caller orders U, S, V
+// together). info: 0 converged, 1 not converged within max_sweeps Jacobi sweeps (or the
+// eigh of the Gram matrix did not converge: then Jacobi runs from V0 = I), 2 non-finite
+// input (outputs NaN).
+template <int W, typename T>
+SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
+                             typename MidCompute<T>::type* wide) {
+  using namespace mid_svd_detail;
+  using I = typename Tr<T>::I;
+  const int64_t nn = n * n;
+  T* G = scratch;          // the Gram matrix A^T A, then (eigh) destroyed
+  T* B = G + nn * W;       // A V0, rotated by Jacobi
+  T* ev = B + nn * W;      // eigenvalues of G (unused)
+  T* eig_scratch = ev + n * W;
+  T* norms = eig_scratch + tridiag_eigh_scratch<W>(n);  // ||b_j||^2
+  T* work = norms + n * W;
+  T inv[W];
+  I ok[W];
+  scale_columns<W, T>(A, nn, inv, ok);
+
+  // 1. G = A^T A (the upper triangle by dot products, mirrored), V0 its eigenvectors.
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i <= j; ++i) {
+      T g[W];
+      column_dot<W, T>(A + (i * n) * W, A + (j * n) * W, 0, n, g);
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) G[(j * n + i) * W + l] = G[(i * n + j) * W + l] = g[l];
+    }
+  int eig_info[W];
+  tridiag_eigh_tile<W, T>(G, n, ev, V, eig_info, max_sweeps, eig_scratch, wide);
+  for (int64_t e = 0; e < nn; ++e) {  // a lane whose eigh failed starts from V0 = I
+    const int64_t i = e % n, j = e / n;
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) V[e * W + l] = eig_info[l] == 0 ? V[e * W + l] : (i == j ? T(1) : T(0));
+  }
+
+  // 2. B = A V0, column by column.
+  for (int64_t j = 0; j < n; ++j) {
+    T* b = B + (j * n) * W;
+    for (int64_t i = 0; i < n; ++i) {
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) b[i * W + l] = T(0);
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const T* a = A + (k * n) * W;
+      T v[W];
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) v[l] = V[(j * n + k) * W + l];
+      for (int64_t i = 0; i < n; ++i) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) b[i * W + l] = jfma(a[i * W + l], v[l], b[i * W + l]);
+      }
+    }
+  }
+
+  // 3. One-sided Jacobi on B (jacobi.h's rotation and tests: rotate when
+  //    |b_p . b_q| > tol ||b_p|| ||b_q|| and > eps^2 in the scaled units), V <- V J. The
+  //    squared norms are computed at each sweep's start and updated by the rotations
+  //    (a' = a - t g, b' = b + t g): one dot product per pair instead of three.
+  const int root_n = jacobi_detail::jac_isqrt_ceil(n < 64 ? int(n) : 64);
+  const T tol = T(2 * root_n) * Tr<T>::eps();
+  const T floor_abs = Tr<T>::eps() * Tr<T>::eps();
+  I rotated_sweep[W];
+  for (int l = 0; l < W; ++l) rotated_sweep[l] = I(1);
+  int sweep = 0;
+  for (; sweep < max_sweeps; ++sweep) {
+    for (int l = 0; l < W; ++l) rotated_sweep[l] = I(0);
+    for (int64_t j = 0; j < n; ++j) column_dot<W, T>(B + (j * n) * W, B + (j * n) * W, 0, n, norms + j * W);
+    int any = 0;
+    for (int64_t p = 0; p + 1 < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) {
+        T* bp = B + (p * n) * W;
+        T* bq = B + (q * n) * W;
+        T g[W], s[W], tau[W];
+        column_dot<W, T>(bp, bq, 0, n, g);
+        I r[W];
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) {
+          const T al = norms[p * W + l], be = norms[q * W + l], ga = g[l];
+          const bool rot = (jacobi_detail::jabs(ga) > floor_abs) & (ga * ga > (tol * tol) * (al * be));
+          T t;
+          jacobi_detail::rotation(al, be, ga, rot, s[l], t, tau[l]);
+          norms[p * W + l] = jfma(-t, ga, al);
+          norms[q * W + l] = jfma(t, ga, be);
+          r[l] = I(rot);
+        }
+        if (!jacobi_detail::any_lane<W>(r)) continue;
+        any = 1;
+        for (int l = 0; l < W; ++l) rotated_sweep[l] |= r[l];
+        // x_p <- x_p - s (x_q + tau x_p), x_q <- x_q + s (x_p - tau x_q) (jacobi.h).
+        for (T* X : {B, V}) {
+          T* xp = X + (p * n) * W;
+          T* xq = X + (q * n) * W;
+          for (int64_t i = 0; i < n; ++i) {
+            SAFESVD_MSVD_SIMD
+            for (int l = 0; l < W; ++l) {
+              const T a = xp[i * W + l], b = xq[i * W + l];
+              xp[i * W + l] = jfma(-s[l], jfma(tau[l], a, b), a);
+              xq[i * W + l] = jfma(s[l], jfma(-tau[l], b, a), b);
+            }
+          }
+        }
+      }
+    if (!any) break;
+  }
+
+  // 4. S = the column norms of B, U = B / S; a column whose singular value is (numerically)
+  //    zero, or whose normalized column is no longer orthogonal to the earlier ones, is
+  //    replaced by a unit vector orthogonal to them (the e_k with the smallest component in
+  //    their span, orthogonalized twice), so U is orthogonal for rank-deficient input.
+  //    Columns are taken in descending order of S, so that good columns come first.
+  int64_t order[64 * W];  // n <= 64
+  for (int l = 0; l < W; ++l) {
+    for (int64_t j = 0; j < n; ++j) order[j * W + l] = j;
+  }
+  for (int64_t j = 0; j < n; ++j) column_dot<W, T>(B + (j * n) * W, B + (j * n) * W, 0, n, norms + j * W);
+  for (int l = 0; l < W; ++l)  // descending by norm (insertion sort; n <= 64)
+    for (int64_t j = 1; j < n; ++j)
+      for (int64_t q = j; q > 0 && norms[order[q * W + l] * W + l] > norms[order[(q - 1) * W + l] * W + l]; --q) {
+        const int64_t t = order[q * W + l];
+        order[q * W + l] = order[(q - 1) * W + l];
+        order[(q - 1) * W + l] = t;
+      }
+  // U (in order), S and V permuted to the same order.
+  for (int64_t j = 0; j < n; ++j) {
+    T* u = U + (j * n) * W;
+    for (int64_t i = 0; i < n; ++i)
+      for (int l = 0; l < W; ++l) u[i * W + l] = B[(order[j * W + l] * n + i) * W + l];
+    for (int l = 0; l < W; ++l) S[j * W + l] = jsqrt(norms[order[j * W + l] * W + l]);
+  }
+  for (int64_t j = 0; j < n; ++j)  // B <- V in order, then V <- B
+    for (int64_t i = 0; i < n; ++i)
+      for (int l = 0; l < W; ++l) B[(j * n + i) * W + l] = V[(order[j * W + l] * n + i) * W + l];
+  for (int64_t e = 0; e < nn * W; ++e) V[e] = B[e];
+  for (int64_t j = 0; j < n; ++j) {
+    T* u = U + (j * n) * W;
+    T rs[W];
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) rs[l] = recip_where(S[j * W + l] >= Tr<T>::min_normal(), S[j * W + l]);
+    for (int64_t i = 0; i < n; ++i) {
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) u[i * W + l] *= rs[l];
+    }
+    T nrm[W];
+    orthogonalize_column<W, T>(U, n, j, nrm);
+    I need[W];
+    T rn[W];
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) {
+      const bool good = nrm[l] > T(0.25);
+      need[l] = I(!good);
+      rn[l] = recip_where(good, nrm[l]);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) u[i * W + l] *= rn[l];
+    }
+    if (!jacobi_detail::any_lane<W>(need)) continue;
+    // The replacement: e_k with the smallest squared norm of row k within columns 0..j-1.
+    T best[W];
+    int64_t idx[W];
+    for (int l = 0; l < W; ++l) {
+      best[l] = T(4);
+      idx[l] = 0;
+    }
+    for (int64_t k = 0; k < n; ++k)
+      for (int l = 0; l < W; ++l) {
+        T w = T(0);
+        for (int64_t c = 0; c < j; ++c) w = jfma(U[(c * n + k) * W + l], U[(c * n + k) * W + l], w);
+        if (w < best[l]) {
+          best[l] = w;
+          idx[l] = k;
+        }
+      }
+    for (int64_t i = 0; i < n; ++i)
+      for (int l = 0; l < W; ++l) {
+        work[i * W + l] = u[i * W + l];
+        u[i * W + l] = idx[l] == i ? T(1) : T(0);
+      }
+    orthogonalize_column<W, T>(U, n, j, nrm);
+    for (int64_t i = 0; i < n; ++i)
+      for (int l = 0; l < W; ++l)
+        u[i * W + l] = need[l] ? u[i * W + l] * recip_where(nrm[l] > T(0), nrm[l]) : work[i * W + l];
+  }
+
+  // 5. Undo the scaling; NaN for non-finite input.
+  for (int64_t j = 0; j < n; ++j) {
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) S[j * W + l] = (ok[l] ? S[j * W + l] : jacobi_detail::quiet_nan<T>()) * inv[l];
+  }
+  for (int64_t e = 0; e < nn; ++e) {
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) {
+      U[e * W + l] = ok[l] ? U[e * W + l] : jacobi_detail::quiet_nan<T>();
+      V[e * W + l] = ok[l] ? V[e * W + l] : jacobi_detail::quiet_nan<T>();
+    }
+  }
+  for (int l = 0; l < W; ++l) info[l] = !ok[l] ? 2 : (rotated_sweep[l] && sweep >= max_sweeps ? 1 : 0);
+}
+
+}  // namespace kernels
+}  // namespace safesvd
+
+#undef SAFESVD_MSVD_SIMD

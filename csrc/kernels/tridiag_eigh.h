@@ -1,0 +1,356 @@
+// The mid-size symmetric eigendecomposition (docs/jacobi.md, "Mid-size eigh"): Householder
+// tridiagonalization, the implicit QL algorithm with Wilkinson shifts on the tridiagonal
+// matrix (its recurrences in a wider type), and the rotations accumulated into Q. About
+// 9 n^3 flops, where two-sided Jacobi takes some 40 n^3; n is a run-time value (17..64 on
+// the CPU).
+//
+// One matrix per SIMD lane, as jacobi.h. Layout: element (i, j) of lane l at
+// A[(j * n + i) * W + l] (column-major lanes: the reflections and rotations walk
+// columns). Every lane runs the same instructions: the QL sweeps run over the union of
+// the lanes' active windows, a lane outside its window applies the identity rotation
+// (c = 1, s = 0: exact) and keeps its recurrence, and the loop ends when every lane has
+// deflated.
+//
+// Host+device templates, no ATen, no heap; the CPU compiles this per instruction set
+// inside a namespace of the variant's own (csrc/cpu/isa/jacobi_band.inc, band "mid").
+#pragma once
+
+#include "strided.h"  // SAFESVD_HD before jacobi.h, which undefines its own
+#include "tall_svd.h"
+
+#if defined(__CUDACC__)
+#define SAFESVD_MID_SIMD
+#elif defined(_OPENMP)
+#define SAFESVD_MID_SIMD _Pragma("omp simd")
+#elif defined(__GNUC__)
+#define SAFESVD_MID_SIMD _Pragma("GCC ivdep")
+#else
+#define SAFESVD_MID_SIMD
+#endif
+
+namespace safesvd {
+namespace kernels {
+
+// The type of the QL recurrences for T: float's run in double; double's in double, with
+// the eigenvalues then refined by Rayleigh quotients (step 4 of tridiag_eigh_tile: the
+// x87 long double would cost 1.6x in all).
+template <typename T>
+struct MidCompute {
+  using type = double;
+};
+
+namespace mid_detail {
+template <typename U> SAFESVD_HD U compute_fma(U a, U b, U c) { return a * b + c; }
+template <typename U> SAFESVD_HD U compute_sqrt(U x) { return ::sqrt(x); }
+SAFESVD_HD float compute_sqrt(float x) { return ::sqrtf(x); }
+template <typename U> SAFESVD_HD U compute_abs(U x) { return x < U(0) ? -x : x; }
+template <typename U> SAFESVD_HD U compute_recip_where(bool c, U x) { return c ? U(1) / x : U(0); }
+}  // namespace mid_detail
+
+// Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
+// compute type (MidCompute<T>), d and e (2 n per lane).
+template <int W>
+SAFESVD_HD constexpr int64_t tridiag_eigh_scratch(int64_t n) {
+  return 4 * n * W;
+}
+template <int W>
+SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
+  return 2 * n * W;
+}
+
+// Eigendecomposition of W symmetric n x n matrices (column-major lane tile A, full
+// symmetric, destroyed). Outputs: L (n per lane, NOT sorted: the caller orders them),
+// Q (n x n column-major lanes, column j the eigenvector of L[j]). info[l]: 0 converged,
+// 1 not converged within max_sweeps * n QR sweeps, 2 non-finite input (outputs NaN).
+// scratch, wide: tridiag_eigh_scratch<W>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
+// of MidCompute<T>::type.
+template <int W, typename T>
+SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int max_sweeps, T* scratch,
+                                  typename MidCompute<T>::type* wide) {
+  using namespace tall_detail;
+  using namespace mid_detail;
+  using U = typename MidCompute<T>::type;
+  using I = typename Tr<T>::I;
+  T* d = scratch;        // diagonal (n)
+  T* e = d + n * W;      // subdiagonal (n - 1 used)
+  T* tau = e + n * W;    // reflector factors (n - 2 used)
+  T* p = tau + n * W;    // work: tau A v, then w
+  T inv[W];
+  I ok[W];
+  scale_columns<W, T>(A, n * n, inv, ok);
+  auto at = [&](int64_t i, int64_t j) -> T* { return A + (j * n + i) * W; };
+
+  // 1. Tridiagonalization: for column k, H_k = I - tau v v^T with v = [1, v_2, ...] over
+  //    rows k+1.., mapping A(k+1.., k) to beta e_1; then A22 <- H_k A22 H_k as the
+  //    symmetric rank-2 update A22 -= v w^T + w v^T, w = p - (tau / 2)(p . v) v,
+  //    p = tau A22 v. v is kept in column k below the subdiagonal.
+  for (int64_t k = 0; k + 2 < n; ++k) {
+    T* col = at(0, k);
+    T sum2[W], scale_v[W];
+    column_dot<W, T>(col, col, k + 2, n, sum2);
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) {
+      const T x0 = col[(k + 1) * W + l];
+      const bool reflect = sum2[l] > T(0);
+      const T nrm = jsqrt(jfma(x0, x0, sum2[l]));
+      const T beta = reflect ? (x0 >= T(0) ? -nrm : nrm) : x0;
+      tau[k * W + l] = (beta - x0) * recip_where(reflect, beta);
+      scale_v[l] = recip_where(reflect, x0 - beta);
+      e[k * W + l] = beta;
+      d[k * W + l] = col[k * W + l];
+      col[(k + 1) * W + l] = T(1);  // v_1 = 1, stored explicitly for the products below
+    }
+    for (int64_t i = k + 2; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) col[i * W + l] *= scale_v[l];
+    }
+    // p = A22 v (columns of A22 scaled by v_j), then p *= tau.
+    for (int64_t i = k + 1; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) p[i * W + l] = T(0);
+    }
+    for (int64_t j = k + 1; j < n; ++j) {
+      const T* aj = at(0, j);
+      T vj[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) vj[l] = col[j * W + l];
+      for (int64_t i = k + 1; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) p[i * W + l] = jfma(aj[i * W + l], vj[l], p[i * W + l]);
+      }
+    }
+    T pv[W];
+    for (int64_t i = k + 1; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) p[i * W + l] *= tau[k * W + l];
+    }
+    column_dot<W, T>(p, col, k + 1, n, pv);
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) pv[l] *= T(0.5) * tau[k * W + l];
+    for (int64_t i = k + 1; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) p[i * W + l] = jfma(-pv[l], col[i * W + l], p[i * W + l]);  // w
+    }
+    for (int64_t j = k + 1; j < n; ++j) {
+      T* aj = at(0, j);
+      T vj[W], wj[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        vj[l] = col[j * W + l];
+        wj[l] = p[j * W + l];
+      }
+      for (int64_t i = k + 1; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l)
+          aj[i * W + l] = jfma(-col[i * W + l], wj[l], jfma(-p[i * W + l], vj[l], aj[i * W + l]));
+      }
+    }
+  }
+  SAFESVD_MID_SIMD
+  for (int l = 0; l < W; ++l) {
+    d[(n - 2) * W + l] = at(n - 2, n - 2)[l];
+    d[(n - 1) * W + l] = at(n - 1, n - 1)[l];
+    e[(n - 2) * W + l] = at(n - 1, n - 2)[l];
+    e[(n - 1) * W + l] = T(0);
+  }
+
+  // 2. Z = I: the QL rotations accumulate the eigenvectors of the tridiagonal matrix
+  //    into it; Q = H_0 H_1 ... H_{n-3} Z at the end (step 5).
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t i = 0; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) Q[(c * n + i) * W + l] = i == c ? T(1) : T(0);
+    }
+
+  // 3. Implicit QL on (d, e) (LAPACK's dsteqr, EISPACK's tql2): lane l works on its
+  //    unreduced block [top, end] (e_top-1 = 0 deflated, e_k != 0 inside), shifted by the
+  //    eigenvalue of the top 2 x 2 nearer d_top, chasing the bulge bottom to top, until
+  //    top reaches n - 1; e_k is negligible when e_k^2 <= eps^2 |d_k d_k+1| + safmin.
+  //    The recurrences run in the wider type U where there is one (MidCompute): in the
+  //    working precision their rounding dominates the eigenvalue error (step 4); the
+  //    rotations applied to Z are rounded to T.
+  U* du = wide;
+  U* eu = du + n * W;
+  for (int64_t i = 0; i < n * W; ++i) {
+    du[i] = U(d[i]);
+    eu[i] = U(e[i]);
+  }
+  int64_t top[W], end[W];
+  for (int l = 0; l < W; ++l) top[l] = 0;
+  const U eps = Tr<T>::eps(), eps2 = eps * eps, safmin = Tr<T>::min_normal();
+  const int64_t max_iterations = int64_t(max_sweeps) * n;
+  int64_t iteration = 0;
+  for (;; ++iteration) {
+    int64_t kmin = n, kmax = -1;
+    for (int l = 0; l < W; ++l) {
+      // Deflate at the top, then find the end m of the unreduced block [top, m].
+      while (top[l] < n - 1) {
+        const U ek = eu[top[l] * W + l];
+        if (ek * ek <= eps2 * compute_abs(du[top[l] * W + l]) * compute_abs(du[(top[l] + 1) * W + l]) + safmin) {
+          eu[top[l] * W + l] = U(0);
+          ++top[l];
+        } else {
+          break;
+        }
+      }
+      int64_t m = top[l];
+      while (m < n - 1) {
+        const U em = eu[m * W + l];
+        if (em * em <= eps2 * compute_abs(du[m * W + l]) * compute_abs(du[(m + 1) * W + l]) + safmin) {
+          eu[m * W + l] = U(0);
+          break;
+        }
+        ++m;
+      }
+      end[l] = m;
+      if (m > top[l]) {
+        kmin = top[l] < kmin ? top[l] : kmin;
+        kmax = m > kmax ? m : kmax;
+      }
+    }
+    if (kmax < 0 || iteration >= max_iterations) break;
+    U g[W], s[W], c[W], p[W];
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) {
+      const int64_t t = top[l] < n - 1 ? top[l] : n - 2, m = end[l];
+      const U et = eu[t * W + l];
+      const U dt = du[t * W + l];
+      const U gg = (du[(t + 1) * W + l] - dt) * compute_recip_where(et != U(0), U(2) * et);
+      const U r = compute_sqrt(compute_fma(gg, gg, U(1)));
+      const U den = gg >= U(0) ? gg + r : gg - r;
+      g[l] = du[m * W + l] - dt + et * compute_recip_where(den != U(0), den);
+      s[l] = U(1);
+      c[l] = U(1);
+      p[l] = U(0);
+    }
+    for (int64_t i = kmax - 1; i >= kmin; --i) {
+      T cr[W], sr[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        const bool active = end[l] > top[l] && i >= top[l] && i < end[l];
+        const U f = s[l] * eu[i * W + l], b = c[l] * eu[i * W + l];
+        const U r = compute_sqrt(compute_fma(g[l], g[l], f * f));
+        const U ir = compute_recip_where(r > U(0), r);
+        const U cn = r > U(0) ? g[l] * ir : U(1), sn = r > U(0) ? f * ir : U(0);
+        if (i + 1 < n) eu[(i + 1) * W + l] = active && i != end[l] - 1 ? r : eu[(i + 1) * W + l];
+        const U gg = du[(i + 1) * W + l] - p[l];
+        const U rr = compute_fma((du[i * W + l] - gg), sn, U(2) * cn * b);
+        const U pn = sn * rr;
+        du[(i + 1) * W + l] = active ? gg + pn : du[(i + 1) * W + l];
+        g[l] = active ? compute_fma(cn, rr, -b) : g[l];
+        p[l] = active ? pn : p[l];
+        c[l] = active ? cn : c[l];
+        s[l] = active ? sn : s[l];
+        cr[l] = active ? T(cn) : T(1);
+        sr[l] = active ? T(sn) : T(0);
+      }
+      // Columns i, i+1 of Q: z_i+1 <- c z_i+1 + s z_i, z_i <- c z_i - s z_i+1.
+      T* qi = Q + (i * n) * W;
+      T* qi1 = qi + n * W;
+      for (int64_t row = 0; row < n; ++row) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) {
+          const T a = qi[row * W + l], b = qi1[row * W + l];
+          qi1[row * W + l] = jfma(cr[l], b, sr[l] * a);
+          qi[row * W + l] = jfma(cr[l], a, -sr[l] * b);
+        }
+      }
+    }
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) {
+      if (end[l] > top[l]) {
+        du[top[l] * W + l] -= p[l];
+        eu[top[l] * W + l] = g[l];
+      }
+    }
+  }
+  // 4. The eigenvalues. Where the recurrences ran in a wider type, d is accurate. Where
+  //    they could not (float64 without a wider type at hand, MidCompute), their rounding
+  //    would dominate the eigenvalue error (3-6x LAPACK's at n = 32..64): take instead the
+  //    Rayleigh quotients z_i^T T z_i / z_i^T z_i of the eigenvectors of T (d, e still hold T), exact to
+  //    second order in the vectors' error, also inside clusters (any vector of an
+  //    invariant subspace of nearly equal eigenvalues gives one of them to within their gap).
+  if (sizeof(U) > sizeof(T)) {
+    for (int64_t i = 0; i < n * W; ++i) d[i] = T(du[i]);
+  } else {
+    // The sum of the terms d_k z_k^2 and 2 e_k z_k z_k+1 with its rounding errors carried
+    // (Ogita, Rump and Oishi's Dot2: TwoProduct by fma, TwoSum), so that the quotient is
+    // as accurate as its terms (a plain sum errs by ~sqrt(n) eps ||T||).
+    for (int64_t j = 0; j < n; ++j) {
+      const T* z = Q + (j * n) * W;
+      T sum[W], err[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) sum[l] = err[l] = T(0);
+      for (int64_t k = 0; k < n; ++k) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) {
+          const T zk = z[k * W + l], zk1 = k + 1 < n ? z[(k + 1) * W + l] : T(0);
+          const T a = d[k * W + l] * zk, b = T(2) * e[k * W + l] * zk;
+          // term = a zk + b zk1 (b = 0 past the last row), each product split exactly.
+          const T p1 = a * zk, e1 = jfma(a, zk, -p1);
+          const T p2 = b * zk1, e2 = jfma(b, zk1, -p2);
+          T s = sum[l] + p1;
+          T bv = s - sum[l];
+          T es = (sum[l] - (s - bv)) + (p1 - bv);
+          const T s2 = s + p2;
+          bv = s2 - s;
+          es += (s - (s2 - bv)) + (p2 - bv);
+          sum[l] = s2;
+          err[l] += (e1 + e2) + es;
+        }
+      }
+      T zz[W];
+      column_dot<W, T>(z, z, 0, n, zz);  // the rotations leave ||z|| = 1 only to ~sqrt(n) eps
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) p[j * W + l] = (sum[l] + err[l]) / zz[l];
+    }
+    for (int64_t i = 0; i < n * W; ++i) d[i] = p[i];
+  }
+
+  // 5. Q = H_0 H_1 ... H_{n-3} Z, the reflectors applied last to first; H_k touches rows
+  //    k+1.. of every column.
+  for (int64_t k = n - 3; k >= 0; --k) {
+    const T* v = at(0, k);
+    for (int64_t c = 0; c < n; ++c) {
+      T* q = Q + (c * n) * W;
+      T w[W];
+      column_dot<W, T>(v, q, k + 1, n, w);
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) w[l] *= tau[k * W + l];
+      for (int64_t i = k + 1; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-w[l], v[i * W + l], q[i * W + l]);
+      }
+    }
+  }
+  // 6. Unit columns: the rounding of some 2n rotations per column leaves their norms 1
+  //    only to ~sqrt(n) eps.
+  for (int64_t c = 0; c < n; ++c) {
+    T* q = Q + (c * n) * W;
+    T qq[W];
+    column_dot<W, T>(q, q, 0, n, qq);
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) qq[l] = T(1) / jsqrt(qq[l]);
+    for (int64_t i = 0; i < n; ++i) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) q[i * W + l] *= qq[l];
+    }
+  }
+  int64_t hi[W];
+  for (int l = 0; l < W; ++l) hi[l] = top[l] < n - 1 ? 1 : 0;  // not converged
+
+  for (int64_t j = 0; j < n; ++j) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) L[j * W + l] = (ok[l] ? d[j * W + l] : jacobi_detail::quiet_nan<T>()) * inv[l];
+  }
+  for (int64_t i = 0; i < n * n; ++i) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) Q[i * W + l] = ok[l] ? Q[i * W + l] : jacobi_detail::quiet_nan<T>();
+  }
+  for (int l = 0; l < W; ++l) info[l] = !ok[l] ? 2 : (hi[l] > 0 ? 1 : 0);
+}
+
+}  // namespace kernels
+}  // namespace safesvd
+
+#undef SAFESVD_MID_SIMD
