@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Optional.h>
 
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -135,9 +136,15 @@ void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor
 // reports lazy-conj inputs of matmul's internal expand as mutated).
 inline Tensor adjoint_of(const Tensor& X) { return X.transpose(-2, -1).conj_physical(); }
 
+// max |x| over `dims` in one pass, without the temporary |x| (the infinity norm: NaN
+// propagates as through amax).
+inline Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
+  return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims);
+}
+
 // max |x| over the last two dims, or zeros shaped like `like` when undefined.
 inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like) {
-  return x.defined() ? x.abs().amax({-2, -1}) : at::zeros_like(like);
+  return x.defined() ? max_abs(x, {-2, -1}) : at::zeros_like(like);
 }
 
 }  // namespace safesvd

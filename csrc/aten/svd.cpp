@@ -60,8 +60,8 @@ void note_full_matrices_gauge(Tensor& gauge, const c10::optional<Tensor>& gU,
   at::NoGradGuard no_grad;
   const Tensor like = gauge.select(-1, 0);
   Tensor extra = at::zeros_like(like);
-  if (extra_u) extra = at::maximum(extra, gU->narrow(-1, k, gU->size(-1) - k).abs().amax({-2, -1}));
-  if (extra_v) extra = at::maximum(extra, gVh->narrow(-2, k, gVh->size(-2) - k).abs().amax({-2, -1}));
+  if (extra_u) extra = at::maximum(extra, max_abs(gU->narrow(-1, k, gU->size(-1) - k), {-2, -1}));
+  if (extra_v) extra = at::maximum(extra, max_abs(gVh->narrow(-2, k, gVh->size(-2) - k), {-2, -1}));
   const Tensor scale = max_abs_or_zero(value_or_undefined(gU), like) + max_abs_or_zero(value_or_undefined(gVh), like);
   const Tensor rel = at::where(scale > 0, extra / at::where(scale > 0, scale, 1), 0);
   const Tensor minus_two = at::full_like(like, -2);
@@ -82,12 +82,15 @@ std::tuple<Tensor, Tensor> svd_backward_batched(const DeviceKernels& dev, const 
   const Tensor cotangent_scale = (max_abs_or_zero(a.gU, like) + max_abs_or_zero(a.gVh, like)).contiguous();
   const bool tall = a.m > a.k, wide = a.n > a.k;
   Tensor P, pmax;
+  // Every full-size (m x k or k x n) pass reads or writes memory, the floor of this path
+  // for tall input: the subtractions and additions ride in the BLAS calls (baddbmm), the
+  // maxima are one-pass norms, and the temporaries are scaled in place.
   if (tall && a.gU.defined()) {
-    P = a.gU - at::matmul(a.U, UhgU);
-    pmax = P.abs().amax(-2).contiguous();
+    P = at::baddbmm(a.gU, a.U, UhgU, 1, -1);  // gU - U (U^H gU)
+    pmax = max_abs(P, {-2}).contiguous();
   } else if (wide && a.gVh.defined()) {
-    P = a.gVh - at::matmul(gVhV, a.Vh);
-    pmax = P.abs().amax(-1).contiguous();
+    P = at::baddbmm(a.gVh, gVhV, a.Vh, 1, -1);  // gVh - (gVh V) Vh
+    pmax = max_abs(P, {-1}).contiguous();
   }
   const int64_t B = a.S.size(0), k = a.k;
   Tensor J = at::empty({B, k, k}, a.U.options());
@@ -99,9 +102,9 @@ std::tuple<Tensor, Tensor> svd_backward_batched(const DeviceKernels& dev, const 
   if (!P.defined()) return {at::matmul(a.U, at::matmul(J, a.Vh)), gauge};
   // P D = scale(P) * Dr, the scale applied as two exact multiplications.
   const Tensor f1 = factors.select(-1, 0).view({B, 1, 1}), f2 = factors.select(-1, 1).view({B, 1, 1});
-  const Tensor PD = tall ? (P * f1 * f2) * Dr.unsqueeze(-2) : Dr.unsqueeze(-1) * (P * f1 * f2);
-  if (tall) return {at::matmul(at::matmul(a.U, J) + PD, a.Vh), gauge};
-  return {at::matmul(a.U, at::matmul(J, a.Vh) + PD), gauge};
+  P.mul_(f1).mul_(f2).mul_(tall ? Dr.unsqueeze(-2) : Dr.unsqueeze(-1));  // P D
+  if (tall) return {at::matmul(P.baddbmm_(a.U, J), a.Vh), gauge};  // (U J + P D) Vh
+  return {at::matmul(a.U, P.baddbmm_(J, a.Vh)), gauge};             // U (J Vh + D P)
 }
 
 std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, const c10::optional<Tensor>& gS_in,
