@@ -1,7 +1,7 @@
 """CPU fused backward: SoA tiles (docs/soa_backward.md) against the per-matrix
 kernels and torch's autograd.
 
-    PYTHONPATH=python python bench/bench_soa_backward.py [--sweep] [--repeats 21]
+    PYTHONPATH=python python bench/bench_soa_backward.py [--sweep] [--rectangular] [--repeats 21]
 
 Times, in one process with torch.set_num_threads(2) by default,
 torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None) (and
@@ -9,6 +9,9 @@ _eigh_backward) with the test hook cpu_soa_mode 0 (before: per-matrix kernels, b
 above n = 7), 1 (SoA) and 2 (per-matrix kernels over the SoA's range), and the
 backward of torch.linalg.svd / eigh through autograd (the graph built once,
 retain_graph=True). Reports the median over --repeats runs in ns per matrix.
+--rectangular times the svd backward of tall / wide input with the hook
+cpu_fused_rectangular 0 (batched BLAS) and 1 (the fused per-matrix kernel), the
+measurement behind fused_rectangular in csrc/cpu/cpu.cpp.
 """
 import argparse
 import statistics
@@ -17,7 +20,7 @@ import time
 import torch
 
 import safesvd
-from safesvd._testing import cpu_soa_mode
+from safesvd._testing import cpu_fused_rectangular, cpu_soa_mode
 
 safesvd.load()
 
@@ -42,13 +45,13 @@ def median_ns(fns, B, repeats, min_sample_s=0.1):
     return {name: statistics.median(t) / B * 1e9 for name, t in times.items()}
 
 
-def with_mode(mode, fn):
+def with_mode(mode, fn, hook=cpu_soa_mode):
     def run():
-        previous = cpu_soa_mode(mode)
+        previous = hook(mode)
         try:
             return fn()
         finally:
-            cpu_soa_mode(previous)
+            hook(previous)
     return run
 
 
@@ -78,6 +81,15 @@ def eigh_case(n, dtype, B, repeats, modes=(0, 1, 2), torch_ref=True):
     return median_ns(fns, B, repeats)
 
 
+def rectangular_case(m, n, dtype, B, repeats):
+    A = torch.randn(B, m, n, dtype=dtype)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+    op = lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+    return median_ns({"batched": with_mode(0, op, cpu_fused_rectangular),
+                      "fused": with_mode(1, op, cpu_fused_rectangular)}, B, repeats)
+
+
 def show(name, row):
     before, after = row["mode0"], row["mode1"]
     extra = f"  per-matrix {row['mode2']:8.1f}" if "mode2" in row else ""
@@ -91,6 +103,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--sweep", action="store_true", help="also n = 1..8, svd and eigh, both dtypes (range choice)")
+    p.add_argument("--rectangular", action="store_true", help="tall / wide svd: batched BLAS vs fused per-matrix")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ISA {torch.ops.safesvd._cpu_isa()}; "
@@ -99,6 +112,13 @@ def main():
     show("svd 8x8 float32 B=20000", svd_case(8, torch.float32, 20000, args.repeats))
     show("svd 3x3 float64 B=100000", svd_case(3, torch.float64, 100000, args.repeats))
     show("eigh 3x3 float32 B=100000", eigh_case(3, torch.float32, 100000, args.repeats))
+    if args.rectangular:
+        for m, n, B in ((8, 3, 20000), (3, 8, 20000), (12, 4, 20000), (32, 8, 5000), (64, 16, 5000),
+                        (256, 8, 5000), (16, 64, 5000), (128, 16, 2000), (16, 1024, 500)):
+            for dtype in (torch.float32, torch.float64):
+                row = rectangular_case(m, n, dtype, B, max(7, args.repeats // 3))
+                print(f"svd {m}x{n} {str(dtype)[6:]:8s} B={B:6d} batched {row['batched']:8.1f}  fused "
+                      f"{row['fused']:8.1f}  batched/fused {row['batched'] / row['fused']:5.2f}x", flush=True)
     if args.sweep:
         for op, case in (("svd", svd_case), ("eigh", eigh_case)):
             for dtype in (torch.float32, torch.float64):

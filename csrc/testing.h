@@ -19,6 +19,11 @@ SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table);
 // (tests compare 1 with 2); -1 only reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
 
+// The CPU's svd backward of small rectangular input (csrc/cpu/cpu.cpp,
+// fused_rectangular): 1 the fused per-matrix kernel (the default), 0 batched BLAS;
+// -1 only reads. Returns the previous mode, -2 for a bad one.
+SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);
+
 // The C++ API's gauge check (csrc/api/api.cpp) treats CPU tensors as on a device whose
 // reads make the host wait (as CUDA's), so that its non-blocking queue runs in a
 // CPU-only test. Returns the previous setting.

@@ -1,5 +1,9 @@
 #include "common.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -19,6 +23,70 @@ Guard parse_guard(c10::string_view guard, const char* op) {
 double epsilon_of_dtype(at::ScalarType real_dtype) {
   return real_dtype == at::kFloat ? std::numeric_limits<float>::epsilon()
                                   : std::numeric_limits<double>::epsilon();
+}
+
+namespace {
+
+// One matrix (r x c, strides sr, sc): out[0] = max |x| (over == 0), out[j] = max_i |x_ij|
+// (over == 1, per column), out[i] = max_j |x_ij| (over == 2, per row). `v > mx ? v : mx`
+// vectorizes as a max instruction; NaN is tracked apart and written last.
+template <typename T>
+void max_abs_matrix(const T* x, int64_t r, int64_t c, int64_t sr, int64_t sc, int over, T* out) {
+  const int64_t len = over == 0 ? 1 : over == 1 ? c : r;
+  std::fill(out, out + len, T(0));
+  bool nan = false;
+  for (int64_t i = 0; i < r; ++i) {
+    const T* row = x + i * sr;
+    if (over == 2) {
+      T mx = T(0);
+      for (int64_t j = 0; j < c; ++j) {
+        const T v = std::abs(row[j * sc]);
+        nan |= v != v;
+        mx = v > mx ? v : mx;
+      }
+      out[i] = mx;
+    } else {
+      T* o = out;
+      for (int64_t j = 0; j < c; ++j) {
+        const T v = std::abs(row[j * sc]);
+        nan |= v != v;
+        T& dst = o[over == 1 ? j : 0];
+        dst = v > dst ? v : dst;
+      }
+    }
+  }
+  if (!nan) return;
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      if (x[i * sr + j * sc] != x[i * sr + j * sc]) out[over == 0 ? 0 : over == 1 ? j : i] = x[i * sr + j * sc];
+}
+
+}  // namespace
+
+Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
+  const bool real = x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+  const auto last = [&](int64_t d) { return d == -1 || d == x.dim() - 1; };
+  const auto second = [&](int64_t d) { return d == -2 || d == x.dim() - 2; };
+  int over = -1;
+  if (dims.size() == 2 && ((second(dims[0]) && last(dims[1])) || (last(dims[0]) && second(dims[1])))) over = 0;
+  if (dims.size() == 1) over = second(dims[0]) ? 1 : last(dims[0]) ? 2 : -1;
+  if (!x.is_cpu() || !real || x.dim() < 2 || over < 0 || x.requires_grad()) return max_abs_traced(x, dims);
+  const int64_t r = x.size(-2), c = x.size(-1);
+  const Tensor x3 = x.reshape({-1, r, c});
+  const int64_t B = x3.size(0), len = over == 0 ? 1 : over == 1 ? c : r;
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 2);
+  if (over) shape.push_back(len);
+  Tensor out = at::empty(shape, x.options());
+  if (B == 0 || len == 0) return out.zero_();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "safesvd_max_abs", [&] {
+    const scalar_t* px = x3.const_data_ptr<scalar_t>();
+    scalar_t* po = out.mutable_data_ptr<scalar_t>();
+    const int64_t sb = x3.stride(0), sr = x3.stride(1), sc = x3.stride(2);
+    at::parallel_for(0, B, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, r * c)), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) max_abs_matrix(px + b * sb, r, c, sr, sc, over, po + b * len);
+    });
+  });
+  return out;
 }
 
 namespace {

@@ -136,15 +136,23 @@ void merge_gauge(Tensor& gauge, const Tensor& rel, const Tensor& i, const Tensor
 // reports lazy-conj inputs of matmul's internal expand as mutated).
 inline Tensor adjoint_of(const Tensor& X) { return X.transpose(-2, -1).conj_physical(); }
 
-// max |x| over `dims` in one pass, without the temporary |x| (the infinity norm: NaN
-// propagates as through amax).
-inline Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
+// max |x| over `dims` ({-2, -1}, {-2} or {-1} of a (..., r, c) tensor) in one pass,
+// without the temporary |x|; NaN propagates as through amax. For the device ops'
+// inputs (real tensors, no autograd): real CPU input runs a loop over the batch
+// (torch's reductions over small inner dimensions cost several ns per entry, more
+// than the rest of the batched backward); the rest the infinity norm.
+Tensor max_abs(const Tensor& x, at::IntArrayRef dims);
+
+// The same by torch operations only, for traced code (the composite backward, which
+// may run on fake tensors).
+inline Tensor max_abs_traced(const Tensor& x, at::IntArrayRef dims) {
   return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims);
 }
 
 // max |x| over the last two dims, or zeros shaped like `like` when undefined.
-inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like) {
-  return x.defined() ? max_abs(x, {-2, -1}) : at::zeros_like(like);
+inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like, bool traced = false) {
+  if (!x.defined()) return at::zeros_like(like);
+  return traced ? max_abs_traced(x, {-2, -1}) : max_abs(x, {-2, -1});
 }
 
 }  // namespace safesvd

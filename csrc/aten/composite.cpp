@@ -87,7 +87,7 @@ std::tuple<Tensor, Tensor> svd_backward_composite(const c10::optional<Tensor>& g
   const Tensor b = VhgV.defined() ? VhgV - adjoint_of(VhgV) : zero_kk;
   const Tensor apb = a + b, amb = a - b;
 
-  const Tensor cot = (max_abs_or_zero(gU, like) + max_abs_or_zero(gVh, like)).detach();
+  const Tensor cot = (max_abs_or_zero(gU, like, true) + max_abs_or_zero(gVh, like, true)).detach();
   const Tensor params = guard_params(S.detach(), cot, m + n, guard, rtol, atol);
   const Tensor Sh = scaled(S, params, 1);
   const Tensor off = off_diagonal(k, S);
@@ -142,7 +142,7 @@ std::tuple<Tensor, Tensor> eigh_backward_composite(const c10::optional<Tensor>& 
   if (n == 0) return {at::zeros_like(Q), empty_gauge(L, batch_shape(Q))};
 
   Tensor J = at::zeros_like(Q), R = at::zeros(Q.sizes(), L.options());
-  const Tensor cot = max_abs_or_zero(value_or_undefined(gQ), L.select(-1, 0)).detach();
+  const Tensor cot = max_abs_or_zero(value_or_undefined(gQ), L.select(-1, 0), true).detach();
   if (gQ) {
     const Tensor QhgQ = at::matmul(adjoint_of(Q), *gQ);
     const Tensor a = 0.5 * (QhgQ - adjoint_of(QhgQ));

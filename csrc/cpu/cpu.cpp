@@ -233,7 +233,26 @@ bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
 }
 
+// Rectangular input the fused per-matrix kernel takes (above: batched BLAS): the
+// short side <= 4, or float64 with the short side <= 16 and m n <= 16384. Measured
+// on 2 cores (bench/bench_soa_backward.py --rectangular, interleaved, batched / fused):
+// 8x3 1.1x (f32) 1.3x (f64), 12x4 1.4x / 1.6x, 256x8 f64 1.3x, 64x16 f64 1.1x,
+// 128x16 f64 1.45x, 16x1024 f64 1.0x; float32 with the short side 8..16 loses
+// (0.6-0.8x: batched BLAS vectorizes, the per-matrix loops at run-time sizes do not).
+// 1 on, 0 off (safesvd_testing_cpu_fused_rectangular, csrc/testing.h).
+std::atomic<int>& fused_rectangular_mode() {
+  static std::atomic<int> mode{1};
+  return mode;
+}
+
+bool fused_rectangular(const Tensor& like, int64_t m, int64_t n) {
+  const int64_t k = std::min(m, n);
+  if (m == n || fused_rectangular_mode().load() == 0 || !(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble)) return false;
+  return k <= 4 || (like.scalar_type() == at::kDouble && k <= 16 && m * n <= 16384);
+}
+
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
+  if (fused_rectangular(like, m, n)) return true;
   return std::max(m, n) <= kFusedMaxDimCPU || (soa_mode().load() != 0 && soa_shape(like, m, n));
 }
 
@@ -306,4 +325,9 @@ TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
 extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode) {
   if (mode < -1 || mode > 2) return -2;
   return mode < 0 ? safesvd::soa_mode().load() : safesvd::soa_mode().exchange(mode);
+}
+
+extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode) {
+  if (mode < -1 || mode > 1) return -2;
+  return mode < 0 ? safesvd::fused_rectangular_mode().load() : safesvd::fused_rectangular_mode().exchange(mode);
 }

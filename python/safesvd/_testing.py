@@ -19,6 +19,8 @@ def _hooks(path: str) -> ctypes.CDLL:
     lib.safesvd_testing_install_cpu_kernels.restype = ctypes.c_int
     lib.safesvd_testing_cpu_soa_mode.argtypes = [ctypes.c_int]
     lib.safesvd_testing_cpu_soa_mode.restype = ctypes.c_int
+    lib.safesvd_testing_cpu_fused_rectangular.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_cpu_fused_rectangular.restype = ctypes.c_int
     lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
     lib.safesvd_testing_gauge_reads_block.restype = ctypes.c_int
     return lib
@@ -47,6 +49,15 @@ def cpu_soa_mode(mode: int = -1) -> int:
     previous = hooks().safesvd_testing_cpu_soa_mode(mode)
     if previous == -2:
         raise ValueError(f"cpu_soa_mode: mode must be -1, 0, 1 or 2, got {mode}")
+    return previous
+
+
+def cpu_fused_rectangular(mode: int = -1) -> int:
+    """Set how the CPU's svd backward runs small rectangular input (1 the fused per-matrix
+    kernel, the default; 0 batched BLAS; -1 reads); returns the previous mode."""
+    previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
+    if previous == -2:
+        raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
     return previous
 
 

@@ -1,0 +1,112 @@
+"""The CPU's svd backward of tall / wide input: the fused per-matrix kernel against batched BLAS.
+
+safesvd._testing.cpu_fused_rectangular(m) (a test hook, csrc/testing.h) switches the
+rectangular shapes that csrc/cpu/cpu.cpp (fused_rectangular) gives to the fused
+per-matrix kernel back to the batched path (products by batched BLAS). Both take
+every decision in kernels::svd_build_J, so on input where no decision sits at a
+threshold they differ only by rounding: with well-separated singular values the
+difference is a small multiple of eps times the size of the gradient. Exactly
+repeated and exactly zero singular values (the guard's and the complement term's
+decisions) and the ends of the exponent range are included.
+"""
+
+import contextlib
+
+import pytest
+import torch
+
+import safesvd
+from safesvd._testing import cpu_fused_rectangular
+
+# (m, n, dtypes the rule sends to the fused kernel); the float32 shapes with the short
+# side above 4 stay on the batched path (checked below).
+SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (64, 16), (16, 64), (256, 8), (32, 9)]
+SETS = ["separated", "repeated", "rankdef", "tiny", "huge"]
+SCALE = {"tiny": {torch.float32: 2.0**-100, torch.float64: 2.0**-1000},
+         "huge": {torch.float32: 2.0**100, torch.float64: 2.0**1000}}
+B = 37
+
+
+@contextlib.contextmanager
+def fused_rectangular(mode):
+    previous = cpu_fused_rectangular(mode)
+    try:
+        yield
+    finally:
+        cpu_fused_rectangular(previous)
+
+
+def orth(B, m, k, g):
+    q, r = torch.linalg.qr(torch.randn(B, m, k, dtype=torch.float64, generator=g))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def make_A(kind, m, n, dtype, g):
+    k = min(m, n)
+    # Relative gaps >= 0.1 / k between the singular values: rounding stays near eps.
+    s = torch.linspace(2.0, 1.0, k, dtype=torch.float64).expand(B, k).clone()
+    s = s * (1 + 0.02 / k * torch.rand(B, k, dtype=torch.float64, generator=g))
+    if kind == "repeated" and k >= 2:
+        s[:, 1] = s[:, 0]
+    elif kind == "rankdef":
+        s[:, -1] = 0
+    A = (orth(B, m, k, g) * s.unsqueeze(-2)) @ orth(B, n, k, g).mT
+    return (A * SCALE[kind][dtype]).to(dtype) if kind in SCALE else A.to(dtype)
+
+
+def backward(A, cot, mode):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    with fused_rectangular(mode):
+        return torch.ops.safesvd._svd_backward(*cot(U, S, Vh), U, S, Vh, "pinv", None, None)
+
+
+def test_mode_switch():
+    prev = cpu_fused_rectangular(-1)
+    assert prev in (0, 1)
+    with fused_rectangular(0):
+        assert cpu_fused_rectangular(-1) == 0
+    assert cpu_fused_rectangular(-1) == prev
+    with pytest.raises(ValueError):
+        cpu_fused_rectangular(2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", SETS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fused_matches_batched(shape, kind, dtype):
+    m, n = shape
+    g = torch.Generator().manual_seed(m * 1000 + n + SETS.index(kind))
+    A = make_A(kind, m, n, dtype, g)
+    draws = [torch.randn(B, m, min(m, n), generator=g, dtype=torch.float64).to(dtype),
+             torch.randn(B, min(m, n), generator=g, dtype=torch.float64).to(dtype),
+             torch.randn(B, min(m, n), n, generator=g, dtype=torch.float64).to(dtype)]
+    for present in [(True, True, True), (True, False, False), (False, False, True), (False, True, False)]:
+        cot = lambda U, S, Vh: [d if p else None for d, p in zip(draws, present)]
+        gA_f, gauge_f = backward(A, cot, 1)
+        gA_b, gauge_b = backward(A, cot, 0)
+        scale = gA_b.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+        assert torch.isfinite(gA_f).all()
+        err = ((gA_f - gA_b).abs() / scale).max().item()
+        assert err <= 64 * max(m, n) * torch.finfo(dtype).eps, (present, err)
+        # The same gauge notes: the residual to rounding, the pair exactly.
+        torch.testing.assert_close(gauge_f[:, 0], gauge_b[:, 0], rtol=1e-3, atol=1e-3)
+        big = gauge_b[:, 0] > 1e-2
+        assert torch.equal(gauge_f[big, 1:], gauge_b[big, 1:])
+
+
+def test_through_autograd_matches_torch():
+    """The public path on tall and wide shapes the fused kernel takes, against torch's
+    gradient of a loss that does not depend on the singular vectors' signs."""
+    g = torch.Generator().manual_seed(3)
+    for m, n in [(8, 3), (3, 8)]:
+        A = make_A("separated", m, n, torch.float64, g).requires_grad_()
+        W = torch.randn(B, m, n, dtype=torch.float64, generator=g)
+        w = torch.randn(B, min(m, n), dtype=torch.float64, generator=g)
+
+        def loss(svd):
+            U, S, Vh = svd(A, full_matrices=False)
+            return ((U * S.unsqueeze(-2)) @ Vh * W).sum() + (S * w).sum() + (U @ U.mT * W[..., :1]).sum()
+
+        (ours,) = torch.autograd.grad(loss(safesvd.svd), A)
+        (ref,) = torch.autograd.grad(loss(torch.linalg.svd), A)
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
