@@ -38,6 +38,14 @@ _NVCC_JOBS: dict = {}
 _NVCC_POOL = None
 
 
+def _run_in(work: Path, cmd: list) -> subprocess.CompletedProcess:
+    """Run cmd, then remove its scratch folder (the object file is not kept)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def nvcc_compile(source, nvcc) -> Future:
     """Start (once per source) the nvcc compile check of a CUDA source of csrc/manifest.txt
     (root-relative path) in the background, as many at a time as there are cores; the
@@ -68,7 +76,7 @@ def nvcc_compile(source, nvcc) -> Future:
            *(f"-I{d}" for d in includes)]
     if _NVCC_POOL is None:
         _NVCC_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="nvcc")
-    future = _NVCC_POOL.submit(subprocess.run, cmd, capture_output=True, text=True)
+    future = _NVCC_POOL.submit(_run_in, work, cmd)
     _NVCC_JOBS[source] = future
     return future
 

@@ -385,7 +385,8 @@ for n in (2, 3, 5, 8, 16):
             B = torch.randn(37, n + 1 if n < 8 else n, n - 1, dtype=dt)
             torch.testing.assert_close(safesvd.svdvals(B, driver="jacobi"), torch.linalg.svdvals(B), rtol=1e-4, atol=1e-4)
 """
-    env = dict(os.environ, SAFESVD_CPU_ISA=isa, PYTHONPATH=str(ROOT / "python"))
+    # The same safesvd as this process (the source tree's build, or an installed wheel).
+    env = dict(os.environ, SAFESVD_CPU_ISA=isa, PYTHONPATH=str(Path(safesvd.__file__).parent.parent))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if r.returncode != 0 and "does not support it" in r.stderr:
         pytest.skip(f"this CPU does not run {isa}")
