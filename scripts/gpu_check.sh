@@ -16,7 +16,8 @@
 #
 # Environment: PYTHON (default python3), MAX_JOBS (16), TORCH_CUDA_ARCH_LIST ("9.0"),
 # GPU_CHECK_QUICK=1 (small benchmark batches: a smoke run), GPU_CHECK_BUILD_LIMIT (200 s; a
-# dry run on a 2-core machine without a GPU needs about 900).
+# dry run on a 2-core machine without a GPU needs about 500-900), GPU_CHECK_COMMIT (the commit
+# to name in the summary when the tree is a copy without .git).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/gpu_check.sh OUTDIR}
@@ -51,7 +52,11 @@ phase() {
   echo "# GPU check"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+  if git rev-parse --git-dir > /dev/null 2>&1; then
+    echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (+ uncommitted changes)')"
+  else  # a copy of the tree without .git: the caller may name the commit
+    echo "- commit: ${GPU_CHECK_COMMIT:-unknown (not a git checkout; set GPU_CHECK_COMMIT)}"
+  fi
   echo "- host: $(nproc) cores, $(uname -m)"
   if command -v nvidia-smi >/dev/null; then
     echo "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
@@ -59,7 +64,7 @@ phase() {
     echo "- GPU: nvidia-smi not found"
   fi
   echo "- nvcc: $(nvcc --version 2>/dev/null | tail -2 | head -1)"
-  echo "- $("$PYTHON" -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA {torch.version.cuda}, GPU visible to torch: {torch.cuda.is_available()}")' 2>&1)"
+  echo "- $("$PYTHON" -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA {torch.version.cuda}, GPU visible to torch: {torch.cuda.is_available()}")' 2>&1 | tail -1)"
   echo
   echo "| phase | status | time | log |"
   echo "|---|---|---|---|"
