@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Per-unit compile times of a build, from ninja's log, and the wall time with J jobs.
 
-    python scripts/build_times.py build/temp.*/.ninja_log [--jobs 2 16] [--top 8]
+    python scripts/build_times.py build/temp.*/.ninja_log [--jobs 2 16] [--top 8] [--match /csrc/cuda/]
 
 Reads the last run of each target in the log (ninja log v5: start ms, end ms, mtime,
 target, hash), prints the units' times, their sum, the wall time of that run (first
 start to last end: meaningful for the log of one clean build, as ninja's clock starts
 at 0 in every run), and for each J of --jobs an estimate of the wall time with J
 parallel jobs: the longest-processing-time-first schedule of the measured unit times
-(a lower bound is max(longest unit, sum / J); the link is not included). The times
+(a lower bound is max(longest unit, sum / J); the link is not included). --match keeps
+the units whose object path contains the text (e.g. /csrc/cuda/: the CUDA units). The times
 are those of the machine and load the build ran under (docs/architecture.md, "Build").
 """
 import argparse
@@ -40,10 +41,11 @@ def main() -> None:
     p.add_argument("log", type=Path)
     p.add_argument("--jobs", type=int, nargs="*", default=[2, 16])
     p.add_argument("--top", type=int, default=8, help="list the N longest units")
+    p.add_argument("--match", default="", help="only the units whose path contains this text")
     args = p.parse_args()
-    runs = read_log(args.log)
+    runs = {t: r for t, r in read_log(args.log).items() if args.match in t}
     if not runs:
-        raise SystemExit(f"{args.log}: no targets")
+        raise SystemExit(f"{args.log}: no targets" + (f" matching {args.match!r}" if args.match else ""))
     times = {t: (e - s) / 1000 for t, (s, e) in runs.items()}
     wall = (max(e for _, e in runs.values()) - min(s for s, _ in runs.values())) / 1000
     total = sum(times.values())
