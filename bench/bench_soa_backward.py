@@ -10,8 +10,9 @@ above n = 7), 1 (SoA) and 2 (per-matrix kernels over the SoA's range), and the
 backward of torch.linalg.svd / eigh through autograd (the graph built once,
 retain_graph=True). Reports the median over --repeats runs in ns per matrix.
 --rectangular times the svd backward of tall / wide input with the hook
-cpu_fused_rectangular 0 (batched BLAS) and 1 (the fused per-matrix kernel), the
-measurement behind fused_rectangular in csrc/cpu/cpu.cpp.
+cpu_fused_rectangular 0 (batched BLAS), cpu_soa_mode 2 (the fused per-matrix kernel
+where fused_rectangular or the SoA's range takes it) and 1 (the SoA tiles where the
+short side is <= 8), the measurement behind backward_fused_cpu in csrc/cpu/cpu.cpp.
 """
 import argparse
 import statistics
@@ -87,7 +88,8 @@ def rectangular_case(m, n, dtype, B, repeats):
     gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
     op = lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
     return median_ns({"batched": with_mode(0, op, cpu_fused_rectangular),
-                      "fused": with_mode(1, op, cpu_fused_rectangular)}, B, repeats)
+                      "per-matrix": with_mode(2, op),
+                      "SoA": with_mode(1, op)}, B, repeats)
 
 
 def show(name, row):
@@ -103,7 +105,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--sweep", action="store_true", help="also n = 1..8, svd and eigh, both dtypes (range choice)")
-    p.add_argument("--rectangular", action="store_true", help="tall / wide svd: batched BLAS vs fused per-matrix")
+    p.add_argument("--rectangular", action="store_true", help="tall / wide svd: batched BLAS, fused per-matrix, SoA")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ISA {torch.ops.safesvd._cpu_isa()}; "
@@ -114,11 +116,14 @@ def main():
     show("eigh 3x3 float32 B=100000", eigh_case(3, torch.float32, 100000, args.repeats))
     if args.rectangular:
         for m, n, B in ((8, 3, 20000), (3, 8, 20000), (12, 4, 20000), (32, 8, 5000), (64, 16, 5000),
-                        (256, 8, 5000), (16, 64, 5000), (128, 16, 2000), (16, 1024, 500)):
+                        (256, 8, 5000), (8, 256, 5000), (2048, 8, 500), (16, 64, 5000), (128, 16, 2000),
+                        (16, 1024, 500)):
             for dtype in (torch.float32, torch.float64):
                 row = rectangular_case(m, n, dtype, B, max(7, args.repeats // 3))
-                print(f"svd {m}x{n} {str(dtype)[6:]:8s} B={B:6d} batched {row['batched']:8.1f}  fused "
-                      f"{row['fused']:8.1f}  batched/fused {row['batched'] / row['fused']:5.2f}x", flush=True)
+                print(f"svd {m}x{n} {str(dtype)[6:]:8s} B={B:6d} batched {row['batched']:8.1f}  per-matrix "
+                      f"{row['per-matrix']:8.1f}  SoA {row['SoA']:8.1f}  batched/SoA "
+                      f"{row['batched'] / row['SoA']:5.2f}x  per-matrix/SoA {row['per-matrix'] / row['SoA']:5.2f}x",
+                      flush=True)
     if args.sweep:
         for op, case in (("svd", svd_case), ("eigh", eigh_case)):
             for dtype in (torch.float32, torch.float64):

@@ -19,9 +19,15 @@ SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table);
 // (tests compare 1 with 2); -1 only reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
 
-// The CPU's svd backward of small rectangular input (csrc/cpu/cpu.cpp,
-// fused_rectangular): 1 the fused per-matrix kernel (the default), 0 batched BLAS;
-// -1 only reads. Returns the previous mode, -2 for a bad one.
+// How many svd / eigh backward calls the CPU's SoA tiles have run since the library
+// was loaded (tests check which shapes take them).
+SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(void);
+
+// The CPU's svd backward of rectangular input (csrc/cpu/cpu.cpp, backward_fused_cpu):
+// 1 the fused kernels (the SoA tiles where the short side is <= 8, else the per-matrix
+// kernel where fused_rectangular takes it; the default), 0 batched BLAS for every
+// rectangular shape with a side above 7; -1 only reads. Returns the previous mode, -2
+// for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);
 
 // The C++ API's gauge check (csrc/api/api.cpp) treats CPU tensors as on a device whose

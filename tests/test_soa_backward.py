@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import safesvd
-from safesvd._testing import cpu_soa_mode
+from safesvd._testing import cpu_soa_calls, cpu_soa_mode
 
 
 EXACT = platform.machine().lower() in ("x86_64", "amd64")
@@ -63,11 +63,20 @@ SCALE = {"tiny": {torch.float32: 2.0**-135, torch.float64: 2.0**-1060},
          "huge": {torch.float32: 2.0**120, torch.float64: 2.0**1015}}
 
 
-def make_A(kind, B, n, dtype, g):
+def rand_orth_cols(B, m, k, g):
+    """(B, m, k) with orthonormal columns."""
+    q, r = torch.linalg.qr(torch.randn(B, m, k, dtype=torch.float64, generator=g))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def make_A(kind, B, n, dtype, g, m=None):
+    """B matrices m x n (m = n by default) with the spectrum of `kind`."""
+    m = n if m is None else m
+    k = min(m, n)
     if kind == "random":
-        return torch.randn(B, n, n, dtype=torch.float64, generator=g).to(dtype)
-    s = spectrum("repeated" if kind in SCALE else kind, B, n, dtype, g)
-    A = (rand_orth(B, n, g) * s.unsqueeze(-2)) @ rand_orth(B, n, g).mT
+        return torch.randn(B, m, n, dtype=torch.float64, generator=g).to(dtype)
+    s = spectrum("repeated" if kind in SCALE else kind, B, k, dtype, g)
+    A = (rand_orth_cols(B, m, k, g) * s.unsqueeze(-2)) @ rand_orth_cols(B, n, k, g).mT
     return (A * SCALE[kind][dtype]).to(dtype) if kind in SCALE else A.to(dtype)
 
 
@@ -105,16 +114,26 @@ def test_mode_switch():
         cpu_soa_mode(3)
 
 
+# Tall and wide: every short side 1..8, long sides near it and far from it (one
+# instance per short side serves them all, the long side at run time).
+RECT_SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (9, 8), (2, 7), (40, 8), (8, 33), (6, 5), (7, 13)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", SETS)
-def test_svd_matches_per_matrix(dtype, kind):
-    g = torch.Generator().manual_seed(hash((str(dtype), kind)) % 2**31)
+@pytest.mark.parametrize("shapes", ["square", "rectangular"])
+def test_svd_matches_per_matrix(dtype, kind, shapes):
+    """Square n = 1..8 and tall / wide input (the complement terms of the rectangular
+    backward included): the SoA tiles against the per-matrix kernel, every guard and
+    every subset of the cotangents."""
+    g = torch.Generator().manual_seed(1000 * SETS.index(kind) + 10 * DTYPES.index(dtype) + (shapes == "square"))
     well_posed = kind == "random"
     if not (EXACT or well_posed):
         pytest.skip("degenerate input agrees bit for bit only without FMA contraction")
     tol = None if EXACT else (1e-10 if dtype == torch.float64 else 1e-4)
-    for n in range(1, 9):
-        U, S, Vh = torch.linalg.svd(make_A(kind, B_ODD, n, dtype, g))  # U, Vh column-major (LAPACK)
+    for m, n in [(n, n) for n in range(1, 9)] if shapes == "square" else RECT_SHAPES:
+        # U, Vh column-major (LAPACK)
+        U, S, Vh = torch.linalg.svd(make_A(kind, B_ODD, n, dtype, g, m=m), full_matrices=False)
         if kind in SCALE and not torch.isfinite(S).all():
             continue
         for invariant in (False, True):
@@ -127,6 +146,7 @@ def test_svd_matches_per_matrix(dtype, kind):
                     gU, gS, gVh = (c if keep else None for c, keep in zip(cot, mask))
                     (gA1, gauge1), (gA2, gauge2) = both(
                         lambda: torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, guard, None, None))
+                    assert gA1.shape == (B_ODD, m, n)
                     assert_same(gA1, gA2, tol)
                     assert_same(gauge1, gauge2, tol)
 
@@ -165,11 +185,12 @@ def test_eigh_matches_per_matrix(dtype, kind):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [0, 1, 5, 16, 17, 1000])
-def test_batch_sizes_and_strides(dtype, B):
+@pytest.mark.parametrize("shape", [(3, 3), (7, 3), (2, 9)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_batch_sizes_and_strides(dtype, B, shape):
     g = torch.Generator().manual_seed(B)
-    n = 3
-    A = torch.randn(2 * B, n, n, dtype=torch.float64, generator=g).to(dtype)
-    U, S, Vh = torch.linalg.svd(A)
+    m, n = shape
+    A = torch.randn(2 * B, m, n, dtype=torch.float64, generator=g).to(dtype)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     gU, gS, gVh = svd_cotangents(U, S, Vh, g, invariant=False)
     layouts = {
         "contiguous": lambda t: t.contiguous(),
@@ -180,12 +201,14 @@ def test_batch_sizes_and_strides(dtype, B):
     for name, lay in layouts.items():
         args = [lay(t) for t in (gU, gS, gVh, U, S, Vh)]
         (gA1, gauge1), (gA2, gauge2) = both(lambda: torch.ops.safesvd._svd_backward(*args, "pinv", None, None))
-        assert gA1.shape == (2 * B, n, n) and gauge1.shape == (2 * B, 3), name
+        assert gA1.shape == (2 * B, m, n) and gauge1.shape == (2 * B, 3), name
         assert_same(gA1, gA2, None if EXACT else 1e-4)
         assert_same(gauge1, gauge2, None if EXACT else 1e-4)
         # A contiguous copy gives the same values as the strided views.
         (gA3, _), _ = both(lambda: torch.ops.safesvd._svd_backward(*[t.contiguous() for t in args], "pinv", None, None))
         assert_same(gA1, gA3, None if EXACT else 1e-4)
+    if m != n:
+        return
     L, Q = torch.linalg.eigh(A + A.mT)
     gL, gQ = torch.randn(L.shape, generator=g).to(dtype), torch.randn(Q.shape, generator=g).to(dtype)
     for lay in layouts.values():
@@ -221,19 +244,27 @@ def test_against_torch_autograd(n):
 
 
 def test_routing_outside_range():
-    """Rectangular, complex and n > 8 input keep the per-matrix / batched paths; n = 8
-    real takes the SoA (before: batched BLAS) and agrees with it to rounding."""
+    """Complex, n > 8, a short side > 8 and tall / wide input above 16384 entries keep
+    the per-matrix / batched paths; n = 8 real and tall / wide real with a short side
+    <= 8 take the SoA (before: batched BLAS or the per-matrix kernel) and agree with
+    them to rounding."""
     g = torch.Generator().manual_seed(7)
     for shape, dtype in [((37, 4, 3), torch.float64), ((37, 3, 5), torch.float32), ((37, 3, 3), torch.complex128),
-                         ((9, 9, 9), torch.float64), ((37, 8, 8), torch.float64), ((37, 8, 8), torch.float32)]:
+                         ((9, 9, 9), torch.float64), ((37, 8, 8), torch.float64), ((37, 8, 8), torch.float32),
+                         ((5, 24, 9), torch.float32), ((3, 2049, 8), torch.float64), ((3, 8, 2049), torch.float32),
+                         ((37, 100, 8), torch.float32)]:
         A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
         for full in (False, True):
             U, S, Vh = torch.linalg.svd(A, full_matrices=full)
             gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
             out = {}
             for mode in (0, 1, 2):
+                calls = cpu_soa_calls()
                 with soa_mode(mode):
                     out[mode] = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+                k, mn = min(shape[1:]), shape[1] * shape[2]
+                in_range = dtype in DTYPES and k <= 8 and (shape[1] == shape[2] or mn <= 16384)
+                assert cpu_soa_calls() - calls == int(mode == 1 and in_range), (shape, dtype, mode)
             tol = 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-4
             for mode in (1, 2):
                 torch.testing.assert_close(out[mode][0], out[0][0], rtol=tol, atol=tol * out[0][0].abs().max().item())

@@ -228,8 +228,18 @@ std::atomic<int>& soa_mode() {
   return mode;
 }
 
+// The svd also takes tall / wide m x n with the short side <= kSoaMaxDimCPU and
+// m n <= kSoaMaxRectElems (its tiles then hold W matrices of m n values each).
+constexpr int64_t kSoaMaxRectElems = 16384;
+// Calls that took the SoA tiles (safesvd_testing_cpu_soa_calls, csrc/testing.h).
+std::atomic<long long>& soa_calls() {
+  static std::atomic<long long> calls{0};
+  return calls;
+}
+
 bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
-  return m == n && n >= 1 && n <= kSoaMaxDimCPU &&
+  const int64_t k = std::min(m, n);
+  return k >= 1 && k <= kSoaMaxDimCPU && (m == n || m * n <= kSoaMaxRectElems) &&
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
 }
 
@@ -247,13 +257,19 @@ std::atomic<int>& fused_rectangular_mode() {
 
 bool fused_rectangular(const Tensor& like, int64_t m, int64_t n) {
   const int64_t k = std::min(m, n);
-  if (m == n || fused_rectangular_mode().load() == 0 || !(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble)) return false;
+  if (m == n || !(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble)) return false;
   return k <= 4 || (like.scalar_type() == at::kDouble && k <= 16 && m * n <= 16384);
 }
 
+// Fused (the SoA tiles where soa_shape and the SoA mode is 1, else the per-matrix
+// kernel) or batched BLAS. Rectangular input in the SoA's range takes the SoA tiles
+// (bench/bench_soa_backward.py --rectangular: 8x3 float32 3.0x the fused per-matrix
+// kernel, docs/soa_backward.md); with fused_rectangular_mode() 0 every rectangular
+// shape with a side above kFusedMaxDimCPU takes batched BLAS (the tests' reference).
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
-  if (fused_rectangular(like, m, n)) return true;
-  return std::max(m, n) <= kFusedMaxDimCPU || (soa_mode().load() != 0 && soa_shape(like, m, n));
+  const bool small = std::max(m, n) <= kFusedMaxDimCPU;
+  if (m != n && fused_rectangular_mode().load() == 0) return small;
+  return small || fused_rectangular(like, m, n) || (soa_mode().load() != 0 && soa_shape(like, m, n));
 }
 
 void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
@@ -261,11 +277,12 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n))
     return entries::svd_backward_fused<CpuRunner>(a, gA, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
-  const int64_t work = 6 * a.n * a.n * a.n;
+  soa_calls().fetch_add(1, std::memory_order_relaxed);
+  const int64_t work = 6 * a.m * a.n * std::min(a.m, a.n);
   AT_DISPATCH_FLOATING_TYPES(a.U.scalar_type(), "safesvd_svd_backward_soa", [&] {
     using T = scalar_t;
     using entries::strided;
-    const cpu::SoaSvdBackward<T> batch{B, a.n, strided<T>(a.U), strided<T>(a.Vh), strided<T>(a.gU),
+    const cpu::SoaSvdBackward<T> batch{B, a.m, a.n, strided<T>(a.U), strided<T>(a.Vh), strided<T>(a.gU),
                                        strided<T>(a.gVh), strided<T>(a.S), strided<T>(a.gS), int(a.guard.guard),
                                        T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
                                        gauge.mutable_data_ptr<T>()};
@@ -281,6 +298,7 @@ void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gaug
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n))
     return entries::eigh_backward_fused<CpuRunner>(a, gA, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
+  soa_calls().fetch_add(1, std::memory_order_relaxed);
   const int64_t work = 4 * a.n * a.n * a.n;
   AT_DISPATCH_FLOATING_TYPES(a.Q.scalar_type(), "safesvd_eigh_backward_soa", [&] {
     using T = scalar_t;
@@ -326,6 +344,8 @@ extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode) {
   if (mode < -1 || mode > 2) return -2;
   return mode < 0 ? safesvd::soa_mode().load() : safesvd::soa_mode().exchange(mode);
 }
+
+extern "C" SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(void) { return safesvd::soa_calls().load(); }
 
 extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode) {
   if (mode < -1 || mode > 1) return -2;

@@ -1,6 +1,7 @@
 // The CPU's structure-of-arrays backward (docs/soa_backward.md): the fused svd /
-// eigh backward of small real square matrices, one matrix per SIMD lane, in
-// ISA variants chosen with the forward engine's (csrc/cpu/cpu.cpp, cpu_isa()).
+// eigh backward of small real square matrices (and, for the svd, tall / wide ones),
+// one matrix per SIMD lane, in ISA variants chosen with the forward engine's
+// (csrc/cpu/cpu.cpp, cpu_isa()).
 // Plain C++ (no ATen, and not guards.h: the variant translation units in
 // csrc/cpu/inst/cpu_soa_*.cpp include the kernels inside a namespace of their own,
 // so that code compiled for AVX2 or AVX-512 is never shared with another ISA).
@@ -13,16 +14,18 @@
 namespace safesvd {
 namespace cpu {
 
-// Largest n of the SoA variants' instantiations (square n x n, n = 1..kSoaMaxDim).
+// Largest n of the SoA variants' instantiations: square n x n, n = 1..kSoaMaxDim, and
+// for the svd tall / wide m x n with the short side 1..kSoaMaxDim (the long side at run time).
 constexpr int64_t kSoaMaxDim = 8;
 
-// Inputs of the svd backward of B square n x n matrices (U, Vh, S from the
-// forward; gU, gVh, gS the cotangents) and the guard (kernels::GuardParams as
-// plain values: guard is a kernels::Guard). gA (B, n, n) and gauge (B, 3) contiguous.
+// Inputs of the svd backward of B m x n matrices (U m x k, Vh k x n, S k from the
+// forward, k = min(m, n); gU, gVh, gS the cotangents) and the guard
+// (kernels::GuardParams as plain values: guard is a kernels::Guard). gA (B, m, n) and
+// gauge (B, 3) contiguous.
 template <typename T>
 struct SoaSvdBackward {
-  int64_t B, n;
-  kernels::BatchedRef<T> U, Vh, gU, gVh, S, gS;  // S, gS: (B, n) vectors
+  int64_t B, m, n;
+  kernels::BatchedRef<T> U, Vh, gU, gVh, S, gS;  // S, gS: (B, k) vectors
   int guard;
   T rtol, atol, eps;
   T* gA;

@@ -72,7 +72,7 @@ template <typename R>
 struct SpectrumScale {
   R f1 = R(1), f2 = R(1);
   template <typename T>
-  SAFESVD_HD T operator()(T x) const { return (x * f1) * f2; }
+  SAFESVD_HD_INLINE T operator()(T x) const { return (x * f1) * f2; }
   SAFESVD_HD static SpectrumScale from_max(R m) {
     SpectrumScale s;
     if (!(m > R(0)) || !(m <= std::numeric_limits<R>::max())) return s;
@@ -109,10 +109,10 @@ struct MatrixGuard {
   R noise;  // numerator rounding level, in numerator units
   R cap;    // numerator above which the quotient is not divided (sqrt(eps) c), numerator units
 
-  SAFESVD_HD bool inside(R d) const { return abs_of(d) <= tol; }
+  SAFESVD_HD_INLINE bool inside(R d) const { return abs_of(d) <= tol; }
 
   // g(d) of docs/math.md for a scaled difference d and the numerator size |x|.
-  SAFESVD_HD R coefficient(R d, R xabs) const {
+  SAFESVD_HD_INLINE R coefficient(R d, R xabs) const {
     const R ad = abs_of(d);
     const R inv = R(1) / d;  // may be inf; only selected where d != 0
     switch (guard) {
@@ -194,7 +194,7 @@ struct GaugeTracker {
   R residual = R(0);
   R scale = R(0);
   int64_t i = -1, j = -1;
-  SAFESVD_HD void note(R value, int64_t pi, int64_t pj) {
+  SAFESVD_HD_INLINE void note(R value, int64_t pi, int64_t pj) {
     if (value > residual) {
       residual = value;
       i = pi;
@@ -230,7 +230,7 @@ inline double sqrt_derivative_floor(double eps) { return eps; }
 // and the CUDA team band (csrc/cuda/backward_bands.cuh) all call it, so they agree bit
 // for bit where they are compiled alike.
 template <typename scalar_t, typename R>
-SAFESVD_HD scalar_t svd_J_entry(const MatrixGuard<R>& mg, scalar_t a, scalar_t b, R si, R sj,
+SAFESVD_HD_INLINE scalar_t svd_J_entry(const MatrixGuard<R>& mg, scalar_t a, scalar_t b, R si, R sj,
                                 GaugeTracker<R>& gauge, int64_t i, int64_t j) {
   const R dm = sj - si, dp = sj + si;
   const scalar_t apb = a + b, amb = a - b;
@@ -246,7 +246,7 @@ SAFESVD_HD scalar_t svd_J_entry(const MatrixGuard<R>& mg, scalar_t a, scalar_t b
 // where d is inside the tolerance). The one written form of this decision, shared by
 // eigh_build_J (eigh_backward.h), the SIMD tiles and the CUDA team band (see svd_J_entry).
 template <typename scalar_t, typename R>
-SAFESVD_HD scalar_t eigh_J_entry(const MatrixGuard<R>& mg, scalar_t a, R d, GaugeTracker<R>& gauge, int64_t i,
+SAFESVD_HD_INLINE scalar_t eigh_J_entry(const MatrixGuard<R>& mg, scalar_t a, R d, GaugeTracker<R>& gauge, int64_t i,
                                  int64_t j) {
   const R na = abs_of(a);
   const scalar_t J = mg.scale(a) * mg.coefficient(d, na);

@@ -21,6 +21,19 @@ namespace kernels {
 #ifndef SAFESVD_HD
 #define SAFESVD_HD C10_HOST_DEVICE inline
 #endif
+// The small decisions the SIMD lane loops of the SoA backward call once per lane
+// (guards.h: svd_J_entry, MatrixGuard::coefficient, ...): always inlined, else g++
+// leaves a call per lane and the loop scalar (the 8x3 float32 backward 2x slower,
+// docs/soa_backward.md).
+#ifndef SAFESVD_HD_INLINE
+#if defined(__CUDACC__)
+#define SAFESVD_HD_INLINE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define SAFESVD_HD_INLINE C10_HOST_DEVICE inline __attribute__((always_inline))
+#else
+#define SAFESVD_HD_INLINE C10_HOST_DEVICE inline
+#endif
+#endif
 
 // Real and complex scalar helpers that work on host and device.
 template <typename T> struct RealOf { using type = T; };

@@ -64,7 +64,7 @@ struct LaneGuards {
 
   // One lane's MatrixGuard, from matrix_guard (called per lane: frexp / ldexp
   // do not vectorize; this runs once per matrix).
-  SAFESVD_HD void set(int l, const MatrixGuard<T>& g) {
+  SAFESVD_HD_INLINE void set(int l, const MatrixGuard<T>& g) {
     f1[l] = g.scale.f1;
     f2[l] = g.scale.f2;
     tol[l] = g.tol;
@@ -75,7 +75,7 @@ struct LaneGuards {
   // Lane l's MatrixGuard with the guard kind G (uniform, a constant, so that
   // the switch of MatrixGuard::coefficient folds inside the lane loops).
   template <Guard G>
-  SAFESVD_HD MatrixGuard<T> get(int l) const {
+  SAFESVD_HD_INLINE MatrixGuard<T> get(int l) const {
     MatrixGuard<T> g;
     g.guard = G;
     g.scale.f1 = f1[l];
@@ -106,7 +106,7 @@ struct LaneGauges {
       j[l] = g.j;
     }
   }
-  SAFESVD_HD GaugeTracker<T> get(int l) const {
+  SAFESVD_HD_INLINE GaugeTracker<T> get(int l) const {
     GaugeTracker<T> g;
     g.residual = residual[l];
     g.scale = scale[l];
@@ -114,7 +114,7 @@ struct LaneGauges {
     g.j = j[l];
     return g;
   }
-  SAFESVD_HD void put(int l, const GaugeTracker<T>& g) {
+  SAFESVD_HD_INLINE void put(int l, const GaugeTracker<T>& g) {
     residual[l] = g.residual;
     i[l] = g.i;
     j[l] = g.j;
@@ -131,14 +131,12 @@ struct LaneGauges {
   }
 };
 
-// C (R x C) = A (R x P) * B (P x C) per lane. Element (i, p) of A is at
-// A[(i * ARS + p * ACS) * ALD + l] (ARS, ACS compile-time, so transposed
-// operands are read in place), likewise B; C is row-major with stride CLD.
-// The sum over p runs in ascending order from 0, as matmul_rows.
-template <int R, int P, int C, int ARS, int ACS, int BRS, int BCS, int W, typename T>
-SAFESVD_HD void matmul(const T* __restrict__ A, int64_t ald, const T* __restrict__ B, int64_t bld,
-                       T* __restrict__ Cm, int64_t cld) {
-  for (int i = 0; i < R; ++i) {
+// matmul with the rows R given at run time (rows), the inner dimension P and
+// the columns C fixed: the row loop is the outer one, so nothing else changes.
+template <int P, int C, int ARS, int ACS, int BRS, int BCS, int W, typename T>
+SAFESVD_HD void matmul_rows(int64_t rows, const T* __restrict__ A, int64_t ald, const T* __restrict__ B, int64_t bld,
+                            T* __restrict__ Cm, int64_t cld) {
+  for (int64_t i = 0; i < rows; ++i) {
     SAFESVD_SOA_SIMD
     for (int l = 0; l < W; ++l) {
       T acc[C];
@@ -156,13 +154,47 @@ SAFESVD_HD void matmul(const T* __restrict__ A, int64_t ald, const T* __restrict
   }
 }
 
+// C (R x C) = A (R x P) * B (P x C) per lane. Element (i, p) of A is at
+// A[(i * ARS + p * ACS) * ALD + l] (ARS, ACS compile-time, so transposed
+// operands are read in place), likewise B; C is row-major with stride CLD.
+// The sum over p runs in ascending order from 0, as matmul_rows.
+template <int R, int P, int C, int ARS, int ACS, int BRS, int BCS, int W, typename T>
+SAFESVD_HD void matmul(const T* __restrict__ A, int64_t ald, const T* __restrict__ B, int64_t bld,
+                       T* __restrict__ Cm, int64_t cld) {
+  matmul_rows<P, C, ARS, ACS, BRS, BCS, W, T>(R, A, ald, B, bld, Cm, cld);
+}
+
+// matmul with every dimension given at run time and the strides (in elements,
+// before the lane stride) too: the rectangular tiles' products over the long side
+// (the inner dimension P) or into it (the columns C). The lane loop is the inner one
+// and the sum over p runs in ascending order from 0, as matmul.
+template <int W, typename T>
+SAFESVD_HD void matmul_dyn(int64_t R, int64_t P, int64_t C, const T* __restrict__ A, int64_t ars, int64_t acs,
+                           int64_t ald, const T* __restrict__ B, int64_t brs, int64_t bcs, int64_t bld,
+                           T* __restrict__ Cm, int64_t cld) {
+  for (int64_t i = 0; i < R; ++i)
+    for (int64_t j = 0; j < C; ++j) {
+      T acc[W];
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) acc[l] = T(0);
+      for (int64_t p = 0; p < P; ++p) {
+        const T* a = A + (i * ars + p * acs) * ald;
+        const T* b = B + (p * brs + j * bcs) * bld;
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l) acc[l] += a[l] * b[l];
+      }
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) Cm[(i * C + j) * cld + l] = acc[l];
+    }
+}
+
 // out[l] = max_e |x[e * ld + l]| in the order of max_abs_entry / max_abs
-// (max_of(running, |x|), e ascending).
-template <int E, int W, typename T>
-SAFESVD_HD void lane_max_abs(const T* x, int64_t ld, T* out) {
+// (max_of(running, |x|), e ascending), over E entries (E at run time).
+template <int W, typename T>
+SAFESVD_HD void lane_max_abs(int64_t E, const T* x, int64_t ld, T* out) {
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) out[l] = T(0);
-  for (int e = 0; e < E; ++e) {
+  for (int64_t e = 0; e < E; ++e) {
     SAFESVD_SOA_SIMD
     for (int l = 0; l < W; ++l) out[l] = max_of(out[l], abs_of(x[e * ld + l]));
   }
@@ -196,7 +228,7 @@ SAFESVD_HD void lane_matrix_guards(const GuardParams<T>& params, const T* smax, 
 // (member calls) become arrays of structs, and the tracker's stores to them
 // are scatters that stop the vectorization of the loop (g++ 12).
 template <Guard G, bool RECT, int K, int W, typename T, int i>
-SAFESVD_HD void svd_J_row(int l, const T* __restrict__ UhgU, const T* __restrict__ gVhV, const T* S,
+SAFESVD_HD_INLINE void svd_J_row(int l, const T* __restrict__ UhgU, const T* __restrict__ gVhV, const T* S,
                           int64_t ld, const T* __restrict__ pmax, const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt,
                           T* __restrict__ J, T* __restrict__ Dr) {
   const MatrixGuard<T> mg = lg.template get<G>(l);
@@ -266,7 +298,7 @@ SAFESVD_HD void svd_J_offdiag_dispatch(Guard guard, const T* UhgU, const T* gVhV
 // (zero-filled when absent). A separate function for the reason given at
 // svd_J_row.
 template <Guard G, int N, int W, typename T, int i>
-SAFESVD_HD void eigh_J_row(int l, const T* __restrict__ QhgQ, const T* L, int64_t ld,
+SAFESVD_HD_INLINE void eigh_J_row(int l, const T* __restrict__ QhgQ, const T* L, int64_t ld,
                            const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* __restrict__ J) {
   const MatrixGuard<T> mg = lg.template get<G>(l);
   GaugeTracker<T> gauge = lt.get(l);
@@ -327,11 +359,18 @@ SAFESVD_HD void set_J_diagonal(const T* gS, int64_t ld, T* J) {
 
 }  // namespace soa_detail
 
-// Scratch (in T) of svd_backward_tile<M, N, W, T>: U^H gU, gVh V, J (K x K
-// each) and the product buffer (max(M, N) x K), each with stride W.
+// The long side of svd_backward_tile given at run time: M = kLongSide (tall, K = N)
+// or N = kLongSide (wide, K = M), its length the argument long_side (> K).
+constexpr int kLongSide = 0;
+
+// Scratch (in T) of svd_backward_tile for an m x n tile of W lanes: U^H gU, gVh V,
+// J (K x K each) and the product buffer (max(m, n) x K), each with stride W.
+SAFESVD_HD constexpr int64_t svd_backward_tile_scratch_size(int64_t m, int64_t n, int64_t W) {
+  return (3 * (m < n ? m : n) * (m < n ? m : n) + (m > n ? m : n) * (m < n ? m : n)) * W;
+}
 template <int M, int N, int W>
 SAFESVD_HD constexpr int64_t svd_backward_tile_scratch() {
-  return int64_t(3 * (M < N ? M : N) * (M < N ? M : N) + (M > N ? M : N) * (M < N ? M : N)) * W;
+  return svd_backward_tile_scratch_size(M, N, W);
 }
 // Scratch of eigh_backward_tile<N, W, T>: Q^H gQ and J (N x N each), stride W.
 template <int N, int W>
@@ -344,40 +383,50 @@ SAFESVD_HD constexpr int64_t eigh_backward_tile_scratch() {
 // S and gS K per lane (gS null when absent). svd_backward_matrix's formula:
 //   gA = [U (J - UhgU D) + gU D] Vh (M > N),  U [(J - D gVhV) Vh + D gVh] (M <= N),
 // the D terms only when that cotangent is present (docs/math.md, "SVD backward").
+// One of M, N may be kLongSide: that side's length is long_side (> the other), so one
+// instance serves every tall (or wide) shape with that short side; the products over
+// the long side then loop at run time, in the same order.
 template <int M, int N, int W, typename T>
 SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T* gVh, const T* S, const T* gS,
-                                  const GuardParams<T>& params, T* gA, T* gauge, int64_t ld, T* scratch) {
-  static_assert(M >= 1 && N >= 1 && W >= 1, "M, N, W >= 1");
+                                  const GuardParams<T>& params, T* gA, T* gauge, int64_t ld, T* scratch,
+                                  int64_t long_side = 0) {
+  static_assert(M >= 0 && N >= 0 && (M > 0 || N > 0) && W >= 1, "M, N >= 1 (one may be kLongSide), W >= 1");
   using namespace soa_detail;
-  constexpr int K = M < N ? M : N;
-  constexpr bool tall = M > K, wide = N > K;
+  constexpr bool dyn_m = M == kLongSide, dyn_n = N == kLongSide;
+  constexpr int K = dyn_m ? N : dyn_n ? M : (M < N ? M : N);
+  constexpr bool tall = dyn_m || (!dyn_n && M > K), wide = dyn_n || (!dyn_m && N > K);
+  const int64_t m = dyn_m ? long_side : M, n = dyn_n ? long_side : N;
   T* UhgU = scratch;
   T* gVhV = UhgU + K * K * W;
   T* J = gVhV + K * K * W;
-  T* X = J + K * K * W;  // M x K (tall) or K x N
+  T* X = J + K * K * W;  // m x K (tall) or K x n
 
   // U^H gU (K x K) = U^T gU; gVh V = gVh Vh^T. Zero when absent: the numerators
   // a, b are then exactly the reference's scalar_t(0).
-  if (gU)
-    matmul<K, M, K, 1, K, K, 1, W, T>(U, ld, gU, ld, UhgU, W);
-  else
+  if (!gU)
     lane_zero<K * K, W, T>(UhgU);
-  if (gVh)
-    matmul<K, N, K, N, 1, 1, N, W, T>(gVh, ld, Vh, ld, gVhV, W);
+  else if constexpr (dyn_m)
+    matmul_dyn<W, T>(K, m, K, U, 1, K, ld, gU, K, 1, ld, UhgU, W);
   else
+    matmul<K, M, K, 1, K, K, 1, W, T>(U, ld, gU, ld, UhgU, W);
+  if (!gVh)
     lane_zero<K * K, W, T>(gVhV);
+  else if constexpr (dyn_n)
+    matmul_dyn<W, T>(K, n, K, gVh, n, 1, ld, Vh, 1, n, ld, gVhV, W);
+  else
+    matmul<K, N, K, N, 1, 1, N, W, T>(gVh, ld, Vh, ld, gVhV, W);
 
   // Cotangent scale max|gU| + max|gVh|, spectrum max, per-lane guards.
   T cu[W], cv[W], cs[W], smax[W];
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cu[l] = cv[l] = T(0);
-  if (gU) lane_max_abs<M * K, W, T>(gU, ld, cu);
-  if (gVh) lane_max_abs<K * N, W, T>(gVh, ld, cv);
+  if (gU) lane_max_abs<W, T>(m * K, gU, ld, cu);
+  if (gVh) lane_max_abs<W, T>(K * n, gVh, ld, cv);
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cs[l] = cu[l] + cv[l];
-  lane_max_abs<K, W, T>(S, ld, smax);
+  lane_max_abs<W, T>(K, S, ld, smax);
   LaneGuards<W, T> lg;
-  lane_matrix_guards<W, T>(params, smax, cs, M + N, lg);
+  lane_matrix_guards<W, T>(params, smax, cs, m + n, lg);
   LaneGauges<W, T> lt;
   lt.init(cs);
 
@@ -386,7 +435,6 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
   const bool rect_u = tall && gU, rect_v = wide && gVh;
   T pmax[K * W], Dr[K * W];
   if (rect_u || rect_v) {
-    SAFESVD_SOA_UNROLL
     for (int j = 0; j < K; ++j) {
       int any = 0;
       for (int l = 0; l < W; ++l) {
@@ -395,28 +443,34 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
         any |= int(mg.inside(mg.scale(S[j * ld + l])));
       }
       if (!any) continue;  // uniform: no lane needs column j
+      T mx[W];
       SAFESVD_SOA_SIMD
-      for (int l = 0; l < W; ++l) {
-        const MatrixGuard<T> mg = lg.template get<Guard::Pinv>(l);
-        T mx = T(0);
-        if (tall) {  // then rect_u (tall and wide exclude each other)
-          SAFESVD_SOA_UNROLL
-          for (int r = 0; r < M; ++r) {
+      for (int l = 0; l < W; ++l) mx[l] = T(0);
+      if constexpr (tall) {  // then rect_u (tall and wide exclude each other)
+        for (int64_t r = 0; r < m; ++r) {
+          SAFESVD_SOA_SIMD
+          for (int l = 0; l < W; ++l) {
             T proj = gU[(r * K + j) * ld + l];
             SAFESVD_SOA_UNROLL
             for (int p = 0; p < K; ++p) proj -= U[(r * K + p) * ld + l] * UhgU[(p * K + j) * W + l];
-            mx = max_of(mx, abs_of(proj));
-          }
-        } else {
-          SAFESVD_SOA_UNROLL
-          for (int c = 0; c < N; ++c) {
-            T proj = gVh[(j * N + c) * ld + l];
-            SAFESVD_SOA_UNROLL
-            for (int p = 0; p < K; ++p) proj -= gVhV[(j * K + p) * W + l] * Vh[(p * N + c) * ld + l];
-            mx = max_of(mx, abs_of(proj));
+            mx[l] = max_of(mx[l], abs_of(proj));
           }
         }
-        pmax[j * W + l] = mg.inside(mg.scale(S[j * ld + l])) ? mx : T(0);
+      } else {
+        for (int64_t c = 0; c < n; ++c) {
+          SAFESVD_SOA_SIMD
+          for (int l = 0; l < W; ++l) {
+            T proj = gVh[(j * n + c) * ld + l];
+            SAFESVD_SOA_UNROLL
+            for (int p = 0; p < K; ++p) proj -= gVhV[(j * K + p) * W + l] * Vh[(p * n + c) * ld + l];
+            mx[l] = max_of(mx[l], abs_of(proj));
+          }
+        }
+      }
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) {
+        const MatrixGuard<T> mg = lg.template get<Guard::Pinv>(l);
+        pmax[j * W + l] = mg.inside(mg.scale(S[j * ld + l])) ? mx[l] : T(0);
       }
     }
   }
@@ -427,7 +481,7 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
   else
     svd_J_offdiag_dispatch<false, K, W, T>(params.guard, UhgU, gVhV, S, ld, pmax, lg, lt, J, Dr);
 
-  if (tall) {
+  if constexpr (tall) {
     if (rect_u) {
       for (int i = 0; i < K; ++i) {
         SAFESVD_SOA_SIMD
@@ -437,9 +491,9 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
             J[(i * K + j) * W + l] -= lg.template get<Guard::Pinv>(l).scale(UhgU[(i * K + j) * W + l]) * Dr[j * W + l];
       }
     }
-    matmul<M, K, K, K, 1, K, 1, W, T>(U, ld, J, W, X, W);  // X = U J'
+    matmul_rows<K, K, K, 1, K, 1, W, T>(m, U, ld, J, W, X, W);  // X = U J'
     if (rect_u) {
-      for (int r = 0; r < M; ++r) {
+      for (int64_t r = 0; r < m; ++r) {
         SAFESVD_SOA_SIMD
         for (int l = 0; l < W; ++l)
           SAFESVD_SOA_UNROLL
@@ -447,7 +501,7 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
             X[(r * K + j) * W + l] += lg.template get<Guard::Pinv>(l).scale(gU[(r * K + j) * ld + l]) * Dr[j * W + l];
       }
     }
-    matmul<M, K, N, K, 1, N, 1, W, T>(X, W, Vh, ld, gA, ld);
+    matmul_rows<K, K, K, 1, K, 1, W, T>(m, X, W, Vh, ld, gA, ld);  // gA = X Vh (N = K)
   } else {
     if (rect_v) {
       for (int i = 0; i < K; ++i) {
@@ -458,17 +512,22 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
             J[(i * K + j) * W + l] -= Dr[i * W + l] * lg.template get<Guard::Pinv>(l).scale(gVhV[(i * K + j) * W + l]);
       }
     }
-    matmul<K, K, N, K, 1, N, 1, W, T>(J, W, Vh, ld, X, W);  // Y = J' Vh
+    if constexpr (dyn_n)  // Y = J' Vh
+      matmul_dyn<W, T>(K, K, n, J, K, 1, W, Vh, n, 1, ld, X, W);
+    else
+      matmul<K, K, N, K, 1, N, 1, W, T>(J, W, Vh, ld, X, W);
     if (rect_v) {
-      for (int i = 0; i < K; ++i) {
-        SAFESVD_SOA_SIMD
-        for (int l = 0; l < W; ++l)
-          SAFESVD_SOA_UNROLL
-          for (int c = 0; c < N; ++c)
-            X[(i * N + c) * W + l] += Dr[i * W + l] * lg.template get<Guard::Pinv>(l).scale(gVh[(i * N + c) * ld + l]);
-      }
+      for (int i = 0; i < K; ++i)
+        for (int64_t c = 0; c < n; ++c) {
+          SAFESVD_SOA_SIMD
+          for (int l = 0; l < W; ++l)
+            X[(i * n + c) * W + l] += Dr[i * W + l] * lg.template get<Guard::Pinv>(l).scale(gVh[(i * n + c) * ld + l]);
+        }
     }
-    matmul<M, K, N, K, 1, N, 1, W, T>(U, ld, X, W, gA, ld);
+    if constexpr (dyn_n)  // gA = U Y (M = K)
+      matmul_dyn<W, T>(K, K, n, U, K, 1, ld, X, n, 1, W, gA, ld);
+    else
+      matmul<K, K, N, K, 1, N, 1, W, T>(U, ld, X, W, gA, ld);
   }
   lt.write(gauge, ld);
 }
@@ -489,8 +548,8 @@ SAFESVD_HD void eigh_backward_tile(const T* Q, const T* gQ, const T* L, const T*
   T cs[W], lmax[W];
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cs[l] = T(0);
-  if (gQ) lane_max_abs<N * N, W, T>(gQ, ld, cs);
-  lane_max_abs<N, W, T>(L, ld, lmax);
+  if (gQ) lane_max_abs<W, T>(N * N, gQ, ld, cs);
+  lane_max_abs<W, T>(N, L, ld, lmax);
   LaneGuards<W, T> lg;
   lane_matrix_guards<W, T>(params, lmax, cs, 2 * N, lg);
   LaneGauges<W, T> lt;

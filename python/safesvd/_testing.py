@@ -52,9 +52,17 @@ def cpu_soa_mode(mode: int = -1) -> int:
     return previous
 
 
+def cpu_soa_calls() -> int:
+    """How many svd / eigh backward calls the CPU's SoA tiles have run in this process."""
+    fn = hooks().safesvd_testing_cpu_soa_calls
+    fn.restype = ctypes.c_longlong
+    return int(fn())
+
+
 def cpu_fused_rectangular(mode: int = -1) -> int:
-    """Set how the CPU's svd backward runs small rectangular input (1 the fused per-matrix
-    kernel, the default; 0 batched BLAS; -1 reads); returns the previous mode."""
+    """Set how the CPU's svd backward runs rectangular input (1 the fused kernels: the
+    SoA tiles for a short side <= 8, the default; 0 batched BLAS; -1 reads); returns the
+    previous mode."""
     previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
     if previous == -2:
         raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
