@@ -1,8 +1,9 @@
-"""The CPU's svd backward of tall / wide input: the fused per-matrix kernel against batched BLAS.
+"""The CPU's svd backward of tall / wide input: the fused kernels against batched BLAS.
 
 safesvd._testing.cpu_fused_rectangular(m) (a test hook, csrc/testing.h) switches the
-rectangular shapes that csrc/cpu/cpu.cpp (fused_rectangular) gives to the fused
-per-matrix kernel back to the batched path (products by batched BLAS). Both take
+rectangular shapes that csrc/cpu/cpu.cpp (backward_fused_cpu) gives to the fused kernels
+(the SoA tiles for a short side <= 8, the per-matrix kernel for the float64 short sides
+9..16 of fused_rectangular) back to the batched path (products by batched BLAS). All take
 every decision in kernels::svd_build_J, so on input where no decision sits at a
 threshold they differ only by rounding: with well-separated singular values the
 difference is a small multiple of eps times the size of the gradient. Exactly

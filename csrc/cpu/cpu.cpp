@@ -243,13 +243,17 @@ bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
 }
 
-// Rectangular input the fused per-matrix kernel takes (above: batched BLAS): the
-// short side <= 4, or float64 with the short side <= 16 and m n <= 16384. Measured
-// on 2 cores (bench/bench_soa_backward.py --rectangular, interleaved, batched / fused):
-// 8x3 1.1x (f32) 1.3x (f64), 12x4 1.4x / 1.6x, 256x8 f64 1.3x, 64x16 f64 1.1x,
-// 128x16 f64 1.45x, 16x1024 f64 1.0x; float32 with the short side 8..16 loses
-// (0.6-0.8x: batched BLAS vectorizes, the per-matrix loops at run-time sizes do not).
-// 1 on, 0 off (safesvd_testing_cpu_fused_rectangular, csrc/testing.h).
+// Rectangular input the fused per-matrix kernel takes outside the SoA's range (above:
+// batched BLAS): the short side <= 4, or float64 with the short side <= 16 and m n <=
+// 16384. Measured on 2 cores (bench/bench_soa_backward.py --rectangular, interleaved,
+// batched / fused) before the SoA took the short sides <= 8: AMD (AVX2) 8x3 1.1x (f32)
+// 1.3x (f64), 12x4 1.4x / 1.6x, 256x8 f64 1.3x, 64x16 f64 1.1x, 128x16 f64 1.45x,
+// 16x1024 f64 1.0x; float32 with the short side 8..16 loses (0.6-0.8x: batched BLAS
+// vectorizes, the per-matrix loops at run-time sizes do not). On Intel with AVX-512 the
+// float64 short side 16 loses instead (64x16 0.89x, 128x16 0.66x:
+// bench/results/cpu_soa_backward_2026-12-04_intel.md); left as measured on AMD.
+// 1 on, 0 batched BLAS for every rectangular shape with a side above kFusedMaxDimCPU
+// (safesvd_testing_cpu_fused_rectangular, csrc/testing.h).
 std::atomic<int>& fused_rectangular_mode() {
   static std::atomic<int> mode{1};
   return mode;
