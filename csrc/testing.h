@@ -19,9 +19,10 @@ SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table);
 // (tests compare 1 with 2); -1 only reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
 
-// How many svd / eigh backward calls the CPU's SoA tiles have run since the library
-// was loaded (tests check which shapes take them).
-SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(void);
+// How many calls the CPU's SoA tiles have run since the library was loaded: which = 0
+// the fused svd / eigh backward, 1 the J builders of the batched backward; -1 for
+// another `which` (tests check which shapes take them).
+SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which);
 
 // The CPU's svd backward of rectangular input (csrc/cpu/cpu.cpp, backward_fused_cpu):
 // 1 the fused kernels (the SoA tiles where the short side is <= 8, else the per-matrix

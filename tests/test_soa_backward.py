@@ -117,21 +117,25 @@ def test_mode_switch():
 # Tall and wide: every short side 1..8, long sides near it and far from it (one
 # instance per short side serves them all, the long side at run time).
 RECT_SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (9, 8), (2, 7), (40, 8), (8, 33), (6, 5), (7, 13)]
+# The batched backward (J by the SoA builder, k at run time); the float64 tall / wide
+# ones take the fused per-matrix kernel in both modes.
+BATCHED_SHAPES = [(9, 9), (16, 16), (24, 24), (40, 12), (12, 40), (20, 9)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", SETS)
-@pytest.mark.parametrize("shapes", ["square", "rectangular"])
+@pytest.mark.parametrize("shapes", ["square", "rectangular", "batched"])
 def test_svd_matches_per_matrix(dtype, kind, shapes):
     """Square n = 1..8 and tall / wide input (the complement terms of the rectangular
-    backward included): the SoA tiles against the per-matrix kernel, every guard and
-    every subset of the cotangents."""
+    backward included): the SoA tiles against the per-matrix kernel; larger shapes
+    ("batched": products by batched BLAS) the SoA J builder against the per-matrix one.
+    Every guard and every subset of the cotangents."""
     g = torch.Generator().manual_seed(1000 * SETS.index(kind) + 10 * DTYPES.index(dtype) + (shapes == "square"))
     well_posed = kind == "random"
     if not (EXACT or well_posed):
         pytest.skip("degenerate input agrees bit for bit only without FMA contraction")
     tol = None if EXACT else (1e-10 if dtype == torch.float64 else 1e-4)
-    for m, n in [(n, n) for n in range(1, 9)] if shapes == "square" else RECT_SHAPES:
+    for m, n in {"square": [(n, n) for n in range(1, 9)], "rectangular": RECT_SHAPES, "batched": BATCHED_SHAPES}[shapes]:
         # U, Vh column-major (LAPACK)
         U, S, Vh = torch.linalg.svd(make_A(kind, B_ODD, n, dtype, g, m=m), full_matrices=False)
         if kind in SCALE and not torch.isfinite(S).all():
@@ -153,12 +157,15 @@ def test_svd_matches_per_matrix(dtype, kind, shapes):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", SETS)
-def test_eigh_matches_per_matrix(dtype, kind):
-    g = torch.Generator().manual_seed(hash(("eigh", str(dtype), kind)) % 2**31)
+@pytest.mark.parametrize("sizes", ["small", "batched"])
+def test_eigh_matches_per_matrix(dtype, kind, sizes):
+    """n = 1..8: the SoA tiles; n = 9, 16, 24 (products by batched BLAS): the SoA J
+    builder; against the per-matrix kernels."""
+    g = torch.Generator().manual_seed(100 * SETS.index(kind) + 10 * DTYPES.index(dtype) + (sizes == "small"))
     if not (EXACT or kind == "random"):
         pytest.skip("degenerate input agrees bit for bit only without FMA contraction")
     tol = None if EXACT else (1e-10 if dtype == torch.float64 else 1e-4)
-    for n in range(1, 9):
+    for n in range(1, 9) if sizes == "small" else [9, 16, 24]:
         if kind == "random":
             X = torch.randn(B_ODD, n, n, dtype=torch.float64, generator=g)
             A = (X + X.mT).to(dtype)
@@ -268,6 +275,33 @@ def test_routing_outside_range():
             tol = 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-4
             for mode in (1, 2):
                 torch.testing.assert_close(out[mode][0], out[0][0], rtol=tol, atol=tol * out[0][0].abs().max().item())
+
+
+def test_builder_routing():
+    """The SoA J builder runs the batched backward's J for real input (square n > 8, tall
+    / wide float32 with a short side > 8), in mode 1 only; complex input and the shapes
+    of the fused kernels do not reach it."""
+    g = torch.Generator().manual_seed(11)
+    for shape, dtype, expect in [((5, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
+                                 ((5, 40, 12), torch.float32, 1), ((5, 12, 40), torch.float32, 1),
+                                 ((5, 40, 12), torch.float64, 0), ((5, 9, 9), torch.complex128, 0),
+                                 ((5, 3, 3), torch.float64, 0)]:
+        A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+        for mode in (1, 2):
+            calls = cpu_soa_calls("builder")
+            with soa_mode(mode):
+                torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+            assert cpu_soa_calls("builder") - calls == (expect if mode == 1 else 0), (shape, dtype, mode)
+        if shape[1] == shape[2]:
+            L, Q = torch.linalg.eigh(A + A.mH)
+            calls = cpu_soa_calls("builder")
+            with soa_mode(1):
+                torch.ops.safesvd._eigh_backward(torch.randn_like(L), torch.randn_like(Q), L, Q, "pinv", None, None)
+            assert cpu_soa_calls("builder") - calls == expect, (shape, dtype)
+    with pytest.raises(KeyError):
+        cpu_soa_calls("other")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

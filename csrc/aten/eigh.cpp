@@ -43,7 +43,9 @@ std::tuple<Tensor, Tensor> eigh_backward_batched(const DeviceKernels& dev, const
   Tensor J = at::empty({B, a.n, a.n}, a.Q.options()), gauge = at::empty({B, 3}, a.L.options());
   dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
                    J, gauge);
-  return {at::matmul(a.Q, at::matmul(J, a.Q.mH())), gauge};
+  // Q (J Q^H), into the temporaries that are dead by then (matmul_reusing).
+  const Tensor JQh = matmul_reusing(QhgQ, J, a.Q.mH());
+  return {matmul_reusing(J, a.Q, JQh), gauge};
 }
 
 std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, const c10::optional<Tensor>& gQ_in,

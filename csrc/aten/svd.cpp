@@ -99,7 +99,10 @@ std::tuple<Tensor, Tensor> svd_backward_batched(const DeviceKernels& dev, const 
   dev.svd_build_J({UhgU, gVhV, a.S.contiguous(), a.gS.defined() ? a.gS.contiguous() : Tensor(), pmax,
                    cotangent_scale, a.m, a.n, a.guard},
                   J, Dr, factors, gauge);
-  if (!P.defined()) return {at::matmul(a.U, at::matmul(J, a.Vh)), gauge};
+  if (!P.defined()) {  // U (J Vh), into the temporaries that are dead by then (matmul_reusing)
+    const Tensor JVh = matmul_reusing(UhgU.defined() ? UhgU : gVhV, J, a.Vh);
+    return {matmul_reusing(J, a.U, JVh), gauge};
+  }
   // P D = scale(P) * Dr, the scale applied as two exact multiplications.
   const Tensor f1 = factors.select(-1, 0).view({B, 1, 1}), f2 = factors.select(-1, 1).view({B, 1, 1});
   P.mul_(f1).mul_(f2).mul_(tall ? Dr.unsqueeze(-2) : Dr.unsqueeze(-1));  // P D

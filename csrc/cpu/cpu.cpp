@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -231,10 +232,11 @@ std::atomic<int>& soa_mode() {
 // The svd also takes tall / wide m x n with the short side <= kSoaMaxDimCPU and
 // m n <= kSoaMaxRectElems (its tiles then hold W matrices of m n values each).
 constexpr int64_t kSoaMaxRectElems = 16384;
-// Calls that took the SoA tiles (safesvd_testing_cpu_soa_calls, csrc/testing.h).
-std::atomic<long long>& soa_calls() {
-  static std::atomic<long long> calls{0};
-  return calls;
+// Calls that took the SoA tiles: [0] the fused backward, [1] the J builders of the
+// batched path (safesvd_testing_cpu_soa_calls, csrc/testing.h).
+std::atomic<long long>& soa_calls(int which = 0) {
+  static std::atomic<long long> calls[2] = {{0}, {0}};
+  return calls[which];
 }
 
 bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
@@ -317,11 +319,70 @@ void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gaug
   });
 }
 
+// The J builders of the batched path (n > 8 and the rectangular shapes outside the
+// fused range): real input in the SoA tiles, k at run time, the per-matrix builder's
+// results bit for bit (tests/test_soa_backward.py); complex input and the SoA modes 0 / 2
+// take the per-matrix builder (entries::svd_build_J).
+template <typename T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+bool soa_builder(const Tensor& like, std::initializer_list<const Tensor*> all) {
+  if (soa_mode().load() != 1 || !(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble))
+    return false;
+  for (const Tensor* t : all)
+    if (t->defined() && !t->is_contiguous()) return false;
+  return true;
+}
+
+void svd_build_J_cpu(const SvdBuildJArgs& a, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) {
+  const int64_t B = a.S.size(0), k = a.S.size(1);
+  if (B == 0 || !soa_builder(J, {&a.UhgU, &a.gVhV, &a.S, &a.gS, &a.pmax, &a.cotangent_scale, &J, &Dr, &factors,
+                                 &gauge}))
+    return entries::svd_build_J<CpuRunner>(a, J, Dr, factors, gauge);
+  const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
+  soa_calls(1).fetch_add(1, std::memory_order_relaxed);
+  AT_DISPATCH_FLOATING_TYPES(J.scalar_type(), "safesvd_svd_build_J_soa", [&] {
+    using T = scalar_t;
+    const cpu::SoaSvdBuildJ<T> batch{B, k, a.m + a.n, data_or_null<T>(a.UhgU), data_or_null<T>(a.gVhV),
+                                     a.S.const_data_ptr<T>(), data_or_null<T>(a.gS), data_or_null<T>(a.pmax),
+                                     a.cotangent_scale.const_data_ptr<T>(), int(a.guard.guard), T(a.guard.rtol),
+                                     T(a.guard.atol), T(a.guard.eps), J.mutable_data_ptr<T>(),
+                                     Dr.defined() ? Dr.mutable_data_ptr<T>() : nullptr, factors.mutable_data_ptr<T>(),
+                                     gauge.mutable_data_ptr<T>()};
+    if constexpr (std::is_same_v<T, float>)
+      run_tiles(batch, isa.width_float, 8 * k * k, kSoaChunkWork, isa.svd_J_float);
+    else
+      run_tiles(batch, isa.width_double, 8 * k * k, kSoaChunkWork, isa.svd_J_double);
+  });
+}
+
+void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
+  const int64_t B = a.L.size(0), n = a.L.size(1);
+  if (B == 0 || !soa_builder(J, {&a.QhgQ, &a.L, &a.gL, &a.cotangent_scale, &J, &gauge}))
+    return entries::eigh_build_J<CpuRunner>(a, J, gauge);
+  const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
+  soa_calls(1).fetch_add(1, std::memory_order_relaxed);
+  AT_DISPATCH_FLOATING_TYPES(J.scalar_type(), "safesvd_eigh_build_J_soa", [&] {
+    using T = scalar_t;
+    const cpu::SoaEighBuildJ<T> batch{B, n, data_or_null<T>(a.QhgQ), a.L.const_data_ptr<T>(), data_or_null<T>(a.gL),
+                                      a.cotangent_scale.const_data_ptr<T>(), int(a.guard.guard), T(a.guard.rtol),
+                                      T(a.guard.atol), T(a.guard.eps), J.mutable_data_ptr<T>(),
+                                      gauge.mutable_data_ptr<T>()};
+    if constexpr (std::is_same_v<T, float>)
+      run_tiles(batch, isa.width_float, 4 * n * n, kSoaChunkWork, isa.eigh_J_float);
+    else
+      run_tiles(batch, isa.width_double, 4 * n * n, kSoaChunkWork, isa.eigh_J_double);
+  });
+}
+
 DeviceKernels cpu_kernels() {
   DeviceKernels k = make_device_kernels<CpuRunner>(kFusedMaxDimCPU);
   k.backward_fused = &backward_fused_cpu;
   k.svd_backward_fused = &svd_backward_fused_cpu;
   k.eigh_backward_fused = &eigh_backward_fused_cpu;
+  k.svd_build_J = &svd_build_J_cpu;
+  k.eigh_build_J = &eigh_build_J_cpu;
   k.svd_jacobi = &svd_jacobi_cpu;
   k.eigh_jacobi = &eigh_jacobi_cpu;
   k.lapack_svd = &lapack_svd_cpu;
@@ -349,7 +410,9 @@ extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode) {
   return mode < 0 ? safesvd::soa_mode().load() : safesvd::soa_mode().exchange(mode);
 }
 
-extern "C" SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(void) { return safesvd::soa_calls().load(); }
+extern "C" SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which) {
+  return which == 0 || which == 1 ? safesvd::soa_calls(which).load() : -1;
+}
 
 extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode) {
   if (mode < -1 || mode > 1) return -2;

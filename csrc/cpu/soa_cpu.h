@@ -41,6 +41,27 @@ struct SoaEighBackward {
   T* gauge;
 };
 
+// The J builders of the batched path (kernels::SvdBuildJOp / EighBuildJOp, real input)
+// over B matrices of size k (n): every input and output contiguous, (B, k, k) / (B, k) /
+// (B,); UhgU, gVhV, QhgQ, gS, gL, pmax null when absent (Dr written when pmax is given);
+// dims as kernels::matrix_guard's.
+template <typename T>
+struct SoaSvdBuildJ {
+  int64_t B, k, dims;
+  const T *UhgU, *gVhV, *S, *gS, *pmax, *cotangent_scale;
+  int guard;
+  T rtol, atol, eps;
+  T *J, *Dr, *factors, *gauge;  // factors (B, 2), gauge (B, 3)
+};
+template <typename T>
+struct SoaEighBuildJ {
+  int64_t B, n;
+  const T *QhgQ, *L, *gL, *cotangent_scale;
+  int guard;
+  T rtol, atol, eps;
+  T *J, *gauge;
+};
+
 // Tiles of `width` matrices; run tiles [t0, t1) of a batch (the last tile may be partial).
 struct SoaBackwardIsa {
   const char* name;
@@ -49,6 +70,10 @@ struct SoaBackwardIsa {
   void (*svd_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
   void (*eigh_float)(const SoaEighBackward<float>&, int64_t t0, int64_t t1);
   void (*eigh_double)(const SoaEighBackward<double>&, int64_t t0, int64_t t1);
+  void (*svd_J_float)(const SoaSvdBuildJ<float>&, int64_t t0, int64_t t1);
+  void (*svd_J_double)(const SoaSvdBuildJ<double>&, int64_t t0, int64_t t1);
+  void (*eigh_J_float)(const SoaEighBuildJ<float>&, int64_t t0, int64_t t1);
+  void (*eigh_J_double)(const SoaEighBuildJ<double>&, int64_t t0, int64_t t1);
 };
 
 // One per ISA unit (csrc/cpu/inst/cpu_soa_<isa>.cpp).

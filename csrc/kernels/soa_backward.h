@@ -215,6 +215,35 @@ SAFESVD_HD void lane_matrix_guards(const GuardParams<T>& params, const T* smax, 
   for (int l = 0; l < W; ++l) lg.set(l, matrix_guard(params, smax[l], cscale[l], dims));
 }
 
+// Entry (i, j), i != j, of the svd J of lane l (svd_build_J, real input), its
+// gauge notes into `gauge`; UhgU, gVhV K x K with stride W, si = mg.scale(S_i). The
+// reference's decision (guards.h); the CPU compiles this header without FMA
+// contraction (csrc/cpu/isa/soa_isa.inc), so the value is the reference's bit for bit.
+template <int W, typename T>
+SAFESVD_HD_INLINE T svd_J_at(int l, int64_t i, int64_t j, int64_t K, const T* __restrict__ UhgU,
+                             const T* __restrict__ gVhV, const T* S, int64_t ld, const MatrixGuard<T>& mg, T si,
+                             GaugeTracker<T>& gauge) {
+  const T a = UhgU[(i * K + j) * W + l] - UhgU[(j * K + i) * W + l];
+  const T b = gVhV[(j * K + i) * W + l] - gVhV[(i * K + j) * W + l];
+  return svd_J_entry(mg, a, b, si, mg.scale(S[j * ld + l]), gauge, i, j);
+}
+// Dr_i of lane l (the rectangular coefficient of svd_build_J) and its gauge note.
+template <int W, typename T>
+SAFESVD_HD_INLINE void svd_Dr_at(int l, int64_t i, const T* __restrict__ pmax, const MatrixGuard<T>& mg, T si,
+                                 GaugeTracker<T>& gauge, T* __restrict__ Dr) {
+  const T p = pmax[i * W + l];
+  Dr[i * W + l] = mg.coefficient(si, p);
+  if (mg.inside(si)) gauge.note(p, i, i);
+}
+// Entry (i, j), i != j, of the eigh J of lane l (eigh_build_J, real input); QhgQ N x N
+// with stride W.
+template <int W, typename T>
+SAFESVD_HD_INLINE T eigh_J_at(int l, int64_t i, int64_t j, int64_t N, const T* __restrict__ QhgQ, const T* L,
+                              int64_t ld, const MatrixGuard<T>& mg, GaugeTracker<T>& gauge) {
+  const T a = T(0.5) * (QhgQ[(i * N + j) * W + l] - QhgQ[(j * N + i) * W + l]);
+  return eigh_J_entry(mg, a, mg.scale(L[j * ld + l]) - mg.scale(L[i * ld + l]), gauge, i, j);
+}
+
 // Row i of the off-diagonal of J and, for RECT, Dr_i (svd_build_J of
 // svd_backward.h, real input) of lane l, for guard G, with the gauge notes in
 // svd_build_J's order: for each row i, the pairs (i, j), j ascending
@@ -237,17 +266,9 @@ SAFESVD_HD_INLINE void svd_J_row(int l, const T* __restrict__ UhgU, const T* __r
   SAFESVD_SOA_UNROLL
   for (int j = 0; j < K; ++j) {
     if (i == j) continue;
-    const T a = UhgU[(i * K + j) * W + l] - UhgU[(j * K + i) * W + l];
-    const T b = gVhV[(j * K + i) * W + l] - gVhV[(i * K + j) * W + l];
-    // The reference's decision (guards.h); the CPU compiles this header without FMA
-    // contraction (csrc/cpu/isa/soa_isa.inc), so the value is the reference's bit for bit.
-    J[(i * K + j) * W + l] = svd_J_entry(mg, a, b, si, mg.scale(S[j * ld + l]), gauge, i, j);
+    J[(i * K + j) * W + l] = svd_J_at<W, T>(l, i, j, K, UhgU, gVhV, S, ld, mg, si, gauge);
   }
-  if (RECT) {
-    const T p = pmax[i * W + l];
-    Dr[i * W + l] = mg.coefficient(si, p);
-    if (mg.inside(si)) gauge.note(p, i, i);
-  }
+  if (RECT) svd_Dr_at<W, T>(l, i, pmax, mg, si, gauge, Dr);
   lt.put(l, gauge);
 }
 
@@ -305,8 +326,7 @@ SAFESVD_HD_INLINE void eigh_J_row(int l, const T* __restrict__ QhgQ, const T* L,
   SAFESVD_SOA_UNROLL
   for (int j = 0; j < N; ++j) {
     if (i == j) continue;
-    const T a = T(0.5) * (QhgQ[(i * N + j) * W + l] - QhgQ[(j * N + i) * W + l]);
-    J[(i * N + j) * W + l] = eigh_J_entry(mg, a, mg.scale(L[j * ld + l]) - mg.scale(L[i * ld + l]), gauge, i, j);
+    J[(i * N + j) * W + l] = eigh_J_at<W, T>(l, i, j, N, QhgQ, L, ld, mg, gauge);
   }
   lt.put(l, gauge);
 }
@@ -355,6 +375,74 @@ SAFESVD_HD void set_J_diagonal(const T* gS, int64_t ld, T* J) {
       for (int l = 0; l < W; ++l) J[(i * K + i) * W + l] = T(0);
     }
   }
+}
+
+// One lane's svd J entry (i, j) / Dr_i of the run-time builder below, its guard and
+// tracker ordinary locals (see svd_J_row).
+template <Guard G, int W, typename T>
+SAFESVD_HD_INLINE void svd_J_cell(int l, int64_t i, int64_t j, int64_t k, const T* UhgU, const T* gVhV,
+                                  const T* S, const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J) {
+  const MatrixGuard<T> mg = lg.template get<G>(l);
+  GaugeTracker<T> gauge = lt.get(l);
+  J[(i * k + j) * W + l] = svd_J_at<W, T>(l, i, j, k, UhgU, gVhV, S, W, mg, mg.scale(S[i * W + l]), gauge);
+  lt.put(l, gauge);
+}
+template <Guard G, int W, typename T>
+SAFESVD_HD_INLINE void svd_Dr_cell(int l, int64_t i, const T* S, const T* pmax, const LaneGuards<W, T>& lg,
+                                   LaneGauges<W, T>& lt, T* Dr) {
+  const MatrixGuard<T> mg = lg.template get<G>(l);
+  GaugeTracker<T> gauge = lt.get(l);
+  svd_Dr_at<W, T>(l, i, pmax, mg, mg.scale(S[i * W + l]), gauge, Dr);
+  lt.put(l, gauge);
+}
+template <Guard G, int W, typename T>
+SAFESVD_HD_INLINE void eigh_J_cell(int l, int64_t i, int64_t j, int64_t n, const T* QhgQ, const T* L,
+                                   const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J) {
+  const MatrixGuard<T> mg = lg.template get<G>(l);
+  GaugeTracker<T> gauge = lt.get(l);
+  J[(i * n + j) * W + l] = eigh_J_at<W, T>(l, i, j, n, QhgQ, L, W, mg, gauge);
+  lt.put(l, gauge);
+}
+
+// J_ii = g_i (gS or gL, stride W), or 0 when absent.
+template <int W, typename T>
+SAFESVD_HD_INLINE void diagonal_entry(int64_t k, int64_t i, const T* g, T* J) {
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) J[(i * k + i) * W + l] = g ? g[i * W + l] : T(0);
+}
+
+// J (and Dr) of the svd for guard G, k at run time: the entries (i, j) in row-major
+// order, each a lane loop, then Dr_i at the end of row i: svd_build_J's notes' order.
+template <Guard G, int W, typename T>
+SAFESVD_HD void svd_build_J_rows(int64_t k, const T* UhgU, const T* gVhV, const T* S, const T* gS,
+                                 const T* pmax, const LaneGuards<W, T>& lg, LaneGauges<W, T>& lt, T* J, T* Dr) {
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < k; ++j) {
+      if (i == j) {
+        diagonal_entry<W, T>(k, i, gS, J);
+        continue;
+      }
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) svd_J_cell<G, W, T>(l, i, j, k, UhgU, gVhV, S, lg, lt, J);
+    }
+    if (pmax) {
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) svd_Dr_cell<G, W, T>(l, i, S, pmax, lg, lt, Dr);
+    }
+  }
+}
+template <Guard G, int W, typename T>
+SAFESVD_HD void eigh_build_J_rows(int64_t n, const T* QhgQ, const T* L, const T* gL, const LaneGuards<W, T>& lg,
+                                  LaneGauges<W, T>& lt, T* J) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      if (i == j) {
+        diagonal_entry<W, T>(n, i, gL, J);
+        continue;
+      }
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) eigh_J_cell<G, W, T>(l, i, j, n, QhgQ, L, lg, lt, J);
+    }
 }
 
 }  // namespace soa_detail
@@ -560,6 +648,58 @@ SAFESVD_HD void eigh_backward_tile(const T* Q, const T* gQ, const T* L, const T*
   matmul<N, N, N, N, 1, 1, N, W, T>(J, W, Q, ld, QhgQ, W);
   matmul<N, N, N, N, 1, N, 1, W, T>(Q, ld, QhgQ, W, gA, ld);
   lt.write(gauge, ld);
+}
+
+// The builders of the batched path (SvdBuildJOp / EighBuildJOp of batch_ops.h, real
+// input) over a tile of W matrices, the size k (n) at run time: the same decisions in
+// the same order, so the same J, Dr, scale factors and gauge rows bit for bit. Inputs
+// and outputs with stride W: UhgU, gVhV (QhgQ) k x k, zero-filled when absent; S, gS,
+// pmax, Dr k per lane (gS, pmax null when absent; Dr written when pmax is given); cs
+// the cotangent scale (one per lane); factors two rows (f1, f2 of the spectrum scale);
+// gauge three rows. dims as matrix_guard's (m + n for the svd).
+template <int W, typename T>
+SAFESVD_HD void svd_build_J_tile(int64_t k, int64_t dims, const T* UhgU, const T* gVhV, const T* S, const T* gS,
+                                 const T* pmax, const T* cs, const GuardParams<T>& params, T* J, T* Dr, T* factors,
+                                 T* gauge) {
+  using namespace soa_detail;
+  T smax[W];
+  lane_max_abs<W, T>(k, S, W, smax);
+  LaneGuards<W, T> lg;
+  lane_matrix_guards<W, T>(params, smax, cs, dims, lg);
+  LaneGauges<W, T> lt;
+  lt.init(cs);
+  switch (params.guard) {
+    case Guard::None: svd_build_J_rows<Guard::None, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
+    case Guard::Lorentz: svd_build_J_rows<Guard::Lorentz, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
+    case Guard::Clamp: svd_build_J_rows<Guard::Clamp, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
+    case Guard::Pinv:
+    default: svd_build_J_rows<Guard::Pinv, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
+  }
+  SAFESVD_SOA_SIMD
+  for (int l = 0; l < W; ++l) {
+    factors[l] = lg.f1[l];
+    factors[W + l] = lg.f2[l];
+  }
+  lt.write(gauge, W);
+}
+template <int W, typename T>
+SAFESVD_HD void eigh_build_J_tile(int64_t n, const T* QhgQ, const T* L, const T* gL, const T* cs,
+                                  const GuardParams<T>& params, T* J, T* gauge) {
+  using namespace soa_detail;
+  T lmax[W];
+  lane_max_abs<W, T>(n, L, W, lmax);
+  LaneGuards<W, T> lg;
+  lane_matrix_guards<W, T>(params, lmax, cs, 2 * n, lg);
+  LaneGauges<W, T> lt;
+  lt.init(cs);
+  switch (params.guard) {
+    case Guard::None: eigh_build_J_rows<Guard::None, W, T>(n, QhgQ, L, gL, lg, lt, J); break;
+    case Guard::Lorentz: eigh_build_J_rows<Guard::Lorentz, W, T>(n, QhgQ, L, gL, lg, lt, J); break;
+    case Guard::Clamp: eigh_build_J_rows<Guard::Clamp, W, T>(n, QhgQ, L, gL, lg, lt, J); break;
+    case Guard::Pinv:
+    default: eigh_build_J_rows<Guard::Pinv, W, T>(n, QhgQ, L, gL, lg, lt, J); break;
+  }
+  lt.write(gauge, W);
 }
 
 }  // namespace kernels

@@ -52,11 +52,14 @@ def cpu_soa_mode(mode: int = -1) -> int:
     return previous
 
 
-def cpu_soa_calls() -> int:
-    """How many svd / eigh backward calls the CPU's SoA tiles have run in this process."""
+def cpu_soa_calls(kind: str = "backward") -> int:
+    """How many calls the CPU's SoA tiles have run in this process: kind "backward" (the
+    fused svd / eigh backward) or "builder" (the J builders of the batched backward)."""
+    which = {"backward": 0, "builder": 1}[kind]
     fn = hooks().safesvd_testing_cpu_soa_calls
     fn.restype = ctypes.c_longlong
-    return int(fn())
+    fn.argtypes = [ctypes.c_int]
+    return int(fn(which))
 
 
 def cpu_fused_rectangular(mode: int = -1) -> int:
