@@ -11,8 +11,8 @@ backward of torch.linalg.svd / eigh through autograd (the graph built once,
 retain_graph=True). Reports the median over --repeats runs in ns per matrix.
 --rectangular times the svd backward of tall / wide input with the hook
 cpu_fused_rectangular 0 (batched BLAS), cpu_soa_mode 2 (the fused per-matrix kernel
-where fused_rectangular or the SoA's range takes it) and 1 (the SoA tiles where the
-short side is <= 8), the measurement behind backward_fused_cpu in csrc/cpu/cpu.cpp.
+over the SoA's range, batched BLAS above it) and 1 (the SoA tiles where the short side is
+<= 8 and m n <= 16384), the measurement behind backward_fused_cpu in csrc/cpu/cpu.cpp.
 """
 import argparse
 import statistics
@@ -117,7 +117,7 @@ def main():
     if args.rectangular:
         for m, n, B in ((8, 3, 20000), (3, 8, 20000), (12, 4, 20000), (32, 8, 5000), (64, 16, 5000),
                         (256, 8, 5000), (8, 256, 5000), (2048, 8, 500), (16, 64, 5000), (128, 16, 2000),
-                        (16, 1024, 500)):
+                        (16, 1024, 500), (32, 9, 5000), (40, 12, 5000), (20, 16, 5000), (4, 3000, 200)):
             for dtype in (torch.float32, torch.float64):
                 row = rectangular_case(m, n, dtype, B, max(7, args.repeats // 3))
                 print(f"svd {m}x{n} {str(dtype)[6:]:8s} B={B:6d} batched {row['batched']:8.1f}  per-matrix "

@@ -1,9 +1,8 @@
-"""The CPU's svd backward of tall / wide input: the fused kernels against batched BLAS.
+"""The CPU's svd backward of tall / wide input: the SoA tiles against batched BLAS.
 
 safesvd._testing.cpu_fused_rectangular(m) (a test hook, csrc/testing.h) switches the
-rectangular shapes that csrc/cpu/cpu.cpp (backward_fused_cpu) gives to the fused kernels
-(the SoA tiles for a short side <= 8, the per-matrix kernel for the float64 short sides
-9..16 of fused_rectangular) back to the batched path (products by batched BLAS). All take
+rectangular shapes that csrc/cpu/cpu.cpp (backward_fused_cpu) gives to the SoA tiles (a
+short side <= 8, m n <= 16384) back to the batched path (products by batched BLAS). Both take
 every decision in kernels::svd_build_J, so on input where no decision sits at a
 threshold they differ only by rounding: with well-separated singular values the
 difference is a small multiple of eps times the size of the gradient. Exactly
@@ -19,9 +18,8 @@ import torch
 import safesvd
 from safesvd._testing import cpu_fused_rectangular
 
-# (m, n, dtypes the rule sends to the fused kernel); the float32 shapes with the short
-# side above 4 stay on the batched path (checked below).
-SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (64, 16), (16, 64), (256, 8), (32, 9)]
+# Shapes the SoA tiles take (a short side above 8 is batched in both modes).
+SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (64, 8), (8, 64), (256, 8), (40, 7)]
 SETS = ["separated", "repeated", "rankdef", "tiny", "huge"]
 SCALE = {"tiny": {torch.float32: 2.0**-100, torch.float64: 2.0**-1000},
          "huge": {torch.float32: 2.0**100, torch.float64: 2.0**1000}}
@@ -96,10 +94,11 @@ def test_fused_matches_batched(shape, kind, dtype):
 
 
 def test_through_autograd_matches_torch():
-    """The public path on tall and wide shapes the fused kernel takes, against torch's
-    gradient of a loss that does not depend on the singular vectors' signs."""
+    """The public path on tall and wide shapes (the SoA tiles; 40x12, 12x40: batched BLAS
+    with the SoA J builder), against torch's gradient of a loss that does not depend on the
+    singular vectors' signs."""
     g = torch.Generator().manual_seed(3)
-    for m, n in [(8, 3), (3, 8)]:
+    for m, n in [(8, 3), (3, 8), (64, 8), (40, 12), (12, 40)]:
         A = make_A("separated", m, n, torch.float64, g).requires_grad_()
         W = torch.randn(B, m, n, dtype=torch.float64, generator=g)
         w = torch.randn(B, min(m, n), dtype=torch.float64, generator=g)

@@ -279,13 +279,13 @@ def test_routing_outside_range():
 
 def test_builder_routing():
     """The SoA J builder runs the batched backward's J for real input (square n > 8, tall
-    / wide float32 with a short side > 8), in mode 1 only; complex input and the shapes
-    of the fused kernels do not reach it."""
+    / wide with a short side > 8), in mode 1 only; complex input and the shapes of the
+    fused kernels (n <= 8, tall / wide with a short side <= 8) do not reach it."""
     g = torch.Generator().manual_seed(11)
     for shape, dtype, expect in [((5, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
                                  ((5, 40, 12), torch.float32, 1), ((5, 12, 40), torch.float32, 1),
-                                 ((5, 40, 12), torch.float64, 0), ((5, 9, 9), torch.complex128, 0),
-                                 ((5, 3, 3), torch.float64, 0)]:
+                                 ((5, 40, 12), torch.float64, 1), ((5, 9, 9), torch.complex128, 0),
+                                 ((5, 3, 3), torch.float64, 0), ((5, 40, 8), torch.float64, 0)]:
         A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
         U, S, Vh = torch.linalg.svd(A, full_matrices=False)
         gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)

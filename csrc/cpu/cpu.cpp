@@ -245,37 +245,28 @@ bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
 }
 
-// Rectangular input the fused per-matrix kernel takes outside the SoA's range (above:
-// batched BLAS): the short side <= 4, or float64 with the short side <= 16 and m n <=
-// 16384. Measured on 2 cores (bench/bench_soa_backward.py --rectangular, interleaved,
-// batched / fused) before the SoA took the short sides <= 8: AMD (AVX2) 8x3 1.1x (f32)
-// 1.3x (f64), 12x4 1.4x / 1.6x, 256x8 f64 1.3x, 64x16 f64 1.1x, 128x16 f64 1.45x,
-// 16x1024 f64 1.0x; float32 with the short side 8..16 loses (0.6-0.8x: batched BLAS
-// vectorizes, the per-matrix loops at run-time sizes do not). On Intel with AVX-512 the
-// float64 short side 16 loses instead (64x16 0.89x, 128x16 0.66x:
-// bench/results/cpu_soa_backward_2026-12-04_intel.md); left as measured on AMD.
-// 1 on, 0 batched BLAS for every rectangular shape with a side above kFusedMaxDimCPU
-// (safesvd_testing_cpu_fused_rectangular, csrc/testing.h).
+// 1: rectangular input in the SoA's range takes the SoA tiles, 0: every rectangular shape
+// with a side above kFusedMaxDimCPU takes batched BLAS (the tests' reference;
+// safesvd_testing_cpu_fused_rectangular, csrc/testing.h).
 std::atomic<int>& fused_rectangular_mode() {
   static std::atomic<int> mode{1};
   return mode;
 }
 
-bool fused_rectangular(const Tensor& like, int64_t m, int64_t n) {
-  const int64_t k = std::min(m, n);
-  if (m == n || !(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble)) return false;
-  return k <= 4 || (like.scalar_type() == at::kDouble && k <= 16 && m * n <= 16384);
-}
-
 // Fused (the SoA tiles where soa_shape and the SoA mode is 1, else the per-matrix
-// kernel) or batched BLAS. Rectangular input in the SoA's range takes the SoA tiles
-// (bench/bench_soa_backward.py --rectangular: 8x3 float32 3.0x the fused per-matrix
-// kernel, docs/soa_backward.md); with fused_rectangular_mode() 0 every rectangular
-// shape with a side above kFusedMaxDimCPU takes batched BLAS (the tests' reference).
+// kernel) or batched BLAS. Tall / wide input outside the SoA's range (a short side above
+// 8, or more than 16384 entries) takes batched BLAS with the SoA J builder: measured on
+// 2 cores (bench/bench_soa_backward.py --rectangular, Intel AVX-512,
+// bench/results/cpu_soa_backward_2026-12-04_intel.md) it beats the fused per-matrix kernel
+// on every such shape (float64 64x16 1.2x, 128x16 1.8x, 40x12 1.5x, 20x16 1.9x, 1000x16
+// 2.0x, 4x3000 1.5x; 32x9 0.93x, within the spread). An earlier rule sent float64 with a
+// short side <= 16 and the short sides <= 4 to the per-matrix kernel (measured on AMD
+// before the SoA builder, 1.1-1.45x there); the SoA tiles took the short sides <= 8, and
+// the batched path got faster.
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   const bool small = std::max(m, n) <= kFusedMaxDimCPU;
   if (m != n && fused_rectangular_mode().load() == 0) return small;
-  return small || fused_rectangular(like, m, n) || (soa_mode().load() != 0 && soa_shape(like, m, n));
+  return small || (soa_mode().load() != 0 && soa_shape(like, m, n));
 }
 
 void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {

@@ -63,9 +63,9 @@ def cpu_soa_calls(kind: str = "backward") -> int:
 
 
 def cpu_fused_rectangular(mode: int = -1) -> int:
-    """Set how the CPU's svd backward runs rectangular input (1 the fused kernels: the
-    SoA tiles for a short side <= 8, the default; 0 batched BLAS; -1 reads); returns the
-    previous mode."""
+    """Set how the CPU's svd backward runs rectangular input (1 the default: the SoA
+    tiles for a short side <= 8, batched BLAS above; 0 batched BLAS for every shape with
+    a side above 7; -1 reads); returns the previous mode."""
     previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
     if previous == -2:
         raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
