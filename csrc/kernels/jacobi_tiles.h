@@ -6,6 +6,7 @@
 #pragma once
 
 #include "jacobi_batch.h"
+#include "lane_tiles.h"
 
 namespace safesvd {
 namespace kernels {
@@ -61,20 +62,8 @@ template <int N, int W, typename T>
 SAFESVD_HD void load_tall_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_t b0, T* tile) {
   const bool t = a.m < a.n;
   const int64_t M = t ? a.n : a.m;
-  // Entry by entry with the lanes innermost, in the order of the source's smaller stride:
-  // every tile line is written whole and every source read in order (lane by lane, each
-  // entry missed its line; 256 x 8 inputs). The same values: data movement only.
-  const T* src[W];
-  for (int l = 0; l < W; ++l) src[l] = a.A.p + (b0 + l < a.B ? b0 + l : a.B - 1) * a.A.sb;
   const int64_t si = t ? a.A.cs : a.A.rs, sj = t ? a.A.rs : a.A.cs;  // strides along i (long side), j
-  const bool long_inner = si <= sj;
-  const int64_t outer = long_inner ? N : M, inner = long_inner ? M : N;
-  for (int64_t x = 0; x < outer; ++x)
-    for (int64_t y = 0; y < inner; ++y) {
-      const int64_t i = long_inner ? y : x, j = long_inner ? x : y, o = i * si + j * sj;
-      T* d = tile + (j * M + i) * W;
-      for (int l = 0; l < W; ++l) d[l] = src[l][o];
-    }
+  load_lanes<W, T>(a.A.p, a.A.sb, si, sj, M, N, b0, a.B, 1, M, tile);
 }
 
 // Store the tall path's outputs Ut (M x N, column-major lanes), St (N), Vt (N x N,

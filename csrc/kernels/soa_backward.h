@@ -208,11 +208,16 @@ SAFESVD_HD void lane_zero(T* x) {
   }
 }
 
-// Per-lane matrix_guard (a scalar loop: frexp / ldexp), into lane arrays.
+// The start of every tile backward and builder: per lane, matrix_guard of the spectrum's
+// largest |value| (the k values at spectrum[i * ld + l]) and the cotangent scale cs (a
+// scalar loop: frexp / ldexp), into lane arrays, and the gauge trackers with scale cs.
 template <int W, typename T>
-SAFESVD_HD void lane_matrix_guards(const GuardParams<T>& params, const T* smax, const T* cscale, int64_t dims,
-                                   LaneGuards<W, T>& lg) {
-  for (int l = 0; l < W; ++l) lg.set(l, matrix_guard(params, smax[l], cscale[l], dims));
+SAFESVD_HD void lane_guards(const GuardParams<T>& params, int64_t k, const T* spectrum, int64_t ld, const T* cs,
+                            int64_t dims, LaneGuards<W, T>& lg, LaneGauges<W, T>& lt) {
+  T smax[W];
+  lane_max_abs<W, T>(k, spectrum, ld, smax);
+  for (int l = 0; l < W; ++l) lg.set(l, matrix_guard(params, smax[l], cs[l], dims));
+  lt.init(cs);
 }
 
 // Entry (i, j), i != j, of the svd J of lane l (svd_build_J, real input), its
@@ -504,19 +509,17 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
   else
     matmul<K, N, K, N, 1, 1, N, W, T>(gVh, ld, Vh, ld, gVhV, W);
 
-  // Cotangent scale max|gU| + max|gVh|, spectrum max, per-lane guards.
-  T cu[W], cv[W], cs[W], smax[W];
+  // Cotangent scale max|gU| + max|gVh|, per-lane guards.
+  T cu[W], cv[W], cs[W];
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cu[l] = cv[l] = T(0);
   if (gU) lane_max_abs<W, T>(m * K, gU, ld, cu);
   if (gVh) lane_max_abs<W, T>(K * n, gVh, ld, cv);
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cs[l] = cu[l] + cv[l];
-  lane_max_abs<W, T>(K, S, ld, smax);
   LaneGuards<W, T> lg;
-  lane_matrix_guards<W, T>(params, smax, cs, m + n, lg);
   LaneGauges<W, T> lt;
-  lt.init(cs);
+  lane_guards<W, T>(params, K, S, ld, cs, m + n, lg, lt);
 
   // pmax_j: the largest entry of the complement part of the cotangent of
   // vector j, where S_j is inside the tolerance (else 0, as the reference).
@@ -633,15 +636,13 @@ SAFESVD_HD void eigh_backward_tile(const T* Q, const T* gQ, const T* L, const T*
     matmul<N, N, N, 1, N, N, 1, W, T>(Q, ld, gQ, ld, QhgQ, W);
   else
     lane_zero<N * N, W, T>(QhgQ);
-  T cs[W], lmax[W];
+  T cs[W];
   SAFESVD_SOA_SIMD
   for (int l = 0; l < W; ++l) cs[l] = T(0);
   if (gQ) lane_max_abs<W, T>(N * N, gQ, ld, cs);
-  lane_max_abs<W, T>(N, L, ld, lmax);
   LaneGuards<W, T> lg;
-  lane_matrix_guards<W, T>(params, lmax, cs, 2 * N, lg);
   LaneGauges<W, T> lt;
-  lt.init(cs);
+  lane_guards<W, T>(params, N, L, ld, cs, 2 * N, lg, lt);
   set_J_diagonal<N, W, T>(gL, ld, J);
   eigh_J_offdiag_dispatch<N, W, T>(params.guard, QhgQ, L, ld, lg, lt, J);
   // gA = Q (J Q^H); J Q^H into the Q^H gQ buffer.
@@ -662,12 +663,9 @@ SAFESVD_HD void svd_build_J_tile(int64_t k, int64_t dims, const T* UhgU, const T
                                  const T* pmax, const T* cs, const GuardParams<T>& params, T* J, T* Dr, T* factors,
                                  T* gauge) {
   using namespace soa_detail;
-  T smax[W];
-  lane_max_abs<W, T>(k, S, W, smax);
   LaneGuards<W, T> lg;
-  lane_matrix_guards<W, T>(params, smax, cs, dims, lg);
   LaneGauges<W, T> lt;
-  lt.init(cs);
+  lane_guards<W, T>(params, k, S, W, cs, dims, lg, lt);
   switch (params.guard) {
     case Guard::None: svd_build_J_rows<Guard::None, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
     case Guard::Lorentz: svd_build_J_rows<Guard::Lorentz, W, T>(k, UhgU, gVhV, S, gS, pmax, lg, lt, J, Dr); break;
@@ -686,12 +684,9 @@ template <int W, typename T>
 SAFESVD_HD void eigh_build_J_tile(int64_t n, const T* QhgQ, const T* L, const T* gL, const T* cs,
                                   const GuardParams<T>& params, T* J, T* gauge) {
   using namespace soa_detail;
-  T lmax[W];
-  lane_max_abs<W, T>(n, L, W, lmax);
   LaneGuards<W, T> lg;
-  lane_matrix_guards<W, T>(params, lmax, cs, 2 * n, lg);
   LaneGauges<W, T> lt;
-  lt.init(cs);
+  lane_guards<W, T>(params, n, L, W, cs, 2 * n, lg, lt);
   switch (params.guard) {
     case Guard::None: eigh_build_J_rows<Guard::None, W, T>(n, QhgQ, L, gL, lg, lt, J); break;
     case Guard::Lorentz: eigh_build_J_rows<Guard::Lorentz, W, T>(n, QhgQ, L, gL, lg, lt, J); break;

@@ -1,0 +1,38 @@
+// Loading strided batched matrices into the lane tiles of the SIMD kernels (element e of
+// lane l at tile[e * W + l]; jacobi.h, soa_backward.h, tall_svd.h, mid_svd.h). Host+device
+// template, no ATen. The CPU's instruction-set units include it inside a namespace of their
+// own (through jacobi_tiles.h, or csrc/cpu/isa/soa_isa.inc), so each ISA has its own copy.
+#pragma once
+
+#include <cstdint>
+
+#include "strided.h"
+
+namespace safesvd {
+namespace kernels {
+
+// Matrices b0 .. b0 + W - 1 of a batch at p (matrix stride sb; lanes past the end, b >= B,
+// repeat its last matrix: their results are computed and dropped), R x C with element
+// (i, j) at i * rs + j * cs, into the tile: element (i, j) of lane l at
+// dst[(i * drs + j * dcs) * W + l]. Entry by entry in the order of the source's smaller
+// stride, the lanes innermost: every tile line is written whole at once and every source
+// read in order (W streams). Lane by lane instead, each entry missed its tile line: the
+// transposes were most of the time of the 256x8 backward (docs/soa_backward.md).
+template <int W, typename T>
+SAFESVD_HD void load_lanes(const T* p, int64_t sb, int64_t rs, int64_t cs, int64_t R, int64_t C, int64_t b0,
+                           int64_t B, int64_t drs, int64_t dcs, T* __restrict__ dst) {
+  const T* src[W];
+  for (int l = 0; l < W; ++l) src[l] = p + (b0 + l < B ? b0 + l : B - 1) * sb;
+  const bool rows_inner = rs <= cs;  // column-major source: down the columns
+  const int64_t outer = rows_inner ? C : R, inner = rows_inner ? R : C;
+  for (int64_t x = 0; x < outer; ++x)
+    for (int64_t y = 0; y < inner; ++y) {
+      const int64_t i = rows_inner ? y : x, j = rows_inner ? x : y;
+      T* d = dst + (i * drs + j * dcs) * W;
+      const int64_t o = i * rs + j * cs;
+      for (int l = 0; l < W; ++l) d[l] = src[l][o];
+    }
+}
+
+}  // namespace kernels
+}  // namespace safesvd
