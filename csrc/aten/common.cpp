@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -161,8 +163,42 @@ void check_matrix_input(const Tensor& A, const char* op, bool square, bool check
   if (check_finite) check_finite_on_cpu(A, op);
 }
 
+namespace {
+
+// True when every one of the n values at x is finite: an exponent field of all ones is
+// Inf or NaN. Integer tests and an OR, so the loop vectorizes and stops nowhere (one pass
+// at memory speed; at::isfinite(A).all() made four passes and three temporaries of A's
+// size: a fifth of the eigh forward at n = 32).
+template <typename T, typename Bits, int kMantissa, Bits kExponent>
+bool all_finite_values(const T* x, int64_t n) {
+  Bits bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= Bits((b >> kMantissa) & kExponent) == kExponent;
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
 void check_finite_on_cpu(const Tensor& A, const char* op) {
-  if (A.device().is_cpu() && A.numel() > 0 && !at::isfinite(A).all().item<bool>()) raise_non_finite(op);
+  if (!A.device().is_cpu() || A.numel() == 0) return;
+  const Tensor C = A.is_complex() ? at::view_as_real(A.resolve_conj().contiguous()) : A.contiguous();
+  if (C.scalar_type() != at::kFloat && C.scalar_type() != at::kDouble) {
+    if (!at::isfinite(A).all().item<bool>()) raise_non_finite(op);
+    return;
+  }
+  std::atomic<bool> finite{true};
+  at::parallel_for(0, C.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+    bool ok;
+    if (C.scalar_type() == at::kFloat)
+      ok = all_finite_values<float, uint32_t, 23, 0xffu>(C.const_data_ptr<float>() + i0, i1 - i0);
+    else
+      ok = all_finite_values<double, uint64_t, 52, 0x7ffu>(C.const_data_ptr<double>() + i0, i1 - i0);
+    if (!ok) finite = false;
+  });
+  if (!finite) raise_non_finite(op);
 }
 
 void raise_non_finite(const char* op) {
