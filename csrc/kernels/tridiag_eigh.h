@@ -181,31 +181,38 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   const int64_t max_iterations = int64_t(max_sweeps) * n;
   int64_t iteration = 0;
   for (;; ++iteration) {
+    // Deflate at the top, then find the end m of each lane's unreduced block [top, m]: one
+    // pass over k for all lanes at once, the same decisions as a scan per lane (which was
+    // scalar, with a data-dependent exit per lane: ~10% of the QL step at n = 24).
+    int64_t kfirst = n;
+    for (int l = 0; l < W; ++l) kfirst = top[l] < kfirst ? top[l] : kfirst;
+    int64_t found[W];
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) {
+      found[l] = 0;
+      end[l] = n - 1;
+    }
+    for (int64_t k = kfirst; k < n - 1; ++k) {
+      int64_t open = 0;
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        const U ek = eu[k * W + l];
+        const bool small = ek * ek <= eps2 * compute_abs(du[k * W + l]) * compute_abs(du[(k + 1) * W + l]) + safmin;
+        const bool advance = small && k == top[l];                          // e_top negligible
+        const bool stop = small && !advance && k >= top[l] && !found[l];  // the block ends at k
+        eu[k * W + l] = advance || stop ? U(0) : ek;
+        top[l] = advance ? k + 1 : top[l];
+        end[l] = stop ? k : end[l];
+        found[l] = stop ? 1 : found[l];
+        open |= found[l] ? 0 : 1;
+      }
+      if (!open) break;
+    }
     int64_t kmin = n, kmax = -1;
     for (int l = 0; l < W; ++l) {
-      // Deflate at the top, then find the end m of the unreduced block [top, m].
-      while (top[l] < n - 1) {
-        const U ek = eu[top[l] * W + l];
-        if (ek * ek <= eps2 * compute_abs(du[top[l] * W + l]) * compute_abs(du[(top[l] + 1) * W + l]) + safmin) {
-          eu[top[l] * W + l] = U(0);
-          ++top[l];
-        } else {
-          break;
-        }
-      }
-      int64_t m = top[l];
-      while (m < n - 1) {
-        const U em = eu[m * W + l];
-        if (em * em <= eps2 * compute_abs(du[m * W + l]) * compute_abs(du[(m + 1) * W + l]) + safmin) {
-          eu[m * W + l] = U(0);
-          break;
-        }
-        ++m;
-      }
-      end[l] = m;
-      if (m > top[l]) {
+      if (end[l] > top[l]) {
         kmin = top[l] < kmin ? top[l] : kmin;
-        kmax = m > kmax ? m : kmax;
+        kmax = end[l] > kmax ? end[l] : kmax;
       }
     }
     if (kmax < 0 || iteration >= max_iterations) break;
