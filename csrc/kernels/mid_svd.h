@@ -42,20 +42,24 @@ namespace mid_svd_detail {
 using namespace tall_detail;
 
 // x_j <- (x_j - sum_{k < j} (x_k . x_j) x_k) twice over columns k of X (orthonormal),
-// then nrm = ||x_j||: classical Gram-Schmidt with reorthogonalization.
+// then nrm = ||x_j||: classical Gram-Schmidt with reorthogonalization, in the lanes where
+// apply[l] (elsewhere x_j is left as it is, bit for bit: its coefficients are zero).
 template <int W, typename T>
-SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, T* nrm) {
+SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, const typename Tr<T>::I* apply, T* nrm) {
   T* x = X + (j * n) * W;
-  for (int pass = 0; pass < 2; ++pass)
-    for (int64_t k = 0; k < j; ++k) {
-      const T* xk = X + (k * n) * W;
-      T dot[W];
-      column_dot<W, T>(xk, x, 0, n, dot);
-      for (int64_t i = 0; i < n; ++i) {
+  if (jacobi_detail::any_lane<W>(apply))
+    for (int pass = 0; pass < 2; ++pass)
+      for (int64_t k = 0; k < j; ++k) {
+        const T* xk = X + (k * n) * W;
+        T dot[W];
+        column_dot<W, T>(xk, x, 0, n, dot);
         SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) x[i * W + l] = jfma(-dot[l], xk[i * W + l], x[i * W + l]);
+        for (int l = 0; l < W; ++l) dot[l] = apply[l] ? dot[l] : T(0);
+        for (int64_t i = 0; i < n; ++i) {
+          SAFESVD_MSVD_SIMD
+          for (int l = 0; l < W; ++l) x[i * W + l] = jfma(-dot[l], xk[i * W + l], x[i * W + l]);
+        }
       }
-    }
   T s2[W];
   column_dot<W, T>(x, x, 0, n, s2);
   SAFESVD_MSVD_SIMD
@@ -208,8 +212,15 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
       SAFESVD_MSVD_SIMD
       for (int l = 0; l < W; ++l) u[i * W + l] *= rs[l];
     }
+    // Jacobi stopped when every pair passed its test, |b_p . b_q| <= tol ||b_p|| ||b_q|| or
+    // <= eps^2: the columns are orthogonal to tol already wherever eps^2 <= tol S_p S_q, so
+    // wherever S_j^2 >= eps^2 / tol (the columns come in descending order). Only a column
+    // below that (rank-deficient input) is orthogonalized against the earlier ones.
+    I gs[W];
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) gs[l] = I(!(S[j * W + l] * S[j * W + l] >= floor_abs / tol));
     T nrm[W];
-    orthogonalize_column<W, T>(U, n, j, nrm);
+    orthogonalize_column<W, T>(U, n, j, gs, nrm);
     I need[W];
     T rn[W];
     SAFESVD_MSVD_SIMD
@@ -244,7 +255,7 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
         work[i * W + l] = u[i * W + l];
         u[i * W + l] = idx[l] == i ? T(1) : T(0);
       }
-    orthogonalize_column<W, T>(U, n, j, nrm);
+    orthogonalize_column<W, T>(U, n, j, need, nrm);
     for (int64_t i = 0; i < n; ++i)
       for (int l = 0; l < W; ++l)
         u[i * W + l] = need[l] ? u[i * W + l] * recip_where(nrm[l] > T(0), nrm[l]) : work[i * W + l];
