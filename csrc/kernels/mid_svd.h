@@ -181,17 +181,8 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   //    their span, orthogonalized twice), so U is orthogonal for rank-deficient input.
   //    Columns are taken in descending order of S, so that good columns come first.
   int64_t order[64 * W];  // n <= 64
-  for (int l = 0; l < W; ++l) {
-    for (int64_t j = 0; j < n; ++j) order[j * W + l] = j;
-  }
   for (int64_t j = 0; j < n; ++j) column_dot<W, T>(B + (j * n) * W, B + (j * n) * W, 0, n, norms + j * W);
-  for (int l = 0; l < W; ++l)  // descending by norm (insertion sort; n <= 64)
-    for (int64_t j = 1; j < n; ++j)
-      for (int64_t q = j; q > 0 && norms[order[q * W + l] * W + l] > norms[order[(q - 1) * W + l] * W + l]; --q) {
-        const int64_t t = order[q * W + l];
-        order[q * W + l] = order[(q - 1) * W + l];
-        order[(q - 1) * W + l] = t;
-      }
+  lane_stable_order<W, T>(norms, n, /*descending=*/true, order);
   // U (in order), S and V permuted to the same order.
   for (int64_t j = 0; j < n; ++j) {
     T* u = U + (j * n) * W;

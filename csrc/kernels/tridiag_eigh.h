@@ -47,6 +47,35 @@ template <typename U> SAFESVD_HD U compute_abs(U x) { return x < U(0) ? -x : x; 
 template <typename U> SAFESVD_HD U compute_recip_where(bool c, U x) { return c ? U(1) / x : U(0); }
 }  // namespace mid_detail
 
+// The stable sorting permutation of W lanes of n values (v[j * W + l]), ascending or
+// descending: order[r * W + l] = the index of lane l's r-th value, equal values in index
+// order. By ranks, r_j = #{k : v_k before v_j, or v_k = v_j and k < j}: n^2 comparisons
+// for all lanes at once, without branches (the insertion sort it replaces, n^2 / 4
+// mispredicted swaps per lane, was half the time of the mid-size eigh outside the
+// kernel). The permutation is the insertion sort's. NaN (a lane of non-finite input, whose
+// outputs are NaN) leaves ranks tied: order stays a list of valid indices.
+template <int W, typename T>
+SAFESVD_HD void lane_stable_order(const T* v, int64_t n, bool descending, int64_t* order) {
+  for (int64_t j = 0; j < n; ++j) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) order[j * W + l] = j;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t rank[W];
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) rank[l] = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        const T a = v[k * W + l], b = v[j * W + l];
+        const bool before = descending ? a > b : a < b;
+        rank[l] += (before || (a == b && k < j)) ? 1 : 0;
+      }
+    }
+    for (int l = 0; l < W; ++l) order[(rank[l] < n ? rank[l] : n - 1) * W + l] = j;
+  }
+}
+
 // Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
 // compute type (MidCompute<T>), d and e (2 n per lane).
 template <int W>
