@@ -58,6 +58,19 @@ struct CpuIsa {
   cpu::SoaBackwardIsa soa;
 };
 
+// The SoA backward of one ISA from its three band units (each sets its own functions).
+cpu::SoaBackwardIsa merge_soa(const cpu::SoaBackwardIsa& square, const cpu::SoaBackwardIsa& rect,
+                              const cpu::SoaBackwardIsa& builders) {
+  cpu::SoaBackwardIsa isa = square;
+  isa.svd_rect_float = rect.svd_rect_float;
+  isa.svd_rect_double = rect.svd_rect_double;
+  isa.svd_J_float = builders.svd_J_float;
+  isa.svd_J_double = builders.svd_J_double;
+  isa.eigh_J_float = builders.eigh_J_float;
+  isa.eigh_J_double = builders.eigh_J_double;
+  return isa;
+}
+
 // The widest variant this CPU runs, or SAFESVD_CPU_ISA=baseline|avx2|avx512 (tests,
 // benchmarks; an ISA the CPU lacks is an error, not an illegal instruction).
 const CpuIsa& cpu_isa() {
@@ -67,14 +80,17 @@ const CpuIsa& cpu_isa() {
         {"avx512", [] { return CpuIsa{"avx512", cpu::jacobi_small_avx512(), cpu::jacobi_medium_avx512(),
                                       cpu::jacobi_mid_avx512(),
                                       cpu::jacobi_tall_small_avx512(), cpu::jacobi_tall_medium_avx512(),
-                                      cpu::soa_backward_avx512()}; }},
+                                      merge_soa(cpu::soa_square_avx512(), cpu::soa_rect_avx512(),
+                                                cpu::soa_builders_avx512())}; }},
         {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(), cpu::jacobi_mid_avx2(),
                                     cpu::jacobi_tall_small_avx2(), cpu::jacobi_tall_medium_avx2(),
-                                    cpu::soa_backward_avx2()}; }},
+                                    merge_soa(cpu::soa_square_avx2(), cpu::soa_rect_avx2(),
+                                              cpu::soa_builders_avx2())}; }},
         {"baseline", [] { return CpuIsa{"baseline", cpu::jacobi_small_baseline(), cpu::jacobi_medium_baseline(),
                                         cpu::jacobi_mid_baseline(),
                                         cpu::jacobi_tall_small_baseline(), cpu::jacobi_tall_medium_baseline(),
-                                        cpu::soa_backward_baseline()}; }}};
+                                        merge_soa(cpu::soa_square_baseline(), cpu::soa_rect_baseline(),
+                                                  cpu::soa_builders_baseline())}; }}};
     for (const auto& [name, make] : variants) {
       if (wanted && *wanted) {
         if (std::strcmp(wanted, name) != 0) continue;
@@ -283,10 +299,11 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
                                        strided<T>(a.gVh), strided<T>(a.S), strided<T>(a.gS), int(a.guard.guard),
                                        T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
                                        gauge.mutable_data_ptr<T>()};
+    const bool rect = a.m != a.n;
     if constexpr (std::is_same_v<T, float>)
-      run_tiles(batch, isa.width_float, work, kSoaChunkWork, isa.svd_float);
+      run_tiles(batch, isa.width_float, work, kSoaChunkWork, rect ? isa.svd_rect_float : isa.svd_float);
     else
-      run_tiles(batch, isa.width_double, work, kSoaChunkWork, isa.svd_double);
+      run_tiles(batch, isa.width_double, work, kSoaChunkWork, rect ? isa.svd_rect_double : isa.svd_double);
   });
 }
 

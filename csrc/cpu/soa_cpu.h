@@ -63,11 +63,15 @@ struct SoaEighBuildJ {
 };
 
 // Tiles of `width` matrices; run tiles [t0, t1) of a batch (the last tile may be partial).
+// svd_*: square n x n (n = 1..kSoaMaxDim); svd_rect_*: m != n (the short side
+// 1..kSoaMaxDim).
 struct SoaBackwardIsa {
   const char* name;
   int width_float, width_double;
   void (*svd_float)(const SoaSvdBackward<float>&, int64_t t0, int64_t t1);
   void (*svd_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
+  void (*svd_rect_float)(const SoaSvdBackward<float>&, int64_t t0, int64_t t1);
+  void (*svd_rect_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
   void (*eigh_float)(const SoaEighBackward<float>&, int64_t t0, int64_t t1);
   void (*eigh_double)(const SoaEighBackward<double>&, int64_t t0, int64_t t1);
   void (*svd_J_float)(const SoaSvdBuildJ<float>&, int64_t t0, int64_t t1);
@@ -76,10 +80,19 @@ struct SoaBackwardIsa {
   void (*eigh_J_double)(const SoaEighBuildJ<double>&, int64_t t0, int64_t t1);
 };
 
-// One per ISA unit (csrc/cpu/inst/cpu_soa_<isa>.cpp).
-SoaBackwardIsa soa_backward_baseline();
-SoaBackwardIsa soa_backward_avx2();
-SoaBackwardIsa soa_backward_avx512();
+// One per (band, ISA) unit (csrc/cpu/inst/cpu_soa_<band>_<isa>.cpp), each filling its
+// band's functions and leaving the others null; cpu.cpp merges the three of an ISA.
+// Bands: square (svd and eigh n x n), rect (svd m != n), builders (the J builders).
+// Split so that no unit compiles every instance (one unit was 110 s of a 2-core build).
+SoaBackwardIsa soa_square_baseline();
+SoaBackwardIsa soa_square_avx2();
+SoaBackwardIsa soa_square_avx512();
+SoaBackwardIsa soa_rect_baseline();
+SoaBackwardIsa soa_rect_avx2();
+SoaBackwardIsa soa_rect_avx512();
+SoaBackwardIsa soa_builders_baseline();
+SoaBackwardIsa soa_builders_avx2();
+SoaBackwardIsa soa_builders_avx512();
 
 }  // namespace cpu
 }  // namespace safesvd
