@@ -25,7 +25,7 @@ SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
 SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which);
 
 // The CPU's svd backward of rectangular input (csrc/cpu/cpu.cpp, backward_fused_cpu):
-// 1 the default (the SoA tiles where the short side is <= 8 and m n <= 16384, batched
+// 1 the default (the SoA tiles where the short side is <= 8 or 16 and m n <= 16384, batched
 // BLAS above), 0 batched BLAS for every rectangular shape with a side above 7; -1 only
 // reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);

@@ -114,9 +114,10 @@ def test_mode_switch():
         cpu_soa_mode(3)
 
 
-# Tall and wide: every short side 1..8, long sides near it and far from it (one
+# Tall and wide: every short side 1..8 and 16, long sides near it and far from it (one
 # instance per short side serves them all, the long side at run time).
-RECT_SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (9, 8), (2, 7), (40, 8), (8, 33), (6, 5), (7, 13)]
+RECT_SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (9, 8), (2, 7), (40, 8), (8, 33), (6, 5), (7, 13),
+               (40, 16), (16, 17)]
 # The batched backward (J by the SoA builder, k at run time); the float64 tall / wide
 # ones take the fused per-matrix kernel in both modes.
 BATCHED_SHAPES = [(9, 9), (16, 16), (24, 24), (40, 12), (12, 40), (20, 9)]
@@ -251,15 +252,17 @@ def test_against_torch_autograd(n):
 
 
 def test_routing_outside_range():
-    """Complex, n > 8, a short side > 8 and tall / wide input above 16384 entries keep
-    the per-matrix / batched paths; n = 8 real and tall / wide real with a short side
-    <= 8 take the SoA (before: batched BLAS or the per-matrix kernel) and agree with
-    them to rounding."""
+    """Complex, n > 8, a short side 9..15 or > 16 and tall / wide input above 16384
+    entries (2048 for the short side 16) keep the per-matrix / batched paths; n = 8 real and tall / wide real with a
+    short side <= 8 or 16 take the SoA (before: batched BLAS or the per-matrix kernel)
+    and agree with them to rounding."""
     g = torch.Generator().manual_seed(7)
     for shape, dtype in [((37, 4, 3), torch.float64), ((37, 3, 5), torch.float32), ((37, 3, 3), torch.complex128),
                          ((9, 9, 9), torch.float64), ((37, 8, 8), torch.float64), ((37, 8, 8), torch.float32),
                          ((5, 24, 9), torch.float32), ((3, 2049, 8), torch.float64), ((3, 8, 2049), torch.float32),
-                         ((37, 100, 8), torch.float32)]:
+                         ((37, 100, 8), torch.float32), ((5, 24, 16), torch.float64), ((5, 16, 70), torch.float32),
+                         ((5, 24, 15), torch.float64), ((5, 17, 24), torch.float32), ((3, 129, 16), torch.float64),
+                         ((3, 16, 128), torch.float32)]:
         A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
         for full in (False, True):
             U, S, Vh = torch.linalg.svd(A, full_matrices=full)
@@ -270,7 +273,9 @@ def test_routing_outside_range():
                 with soa_mode(mode):
                     out[mode] = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
                 k, mn = min(shape[1:]), shape[1] * shape[2]
-                in_range = dtype in DTYPES and k <= 8 and (shape[1] == shape[2] or mn <= 16384)
+                in_range = dtype in DTYPES and (
+                    (k <= 8 and (shape[1] == shape[2] or mn <= 16384)) or (k == 16 and shape[1] != shape[2]
+                                                                           and mn <= 2048))
                 assert cpu_soa_calls() - calls == int(mode == 1 and in_range), (shape, dtype, mode)
             tol = 1e-10 if dtype in (torch.float64, torch.complex128) else 1e-4
             for mode in (1, 2):
@@ -279,13 +284,15 @@ def test_routing_outside_range():
 
 def test_builder_routing():
     """The SoA J builder runs the batched backward's J for real input (square n > 8, tall
-    / wide with a short side > 8), in mode 1 only; complex input and the shapes of the
-    fused kernels (n <= 8, tall / wide with a short side <= 8) do not reach it."""
+    / wide with a short side 9..15 or > 16), in mode 1 only; complex input and the shapes
+    of the fused kernels (n <= 8, tall / wide with a short side <= 8 or 16) do not reach
+    it."""
     g = torch.Generator().manual_seed(11)
     for shape, dtype, expect in [((5, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
                                  ((5, 40, 12), torch.float32, 1), ((5, 12, 40), torch.float32, 1),
                                  ((5, 40, 12), torch.float64, 1), ((5, 9, 9), torch.complex128, 0),
-                                 ((5, 3, 3), torch.float64, 0), ((5, 40, 8), torch.float64, 0)]:
+                                 ((5, 3, 3), torch.float64, 0), ((5, 40, 8), torch.float64, 0),
+                                 ((5, 40, 16), torch.float64, 0), ((5, 16, 40), torch.float32, 0)]:
         A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
         U, S, Vh = torch.linalg.svd(A, full_matrices=False)
         gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)

@@ -58,12 +58,14 @@ struct CpuIsa {
   cpu::SoaBackwardIsa soa;
 };
 
-// The SoA backward of one ISA from its three band units (each sets its own functions).
+// The SoA backward of one ISA from its band units (each sets its own functions).
 cpu::SoaBackwardIsa merge_soa(const cpu::SoaBackwardIsa& square, const cpu::SoaBackwardIsa& rect,
-                              const cpu::SoaBackwardIsa& builders) {
+                              const cpu::SoaBackwardIsa& rect16, const cpu::SoaBackwardIsa& builders) {
   cpu::SoaBackwardIsa isa = square;
   isa.svd_rect_float = rect.svd_rect_float;
   isa.svd_rect_double = rect.svd_rect_double;
+  isa.svd_rect16_float = rect16.svd_rect16_float;
+  isa.svd_rect16_double = rect16.svd_rect16_double;
   isa.svd_J_float = builders.svd_J_float;
   isa.svd_J_double = builders.svd_J_double;
   isa.eigh_J_float = builders.eigh_J_float;
@@ -80,16 +82,16 @@ const CpuIsa& cpu_isa() {
         {"avx512", [] { return CpuIsa{"avx512", cpu::jacobi_small_avx512(), cpu::jacobi_medium_avx512(),
                                       cpu::jacobi_mid_avx512(),
                                       cpu::jacobi_tall_small_avx512(), cpu::jacobi_tall_medium_avx512(),
-                                      merge_soa(cpu::soa_square_avx512(), cpu::soa_rect_avx512(),
+                                      merge_soa(cpu::soa_square_avx512(), cpu::soa_rect_avx512(), cpu::soa_rect16_avx512(),
                                                 cpu::soa_builders_avx512())}; }},
         {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(), cpu::jacobi_mid_avx2(),
                                     cpu::jacobi_tall_small_avx2(), cpu::jacobi_tall_medium_avx2(),
-                                    merge_soa(cpu::soa_square_avx2(), cpu::soa_rect_avx2(),
+                                    merge_soa(cpu::soa_square_avx2(), cpu::soa_rect_avx2(), cpu::soa_rect16_avx2(),
                                               cpu::soa_builders_avx2())}; }},
         {"baseline", [] { return CpuIsa{"baseline", cpu::jacobi_small_baseline(), cpu::jacobi_medium_baseline(),
                                         cpu::jacobi_mid_baseline(),
                                         cpu::jacobi_tall_small_baseline(), cpu::jacobi_tall_medium_baseline(),
-                                        merge_soa(cpu::soa_square_baseline(), cpu::soa_rect_baseline(),
+                                        merge_soa(cpu::soa_square_baseline(), cpu::soa_rect_baseline(), cpu::soa_rect16_baseline(),
                                                   cpu::soa_builders_baseline())}; }}};
     for (const auto& [name, make] : variants) {
       if (wanted && *wanted) {
@@ -246,8 +248,12 @@ std::atomic<int>& soa_mode() {
 }
 
 // The svd also takes tall / wide m x n with the short side <= kSoaMaxDimCPU and
-// m n <= kSoaMaxRectElems (its tiles then hold W matrices of m n values each).
+// m n <= kSoaMaxRectElems (its tiles then hold W matrices of m n values each), or the
+// short side cpu::kSoaRectWideDim (16) and m n <= kSoaRectWideMaxElems: measured here
+// (bench/results/cpu_soa_backward_2026-12-04_intel_k16.md, batched / SoA) 20x16 1.5x,
+// 64x16 1.3-1.65x, 16x64 1.2-1.7x, 128x16 1.03-1.07x, 16x1024 0.87x (float32).
 constexpr int64_t kSoaMaxRectElems = 16384;
+constexpr int64_t kSoaRectWideMaxElems = 2048;
 // Calls that took the SoA tiles: [0] the fused backward, [1] the J builders of the
 // batched path (safesvd_testing_cpu_soa_calls, csrc/testing.h).
 std::atomic<long long>& soa_calls(int which = 0) {
@@ -257,7 +263,9 @@ std::atomic<long long>& soa_calls(int which = 0) {
 
 bool soa_shape(const Tensor& like, int64_t m, int64_t n) {
   const int64_t k = std::min(m, n);
-  return k >= 1 && k <= kSoaMaxDimCPU && (m == n || m * n <= kSoaMaxRectElems) &&
+  return k >= 1 &&
+         (k <= kSoaMaxDimCPU ? m == n || m * n <= kSoaMaxRectElems
+                             : m != n && k == cpu::kSoaRectWideDim && m * n <= kSoaRectWideMaxElems) &&
          (like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble);
 }
 
@@ -270,8 +278,10 @@ std::atomic<int>& fused_rectangular_mode() {
 }
 
 // Fused (the SoA tiles where soa_shape and the SoA mode is 1, else the per-matrix
-// kernel) or batched BLAS. Tall / wide input outside the SoA's range (a short side above
-// 8, or more than 16384 entries) takes batched BLAS with the SoA J builder: measured on
+// kernel) or batched BLAS. Tall / wide input outside the SoA's range (a short side 9..15
+// or above 16, or more than 16384 entries) takes batched BLAS with the SoA J builder
+// (short side 16 in the SoA: 1.1-2.8x the batched path, 64x16 float64 B = 5000 on one
+// thread 88 -> 32 ms, bench/results/cpu_soa_backward_2026-12-04_intel_k16.md). Measured on
 // 2 cores (bench/bench_soa_backward.py --rectangular, Intel AVX-512,
 // bench/results/cpu_soa_backward_2026-12-04_intel.md) it beats the fused per-matrix kernel
 // on every such shape (float64 64x16 1.2x, 128x16 1.8x, 40x12 1.5x, 20x16 1.9x, 1000x16
@@ -299,11 +309,13 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
                                        strided<T>(a.gVh), strided<T>(a.S), strided<T>(a.gS), int(a.guard.guard),
                                        T(a.guard.rtol), T(a.guard.atol), T(a.guard.eps), gA.mutable_data_ptr<T>(),
                                        gauge.mutable_data_ptr<T>()};
-    const bool rect = a.m != a.n;
+    const bool rect = a.m != a.n, rect16 = rect && std::min(a.m, a.n) == cpu::kSoaRectWideDim;
     if constexpr (std::is_same_v<T, float>)
-      run_tiles(batch, isa.width_float, work, kSoaChunkWork, rect ? isa.svd_rect_float : isa.svd_float);
+      run_tiles(batch, isa.width_float, work, kSoaChunkWork,
+                rect16 ? isa.svd_rect16_float : rect ? isa.svd_rect_float : isa.svd_float);
     else
-      run_tiles(batch, isa.width_double, work, kSoaChunkWork, rect ? isa.svd_rect_double : isa.svd_double);
+      run_tiles(batch, isa.width_double, work, kSoaChunkWork,
+                rect16 ? isa.svd_rect16_double : rect ? isa.svd_rect_double : isa.svd_double);
   });
 }
 

@@ -17,6 +17,11 @@ namespace cpu {
 // Largest n of the SoA variants' instantiations: square n x n, n = 1..kSoaMaxDim, and
 // for the svd tall / wide m x n with the short side 1..kSoaMaxDim (the long side at run time).
 constexpr int64_t kSoaMaxDim = 8;
+// And the svd tall / wide with the short side kSoaRectWideDim, the largest of the forward's
+// tall path (64 x 16, N samples of 16 features): 1.1-2.8x the batched path measured here
+// (bench/bench_soa_backward.py --rectangular); an instance costs ~50 s of compile per ISA,
+// so the short sides 9..15 stay on the batched path.
+constexpr int64_t kSoaRectWideDim = 16;
 
 // Inputs of the svd backward of B m x n matrices (U m x k, Vh k x n, S k from the
 // forward, k = min(m, n); gU, gVh, gS the cotangents) and the guard
@@ -64,7 +69,7 @@ struct SoaEighBuildJ {
 
 // Tiles of `width` matrices; run tiles [t0, t1) of a batch (the last tile may be partial).
 // svd_*: square n x n (n = 1..kSoaMaxDim); svd_rect_*: m != n (the short side
-// 1..kSoaMaxDim).
+// 1..kSoaMaxDim); svd_rect16_*: m != n, the short side kSoaRectWideDim.
 struct SoaBackwardIsa {
   const char* name;
   int width_float, width_double;
@@ -72,6 +77,8 @@ struct SoaBackwardIsa {
   void (*svd_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
   void (*svd_rect_float)(const SoaSvdBackward<float>&, int64_t t0, int64_t t1);
   void (*svd_rect_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
+  void (*svd_rect16_float)(const SoaSvdBackward<float>&, int64_t t0, int64_t t1);  // short side 16
+  void (*svd_rect16_double)(const SoaSvdBackward<double>&, int64_t t0, int64_t t1);
   void (*eigh_float)(const SoaEighBackward<float>&, int64_t t0, int64_t t1);
   void (*eigh_double)(const SoaEighBackward<double>&, int64_t t0, int64_t t1);
   void (*svd_J_float)(const SoaSvdBuildJ<float>&, int64_t t0, int64_t t1);
@@ -82,14 +89,18 @@ struct SoaBackwardIsa {
 
 // One per (band, ISA) unit (csrc/cpu/inst/cpu_soa_<band>_<isa>.cpp), each filling its
 // band's functions and leaving the others null; cpu.cpp merges the three of an ISA.
-// Bands: square (svd and eigh n x n), rect (svd m != n), builders (the J builders).
-// Split so that no unit compiles every instance (one unit was 110 s of a 2-core build).
+// Bands: square (svd and eigh n x n), rect (svd m != n), rect16 (svd m != n, short side
+// 16), builders (the J builders). Split so that no unit compiles every instance (one
+// unit was 110 s of a 2-core build).
 SoaBackwardIsa soa_square_baseline();
 SoaBackwardIsa soa_square_avx2();
 SoaBackwardIsa soa_square_avx512();
 SoaBackwardIsa soa_rect_baseline();
 SoaBackwardIsa soa_rect_avx2();
 SoaBackwardIsa soa_rect_avx512();
+SoaBackwardIsa soa_rect16_baseline();
+SoaBackwardIsa soa_rect16_avx2();
+SoaBackwardIsa soa_rect16_avx512();
 SoaBackwardIsa soa_builders_baseline();
 SoaBackwardIsa soa_builders_avx2();
 SoaBackwardIsa soa_builders_avx512();

@@ -64,7 +64,7 @@ def cpu_soa_calls(kind: str = "backward") -> int:
 
 def cpu_fused_rectangular(mode: int = -1) -> int:
     """Set how the CPU's svd backward runs rectangular input (1 the default: the SoA
-    tiles for a short side <= 8, batched BLAS above; 0 batched BLAS for every shape with
+    tiles for a short side <= 8 or 16, batched BLAS otherwise; 0 batched BLAS for every shape with
     a side above 7; -1 reads); returns the previous mode."""
     previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
     if previous == -2:
