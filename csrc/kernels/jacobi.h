@@ -231,7 +231,10 @@ SAFESVD_HD void scale_tile(T* A, int64_t ld, T* inv, typename Tr<T>::I* ok) {
 //   d = aqq - app, h = sqrt(d^2 + 4 apq^2), t = sign(d) 2 apq / (|d| + h),
 // so |t| <= 1; then c = 1/sqrt(1 + t^2), s = t c, and tau = s / (1 + c) =
 // t / (1 + sqrt(1 + t^2)) for the update form x - s (y + tau x), whose rounding
-// error is proportional to |s| (small in the late sweeps) instead of to 1.
+// error is proportional to |s| (small in the late sweeps) instead of to 1. With
+// den = |d| + h and q = sqrt(den^2 + 4 apq^2) = den sqrt(1 + t^2), s = sign(d) 2 apq / q
+// and tau = sign(d) 2 apq / (den + q): no division waits for t (the chain is sqrt, sqrt,
+// divide instead of sqrt, divide, sqrt, divide: the engine 5-17% faster; docs/jacobi.md).
 // rot == false gives exactly t = s = tau = 0 (identity). Callers rotate only
 // when |apq| > eps^2 (scaled units, entries < 2), so apq^2 and d^2 are normal
 // and far from overflow.
@@ -247,12 +250,11 @@ SAFESVD_HD void rotation(T app, T aqq, T apq, bool rot, T& s, T& t, T& tau) {
   const T g2 = (apq + apq) * m;
   const T h = jsqrt(jfma(d, d, g2 * g2));
   const T den = (jabs(d) + h) + (T(1) - m);  // > 0: >= |2 apq| if rot, >= 1 if not
-  T tt = g2 / den;
-  tt = d < T(0) ? -tt : tt;
-  const T r2 = jsqrt(jfma(tt, tt, T(1)));  // 1/c
-  s = tt / r2;
-  tau = tt / (T(1) + r2);  // tan(theta/2) = s / (1 + c)
-  t = tt;
+  const T q = jsqrt(jfma(den, den, g2 * g2));  // den / c
+  const T sg = d < T(0) ? -g2 : g2;
+  t = sg / den;
+  s = sg / q;
+  tau = sg / (den + q);  // tan(theta/2) = s / (1 + c)
 }
 
 // Convergence tolerances (relative): one-sided |a_p.a_q| <= tol ||a_p|| ||a_q||,
