@@ -82,17 +82,17 @@ const CpuIsa& cpu_isa() {
         {"avx512", [] { return CpuIsa{"avx512", cpu::jacobi_small_avx512(), cpu::jacobi_medium_avx512(),
                                       cpu::jacobi_mid_avx512(),
                                       cpu::jacobi_tall_small_avx512(), cpu::jacobi_tall_medium_avx512(),
-                                      merge_soa(cpu::soa_square_avx512(), cpu::soa_rect_avx512(), cpu::soa_rect16_avx512(),
-                                                cpu::soa_builders_avx512())}; }},
+                                      merge_soa(cpu::soa_square_avx512(), cpu::soa_rect_avx512(),
+                                                cpu::soa_rect16_avx512(), cpu::soa_builders_avx512())}; }},
         {"avx2", [] { return CpuIsa{"avx2", cpu::jacobi_small_avx2(), cpu::jacobi_medium_avx2(), cpu::jacobi_mid_avx2(),
                                     cpu::jacobi_tall_small_avx2(), cpu::jacobi_tall_medium_avx2(),
-                                    merge_soa(cpu::soa_square_avx2(), cpu::soa_rect_avx2(), cpu::soa_rect16_avx2(),
-                                              cpu::soa_builders_avx2())}; }},
+                                    merge_soa(cpu::soa_square_avx2(), cpu::soa_rect_avx2(),
+                                              cpu::soa_rect16_avx2(), cpu::soa_builders_avx2())}; }},
         {"baseline", [] { return CpuIsa{"baseline", cpu::jacobi_small_baseline(), cpu::jacobi_medium_baseline(),
                                         cpu::jacobi_mid_baseline(),
                                         cpu::jacobi_tall_small_baseline(), cpu::jacobi_tall_medium_baseline(),
-                                        merge_soa(cpu::soa_square_baseline(), cpu::soa_rect_baseline(), cpu::soa_rect16_baseline(),
-                                                  cpu::soa_builders_baseline())}; }}};
+                                        merge_soa(cpu::soa_square_baseline(), cpu::soa_rect_baseline(),
+                                                  cpu::soa_rect16_baseline(), cpu::soa_builders_baseline())}; }}};
     for (const auto& [name, make] : variants) {
       if (wanted && *wanted) {
         if (std::strcmp(wanted, name) != 0) continue;
@@ -280,8 +280,8 @@ std::atomic<int>& fused_rectangular_mode() {
 // Fused (the SoA tiles where soa_shape and the SoA mode is 1, else the per-matrix
 // kernel) or batched BLAS. Tall / wide input outside the SoA's range (a short side 9..15
 // or above 16, or more than 16384 entries) takes batched BLAS with the SoA J builder
-// (short side 16 in the SoA: 1.1-2.8x the batched path, 64x16 float64 B = 5000 on one
-// thread 88 -> 32 ms, bench/results/cpu_soa_backward_2026-12-04_intel_k16.md). Measured on
+// (the short side 16 in the SoA up to 2048 entries: 1.03-1.7x the batched path on 2
+// threads, 1.4-2.8x on one, 64x16 float64 B = 5000 88 -> 32 ms; soa_shape). Measured on
 // 2 cores (bench/bench_soa_backward.py --rectangular, Intel AVX-512,
 // bench/results/cpu_soa_backward_2026-12-04_intel.md) it beats the fused per-matrix kernel
 // on every such shape (float64 64x16 1.2x, 128x16 1.8x, 40x12 1.5x, 20x16 1.9x, 1000x16

@@ -18,9 +18,10 @@ namespace cpu {
 // for the svd tall / wide m x n with the short side 1..kSoaMaxDim (the long side at run time).
 constexpr int64_t kSoaMaxDim = 8;
 // And the svd tall / wide with the short side kSoaRectWideDim, the largest of the forward's
-// tall path (64 x 16, N samples of 16 features): 1.1-2.8x the batched path measured here
-// (bench/bench_soa_backward.py --rectangular); an instance costs ~50 s of compile per ISA,
-// so the short sides 9..15 stay on the batched path.
+// tall path (64 x 16, N samples of 16 features): 1.03-1.7x the batched path on 2 threads,
+// 1.4-2.8x on one, up to 2048 entries (bench/results/cpu_soa_backward_2026-12-04_intel_k16.md;
+// csrc/cpu/cpu.cpp, soa_shape); an instance costs ~45 s of compile per ISA, so the short
+// sides 9..15 stay on the batched path.
 constexpr int64_t kSoaRectWideDim = 16;
 
 // Inputs of the svd backward of B m x n matrices (U m x k, Vh k x n, S k from the
