@@ -34,5 +34,29 @@ SAFESVD_HD void load_lanes(const T* p, int64_t sb, int64_t rs, int64_t cs, int64
     }
 }
 
+// The reverse of load_lanes: element (i, j) of lane l of the tile (at
+// src[(i * srs + j * scs) * W + l]) to matrix b0 + l of the batch at p (matrix stride sb,
+// element (i, j) at i * rs + j * cs), for the lanes inside the batch (b0 + l < B). In the
+// order of the destination's smaller stride, the lanes innermost: each tile line is read
+// once and each destination written in order (W streams). Lane by lane, a tile larger
+// than the L1 cache was read W times over from L2 (the tall svd's U, the rectangular
+// backward's gA).
+template <int W, typename T>
+SAFESVD_HD void store_lanes(const T* __restrict__ src, int64_t srs, int64_t scs, int64_t R, int64_t C, T* p,
+                            int64_t sb, int64_t rs, int64_t cs, int64_t b0, int64_t B) {
+  T* dst[W];
+  const int lanes = B - b0 < W ? int(B - b0) : W;
+  for (int l = 0; l < lanes; ++l) dst[l] = p + (b0 + l) * sb;
+  const bool rows_inner = rs <= cs;
+  const int64_t outer = rows_inner ? C : R, inner = rows_inner ? R : C;
+  for (int64_t x = 0; x < outer; ++x)
+    for (int64_t y = 0; y < inner; ++y) {
+      const int64_t i = rows_inner ? y : x, j = rows_inner ? x : y;
+      const T* s = src + (i * srs + j * scs) * W;
+      const int64_t o = i * rs + j * cs;
+      for (int l = 0; l < lanes; ++l) dst[l][o] = s[l];
+    }
+}
+
 }  // namespace kernels
 }  // namespace safesvd

@@ -188,6 +188,39 @@ SAFESVD_HD void matmul_dyn(int64_t R, int64_t P, int64_t C, const T* __restrict_
     }
 }
 
+// C (K x K) = A (K x P) * B (P x K) per lane with the inner dimension P (the long side
+// of a rectangular tile) given at run time: the K x K products over the long side. The
+// K sums of a row of C run together, each p ascending from 0 as matmul_dyn (the same
+// value bit for bit), so a row of C is one pass over the long side with the K partial
+// sums in registers (matmul_dyn reads A's row and a column of B once per entry of C).
+template <int K, int W, typename T>
+SAFESVD_HD void matmul_long_inner(int64_t P, const T* __restrict__ A, int64_t ars, int64_t acs, int64_t ald,
+                                  const T* __restrict__ B, int64_t brs, int64_t bcs, int64_t bld,
+                                  T* __restrict__ Cm) {
+  for (int i = 0; i < K; ++i) {
+    T acc[K][W];
+    SAFESVD_SOA_UNROLL
+    for (int j = 0; j < K; ++j) {
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) acc[j][l] = T(0);
+    }
+    for (int64_t p = 0; p < P; ++p) {
+      const T* a = A + (i * ars + p * acs) * ald;
+      SAFESVD_SOA_UNROLL
+      for (int j = 0; j < K; ++j) {
+        const T* b = B + (p * brs + j * bcs) * bld;
+        SAFESVD_SOA_SIMD
+        for (int l = 0; l < W; ++l) acc[j][l] += a[l] * b[l];
+      }
+    }
+    SAFESVD_SOA_UNROLL
+    for (int j = 0; j < K; ++j) {
+      SAFESVD_SOA_SIMD
+      for (int l = 0; l < W; ++l) Cm[(i * K + j) * W + l] = acc[j][l];
+    }
+  }
+}
+
 // out[l] = max_e |x[e * ld + l]| in the order of max_abs_entry / max_abs
 // (max_of(running, |x|), e ascending), over E entries (E at run time).
 template <int W, typename T>
@@ -499,13 +532,13 @@ SAFESVD_HD void svd_backward_tile(const T* U, const T* Vh, const T* gU, const T*
   if (!gU)
     lane_zero<K * K, W, T>(UhgU);
   else if constexpr (dyn_m)
-    matmul_dyn<W, T>(K, m, K, U, 1, K, ld, gU, K, 1, ld, UhgU, W);
+    matmul_long_inner<K, W, T>(m, U, 1, K, ld, gU, K, 1, ld, UhgU);
   else
     matmul<K, M, K, 1, K, K, 1, W, T>(U, ld, gU, ld, UhgU, W);
   if (!gVh)
     lane_zero<K * K, W, T>(gVhV);
   else if constexpr (dyn_n)
-    matmul_dyn<W, T>(K, n, K, gVh, n, 1, ld, Vh, 1, n, ld, gVhV, W);
+    matmul_long_inner<K, W, T>(n, gVh, n, 1, ld, Vh, 1, n, ld, gVhV);
   else
     matmul<K, N, K, N, 1, 1, N, W, T>(gVh, ld, Vh, ld, gVhV, W);
 
