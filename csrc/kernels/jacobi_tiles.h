@@ -74,22 +74,17 @@ SAFESVD_HD void store_tall_tile(const ::safesvd::kernels::SvdBatch<T>& a, int64_
                                 const T* Vt, const int* info) {
   const bool t = a.m < a.n;
   const int64_t M = t ? a.n : a.m;
+  // U (m x N) and Vh (N x n) column-major; Ut(i, j) at (j * M + i), Vt(i, j) at (i * N + j).
+  if (!t) {
+    store_lanes<W, T>(Ut, 1, M, M, N, a.U, a.m * N, 1, M, b0, a.B);  // U = Ut
+    store_lanes<W, T>(Vt, N, 1, N, N, a.Vh, N * N, N, 1, b0, a.B);   // Vh(i, j) = Vt(j, i)
+  } else {
+    store_lanes<W, T>(Vt, N, 1, N, N, a.U, N * N, 1, N, b0, a.B);    // U = Vt
+    store_lanes<W, T>(Ut, M, 1, N, M, a.Vh, N * a.n, 1, N, b0, a.B); // Vh(i, j) = Ut(j, i)
+  }
   for (int l = 0; l < W && b0 + l < a.B; ++l) {
     const int64_t b = b0 + l;
-    T* u = a.U + b * a.m * N;   // m x N
-    T* vh = a.Vh + b * N * a.n; // N x n
     for (int j = 0; j < N; ++j) a.S[b * N + j] = St[j * W + l];
-    if (!t) {
-      for (int j = 0; j < N; ++j)
-        for (int64_t i = 0; i < M; ++i) u[j * M + i] = Ut[(j * M + i) * W + l];
-      for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) vh[j * N + i] = Vt[(j * N + i) * W + l];
-    } else {
-      for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) u[j * N + i] = Vt[(i * N + j) * W + l];
-      for (int i = 0; i < N; ++i)
-        for (int64_t j = 0; j < M; ++j) vh[j * N + i] = Ut[(i * M + j) * W + l];
-    }
     a.info[b] = info[l];
   }
 }
