@@ -106,6 +106,95 @@ SAFESVD_HD void rotate_columns(T* Q, int64_t n, int64_t i0, const T (*cr)[W], co
 constexpr int kRotationChunk = 8;
 constexpr int64_t kChunkedRotationsFrom = 48;
 
+// Q <- H_k0 H_k0+1 ... H_k0+B-1 Q for B reflectors of the tridiagonalization (v_k in
+// column k of A, rows k+1.., v_k[k+1] = 1 stored), in the compact WY form I - V T V^T
+// (LAPACK's larft, forward: T_jj = tau_j, T(0:j, j) = -tau_j T(0:j, 0:j) V(:, 0:j)^T v_j):
+// per column of Q, y = V^T q with the B sums in registers, z = T y, q -= V z: two passes
+// over the column (which stays in L1 between them) for the B reflectors, where applying
+// them one at a time took 2 B passes, bound by L2 once the tile outgrows L1
+// (docs/jacobi.md, "Mid-size eigh").
+template <int B, int W, typename T>
+SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T* tau, T* Q) {
+  using jacobi_detail::jfma;
+  const T* v[B];
+  for (int p = 0; p < B; ++p) v[p] = A + ((k0 + p) * n) * W;
+  T Tm[B][B][W];
+  for (int j = 0; j < B; ++j) {
+    for (int p = 0; p < j; ++p) {  // v_p^T v_j over v_j's rows k0+j+1..
+      T g[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) g[l] = T(0);
+      for (int64_t i = k0 + j + 1; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) g[l] = jfma(v[p][i * W + l], v[j][i * W + l], g[l]);
+      }
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) Tm[p][j][l] = g[l];
+    }
+    for (int p = 0; p < j; ++p) {  // in place: row p reads g[q] for q >= p only
+      T acc[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) acc[l] = T(0);
+      for (int q = p; q < j; ++q) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[p][q][l], Tm[q][j][l], acc[l]);
+      }
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) Tm[p][j][l] = -tau[(k0 + j) * W + l] * acc[l];
+    }
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) Tm[j][j][l] = tau[(k0 + j) * W + l];
+  }
+  for (int64_t c = 0; c < n; ++c) {
+    T* q = Q + (c * n) * W;
+    T y[B][W];
+    for (int p = 0; p < B; ++p) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) y[p][l] = T(0);
+    }
+    // y = V^T q: rows k0+1 .. k0+B are inside the first r+1 reflectors only (r = i-k0-1).
+    for (int r = 0; r < B; ++r) {
+      const int64_t i = k0 + 1 + r;
+      for (int p = 0; p <= r; ++p) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) y[p][l] = jfma(v[p][i * W + l], q[i * W + l], y[p][l]);
+      }
+    }
+    for (int64_t i = k0 + 1 + B; i < n; ++i)
+      for (int p = 0; p < B; ++p) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) y[p][l] = jfma(v[p][i * W + l], q[i * W + l], y[p][l]);
+      }
+    // z = T y in place (row p reads y[q], q >= p).
+    for (int p = 0; p < B; ++p) {
+      T acc[W];
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) acc[l] = T(0);
+      for (int qq = p; qq < B; ++qq) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[p][qq][l], y[qq][l], acc[l]);
+      }
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) y[p][l] = acc[l];
+    }
+    // q -= V z.
+    for (int r = 0; r < B; ++r) {
+      const int64_t i = k0 + 1 + r;
+      for (int p = 0; p <= r; ++p) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-v[p][i * W + l], y[p][l], q[i * W + l]);
+      }
+    }
+    for (int64_t i = k0 + 1 + B; i < n; ++i)
+      for (int p = 0; p < B; ++p) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-v[p][i * W + l], y[p][l], q[i * W + l]);
+      }
+  }
+}
+// Reflectors per block of the back-transformation (apply_reflector_block).
+constexpr int kReflectorBlock = 8;
+
 // Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
 // compute type (MidCompute<T>), d and e (2 n per lane).
 template <int W>
@@ -377,21 +466,22 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
     for (int64_t i = 0; i < n * W; ++i) d[i] = p[i];
   }
 
-  // 5. Q = H_0 H_1 ... H_{n-3} Z, the reflectors applied last to first; H_k touches rows
-  //    k+1.. of every column.
-  for (int64_t k = n - 3; k >= 0; --k) {
-    const T* v = at(0, k);
-    for (int64_t c = 0; c < n; ++c) {
-      T* q = Q + (c * n) * W;
-      T w[W];
-      column_dot<W, T>(v, q, k + 1, n, w);
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) w[l] *= tau[k * W + l];
-      for (int64_t i = k + 1; i < n; ++i) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-w[l], v[i * W + l], q[i * W + l]);
-      }
+  // 5. Q = H_0 H_1 ... H_{n-3} Z, the reflectors applied last to first (H_k touches rows
+  //    k+1.. of every column) in blocks of kReflectorBlock, the last block first.
+  for (int64_t kb = n - 2; kb > 0;) {
+    const int64_t k0 = kb > kReflectorBlock ? kb - kReflectorBlock : 0;
+    static_assert(kReflectorBlock == 8, "one case per block size");
+    switch (kb - k0) {
+      case 8: apply_reflector_block<8, W, T>(A, n, k0, tau, Q); break;
+      case 7: apply_reflector_block<7, W, T>(A, n, k0, tau, Q); break;
+      case 6: apply_reflector_block<6, W, T>(A, n, k0, tau, Q); break;
+      case 5: apply_reflector_block<5, W, T>(A, n, k0, tau, Q); break;
+      case 4: apply_reflector_block<4, W, T>(A, n, k0, tau, Q); break;
+      case 3: apply_reflector_block<3, W, T>(A, n, k0, tau, Q); break;
+      case 2: apply_reflector_block<2, W, T>(A, n, k0, tau, Q); break;
+      default: apply_reflector_block<1, W, T>(A, n, k0, tau, Q); break;
     }
+    kb = k0;
   }
   // 6. Unit columns: the rounding of some 2n rotations per column leaves their norms 1
   //    only to ~sqrt(n) eps.
