@@ -106,13 +106,15 @@ const CpuIsa& cpu_isa() {
   return isa;
 }
 
-// The engine's kernels for an m x n matrix (kernels::jacobi_bands).
-const cpu::JacobiBand& jacobi_band(int64_t m, int64_t n) {
+// The engine's kernels for an m x n matrix (kernels::jacobi_bands). float64 square input
+// from n = kMidFromDouble takes the mid-size engine (kernels::mid_engine_square).
+const cpu::JacobiBand& jacobi_band(int64_t m, int64_t n, bool is_double) {
   const CpuIsa& isa = cpu_isa();
   if (kernels::jacobi_svd_tall(m, n))
     return std::min(m, n) <= kernels::jacobi_bands::tall_small::hi ? isa.tall_small : isa.tall_medium;
+  if (kernels::mid_engine_square(m, n, is_double)) return isa.mid;
   const int64_t hi = std::max(m, n);
-  return hi <= kernels::jacobi_bands::small::hi ? isa.small : hi <= kernels::jacobi_bands::medium::hi ? isa.medium : isa.mid;
+  return hi <= kernels::jacobi_bands::small::hi ? isa.small : isa.medium;
 }
 
 // Tiles of `width` matrices in parallel; a chunk holds about `chunk_work` units of the
@@ -127,7 +129,7 @@ constexpr int64_t kJacobiChunkWork = 16384, kSoaChunkWork = 32768;
 
 void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(2));
+  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(2), A.scalar_type() == at::kDouble);
   const int64_t work = A.size(1) * A.size(2) * std::min(A.size(1), A.size(2)) * 16;
   if (A.scalar_type() == at::kFloat)
     run_tiles(entries::svd_batch<float>(A, full, U, S, Vh, info), band.width_float, work, kJacobiChunkWork,
@@ -139,7 +141,7 @@ void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh
 
 void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
   if (A.size(0) == 0) return;
-  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(1));
+  const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(1), A.scalar_type() == at::kDouble);
   const int64_t work = A.size(1) * A.size(1) * A.size(1) * 16;
   if (A.scalar_type() == at::kFloat)
     run_tiles(entries::eigh_batch<float>(A, lower, L, Q, info), band.width_float, work, kJacobiChunkWork,

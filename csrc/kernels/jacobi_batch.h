@@ -37,6 +37,17 @@ inline bool jacobi_svd_supported(int64_t m, int64_t n, bool full_matrices, int64
 }
 inline bool jacobi_eigh_supported(int64_t n, int64_t max_square) { return n >= 2 && n <= max_square; }
 
+// float64 square matrices from n = 12 run on the mid-size engine (tridiag_eigh.h,
+// mid_svd.h), not two- / one-sided Jacobi: measured per matrix, one thread, kernels alone
+// (docs/jacobi.md, "Where the engines meet"), it is faster there on every instruction set:
+// svd 12x12 3.3 vs 4.0 us (AVX-512), 5.3 vs 6.0 (AVX2), 9.4 vs 13.3 (baseline); 16x16
+// 6.0 vs 9.9, 9.5 vs 13.1, 17.6 vs 32.3; eigh 16x16 3.2 vs 7.5 (AVX-512). float32 keeps
+// Jacobi up to 16 (16 lanes a vector: Jacobi is as fast or faster below n = 16).
+constexpr int64_t kMidFromDouble = 12;
+inline bool mid_engine_square(int64_t m, int64_t n, bool is_double) {
+  return m == n && n > kJacobiMaxSquare ? n <= kMidMaxDim : m == n && is_double && n >= kMidFromDouble;
+}
+
 // The engine's size bands: the CPU compiles each in units of its own (csrc/cpu/inst/),
 // so that the build runs in parallel. A band holds every supported shape whose larger
 // side is in [lo, hi] (square and both sides <= 8), or (tall) whose shorter side is.

@@ -244,12 +244,24 @@ SAFESVD_HD constexpr int64_t tall_svd_scratch() {
   return int64_t(N * N + N * N + N + N * N + N + N * N) * W;
 }
 
+// The square engine on R: one-sided Jacobi (jacobi_svd_tile), R, U_R, V_R in its row-major
+// lane layout. The CPU passes the mid-size engine for float64 from N = kMidFromDouble
+// (csrc/cpu/isa/jacobi_band.inc, MidOnR).
+struct JacobiOnR {
+  template <int N, int W, typename T>
+  SAFESVD_HD void run(T* R, T* UR, T* SR, T* VR, int* info, int max_sweeps) const {
+    jacobi_svd_tile<N, N, false, W, T>(R, UR, SR, VR, W, info, max_sweeps);
+  }
+};
+
 // SVD of W tall matrices M x N (M >= N, column-major lane tile A, destroyed): U (M x N,
 // same layout), S (N values per lane, descending), V (N x N, the square engine's
 // row-major lane layout, V not V^T). info as jacobi_svd_tile (2: non-finite input,
-// outputs NaN). scratch: tall_svd_scratch<N, W>() values.
-template <int N, int W, typename T>
-SAFESVD_HD void tall_svd_tile(T* A, int64_t M, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch) {
+// outputs NaN). scratch: tall_svd_scratch<N, W>() values. `square` decomposes R
+// (JacobiOnR's interface).
+template <int N, int W, typename T, typename Square = JacobiOnR>
+SAFESVD_HD void tall_svd_tile(T* A, int64_t M, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
+                              const Square& square = Square()) {
   static_assert(N >= 2 && N <= 16, "the short side is 2..16");
   using namespace tall_detail;
   using I = typename Tr<T>::I;
@@ -291,7 +303,7 @@ SAFESVD_HD void tall_svd_tile(T* A, int64_t M, T* U, T* S, T* V, int* info, int 
       SAFESVD_TALL_SIMD
       for (int l = 0; l < W; ++l) R[(i * N + c) * W + l] = c >= i ? A[(int64_t(c) * M + i) * W + l] : T(0);
     }
-  jacobi_svd_tile<N, N, false, W, T>(R, UR, SR, VR, W, info, max_sweeps);
+  square.template run<N, W, T>(R, UR, SR, VR, info, max_sweeps);
 
   // U = Q [U_R; 0] = H_0 H_1 ... H_{N-1} [U_R; 0] (R's scratch is free now: T goes there).
   // From N = 4 in the WY form (64x16 float64: 3.0 -> 1.3 us a matrix, 256x8 3.9 -> 2.1);
