@@ -75,6 +75,9 @@ SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, const typename 
 // together). info: 0 converged, 1 not converged within max_sweeps Jacobi sweeps (or the
 // eigh of the Gram matrix did not converge: then Jacobi runs from V0 = I), 2 non-finite
 // input (outputs NaN).
+// Columns (step 1) or rows (step 2) per register block of mid_svd_tile's products.
+constexpr int kMidSvdBlock = 8;
+
 template <int W, typename T>
 SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
                              typename MidCompute<T>::type* wide) {
@@ -91,13 +94,37 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   I ok[W];
   scale_columns<W, T>(A, nn, inv, ok);
 
-  // 1. G = A^T A (the upper triangle by dot products, mirrored), V0 its eigenvectors.
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i <= j; ++i) {
-      T g[W];
-      column_dot<W, T>(A + (i * n) * W, A + (j * n) * W, 0, n, g);
-      SAFESVD_MSVD_SIMD
-      for (int l = 0; l < W; ++l) G[(j * n + i) * W + l] = G[(i * n + j) * W + l] = g[l];
+  // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors. Row i of the
+  //    triangle in blocks of kMidSvdBlock columns, their sums in registers: a load of a_i feeds
+  //    kMidSvdBlock products (dot products one entry at a time loaded both factors of each).
+  //    G only preconditions step 3, so its rounding does not reach the result.
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j0 = i; j0 < n; j0 += kMidSvdBlock) {
+      const int cols = n - j0 < kMidSvdBlock ? int(n - j0) : kMidSvdBlock;
+      T g[kMidSvdBlock][W];
+      for (int c = 0; c < kMidSvdBlock; ++c) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) g[c][l] = T(0);
+      }
+      const T* ai = A + (i * n) * W;
+      if (cols == kMidSvdBlock) {
+        for (int64_t p = 0; p < n; ++p)
+          for (int c = 0; c < kMidSvdBlock; ++c) {
+            SAFESVD_MSVD_SIMD
+            for (int l = 0; l < W; ++l) g[c][l] = jfma(ai[p * W + l], A[((j0 + c) * n + p) * W + l], g[c][l]);
+          }
+      } else {
+        for (int64_t p = 0; p < n; ++p)
+          for (int c = 0; c < cols; ++c) {
+            SAFESVD_MSVD_SIMD
+            for (int l = 0; l < W; ++l) g[c][l] = jfma(ai[p * W + l], A[((j0 + c) * n + p) * W + l], g[c][l]);
+          }
+      }
+      for (int c = 0; c < cols; ++c) {
+        const int64_t j = j0 + c;
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) G[(j * n + i) * W + l] = G[(i * n + j) * W + l] = g[c][l];
+      }
     }
   int eig_info[W];
   tridiag_eigh_tile<W, T>(G, n, ev, V, eig_info, max_sweeps, eig_scratch, wide);
@@ -107,21 +134,35 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
     for (int l = 0; l < W; ++l) V[e * W + l] = eig_info[l] == 0 ? V[e * W + l] : (i == j ? T(1) : T(0));
   }
 
-  // 2. B = A V0, column by column.
+  // 2. B = A V0, column by column, kMidSvdBlock rows at a time with their sums (over k
+  //    ascending from 0) in registers: one load of V's entry per kMidSvdBlock products, and B
+  //    written once (accumulating a column of B in memory loaded and stored it n times).
   for (int64_t j = 0; j < n; ++j) {
     T* b = B + (j * n) * W;
-    for (int64_t i = 0; i < n; ++i) {
-      SAFESVD_MSVD_SIMD
-      for (int l = 0; l < W; ++l) b[i * W + l] = T(0);
-    }
-    for (int64_t k = 0; k < n; ++k) {
-      const T* a = A + (k * n) * W;
-      T v[W];
-      SAFESVD_MSVD_SIMD
-      for (int l = 0; l < W; ++l) v[l] = V[(j * n + k) * W + l];
-      for (int64_t i = 0; i < n; ++i) {
+    const T* v = V + (j * n) * W;
+    for (int64_t i0 = 0; i0 < n; i0 += kMidSvdBlock) {
+      const int rows = n - i0 < kMidSvdBlock ? int(n - i0) : kMidSvdBlock;
+      T acc[kMidSvdBlock][W];
+      for (int r = 0; r < kMidSvdBlock; ++r) {
         SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) b[i * W + l] = jfma(a[i * W + l], v[l], b[i * W + l]);
+        for (int l = 0; l < W; ++l) acc[r][l] = T(0);
+      }
+      if (rows == kMidSvdBlock) {
+        for (int64_t k = 0; k < n; ++k)
+          for (int r = 0; r < kMidSvdBlock; ++r) {
+            SAFESVD_MSVD_SIMD
+            for (int l = 0; l < W; ++l) acc[r][l] = jfma(A[(k * n + i0 + r) * W + l], v[k * W + l], acc[r][l]);
+          }
+      } else {
+        for (int64_t k = 0; k < n; ++k)
+          for (int r = 0; r < rows; ++r) {
+            SAFESVD_MSVD_SIMD
+            for (int l = 0; l < W; ++l) acc[r][l] = jfma(A[(k * n + i0 + r) * W + l], v[k * W + l], acc[r][l]);
+          }
+      }
+      for (int r = 0; r < rows; ++r) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) b[(i0 + r) * W + l] = acc[r][l];
       }
     }
   }
