@@ -94,13 +94,15 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   I ok[W];
   scale_columns<W, T>(A, nn, inv, ok);
 
-  // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors. Row i of the
-  //    triangle in blocks of kMidSvdBlock columns, their sums in registers: a load of a_i feeds
-  //    kMidSvdBlock products (dot products one entry at a time loaded both factors of each).
-  //    G only preconditions step 3, so its rounding does not reach the result.
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j0 = i; j0 < n; j0 += kMidSvdBlock) {
-      const int cols = n - j0 < kMidSvdBlock ? int(n - j0) : kMidSvdBlock;
+  // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors. Rows of the
+  //    triangle in blocks of kMidSvdBlock columns, their sums in registers: a load of a_i
+  //    feeds kMidSvdBlock products (dot products one entry at a time loaded both factors
+  //    of each). Block by block, so that the block's columns stay in L1 while every a_i
+  //    passes. G only preconditions step 3, so its rounding does not reach the result.
+  for (int64_t jb = 0; jb < n; jb += kMidSvdBlock)
+    for (int64_t i = 0; i < jb + kMidSvdBlock && i < n; ++i) {
+      const int64_t j0 = i > jb ? i : jb;  // the block's columns j >= i
+      const int cols = int((jb + kMidSvdBlock < n ? jb + kMidSvdBlock : n) - j0);
       T g[kMidSvdBlock][W];
       for (int c = 0; c < kMidSvdBlock; ++c) {
         SAFESVD_MSVD_SIMD
@@ -134,14 +136,15 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
     for (int l = 0; l < W; ++l) V[e * W + l] = eig_info[l] == 0 ? V[e * W + l] : (i == j ? T(1) : T(0));
   }
 
-  // 2. B = A V0, column by column, kMidSvdBlock rows at a time with their sums (over k
-  //    ascending from 0) in registers: one load of V's entry per kMidSvdBlock products, and B
-  //    written once (accumulating a column of B in memory loaded and stored it n times).
-  for (int64_t j = 0; j < n; ++j) {
-    T* b = B + (j * n) * W;
-    const T* v = V + (j * n) * W;
-    for (int64_t i0 = 0; i0 < n; i0 += kMidSvdBlock) {
-      const int rows = n - i0 < kMidSvdBlock ? int(n - i0) : kMidSvdBlock;
+  // 2. B = A V0, kMidSvdBlock rows at a time with their sums (over k ascending from 0)
+  //    in registers: one load of V's entry per kMidSvdBlock products, and B written once
+  //    (accumulating a column of B in memory loaded and stored it n times). The row block
+  //    outside, so that its kMidSvdBlock rows of A stay in L1 while V's columns pass.
+  for (int64_t i0 = 0; i0 < n; i0 += kMidSvdBlock) {
+    const int rows = n - i0 < kMidSvdBlock ? int(n - i0) : kMidSvdBlock;
+    for (int64_t j = 0; j < n; ++j) {
+      T* b = B + (j * n) * W;
+      const T* v = V + (j * n) * W;
       T acc[kMidSvdBlock][W];
       for (int r = 0; r < kMidSvdBlock; ++r) {
         SAFESVD_MSVD_SIMD

@@ -194,6 +194,8 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
 }
 // Reflectors per block of the back-transformation (apply_reflector_block).
 constexpr int kReflectorBlock = 8;
+// Rows per register block of the tridiagonalization's product p = A22 v.
+constexpr int kPRows = 8;
 
 // Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
 // compute type (MidCompute<T>), d and e (2 n per lane).
@@ -252,19 +254,32 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) col[i * W + l] *= scale_v[l];
     }
-    // p = A22 v (columns of A22 scaled by v_j), then p *= tau.
-    for (int64_t i = k + 1; i < n; ++i) {
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) p[i * W + l] = T(0);
-    }
-    for (int64_t j = k + 1; j < n; ++j) {
-      const T* aj = at(0, j);
-      T vj[W];
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) vj[l] = col[j * W + l];
-      for (int64_t i = k + 1; i < n; ++i) {
+    // p = A22 v (the sums over the columns j ascending), kPRows rows at a time with their
+    //    sums in registers (accumulated in memory, p was loaded and stored once per
+    //    column), then p *= tau.
+    for (int64_t i0 = k + 1; i0 < n; i0 += kPRows) {
+      const int rows = n - i0 < kPRows ? int(n - i0) : kPRows;
+      T acc[kPRows][W];
+      for (int r = 0; r < kPRows; ++r) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) p[i * W + l] = jfma(aj[i * W + l], vj[l], p[i * W + l]);
+        for (int l = 0; l < W; ++l) acc[r][l] = T(0);
+      }
+      if (rows == kPRows) {
+        for (int64_t j = k + 1; j < n; ++j)
+          for (int r = 0; r < kPRows; ++r) {
+            SAFESVD_MID_SIMD
+            for (int l = 0; l < W; ++l) acc[r][l] = jfma(at(i0 + r, j)[l], col[j * W + l], acc[r][l]);
+          }
+      } else {
+        for (int64_t j = k + 1; j < n; ++j)
+          for (int r = 0; r < rows; ++r) {
+            SAFESVD_MID_SIMD
+            for (int l = 0; l < W; ++l) acc[r][l] = jfma(at(i0 + r, j)[l], col[j * W + l], acc[r][l]);
+          }
+      }
+      for (int r = 0; r < rows; ++r) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) p[(i0 + r) * W + l] = acc[r][l];
       }
     }
     T pv[W];
