@@ -75,9 +75,6 @@ SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, const typename 
 // together). info: 0 converged, 1 not converged within max_sweeps Jacobi sweeps (or the
 // eigh of the Gram matrix did not converge: then Jacobi runs from V0 = I), 2 non-finite
 // input (outputs NaN).
-// Columns (step 1) or rows (step 2) per register block of mid_svd_tile's products.
-constexpr int kMidSvdBlock = 8;
-
 template <int W, typename T>
 SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
                              typename MidCompute<T>::type* wide) {
@@ -95,23 +92,23 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   scale_columns<W, T>(A, nn, inv, ok);
 
   // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors. Rows of the
-  //    triangle in blocks of kMidSvdBlock columns, their sums in registers: a load of a_i
-  //    feeds kMidSvdBlock products (dot products one entry at a time loaded both factors
+  //    triangle in blocks of kRowBlock columns, their sums in registers: a load of a_i
+  //    feeds kRowBlock products (dot products one entry at a time loaded both factors
   //    of each). Block by block, so that the block's columns stay in L1 while every a_i
   //    passes. G only preconditions step 3, so its rounding does not reach the result.
-  for (int64_t jb = 0; jb < n; jb += kMidSvdBlock)
-    for (int64_t i = 0; i < jb + kMidSvdBlock && i < n; ++i) {
+  for (int64_t jb = 0; jb < n; jb += kRowBlock)
+    for (int64_t i = 0; i < jb + kRowBlock && i < n; ++i) {
       const int64_t j0 = i > jb ? i : jb;  // the block's columns j >= i
-      const int cols = int((jb + kMidSvdBlock < n ? jb + kMidSvdBlock : n) - j0);
-      T g[kMidSvdBlock][W];
-      for (int c = 0; c < kMidSvdBlock; ++c) {
+      const int cols = int((jb + kRowBlock < n ? jb + kRowBlock : n) - j0);
+      T g[kRowBlock][W];
+      for (int c = 0; c < kRowBlock; ++c) {
         SAFESVD_MSVD_SIMD
         for (int l = 0; l < W; ++l) g[c][l] = T(0);
       }
       const T* ai = A + (i * n) * W;
-      if (cols == kMidSvdBlock) {
+      if (cols == kRowBlock) {
         for (int64_t p = 0; p < n; ++p)
-          for (int c = 0; c < kMidSvdBlock; ++c) {
+          for (int c = 0; c < kRowBlock; ++c) {
             SAFESVD_MSVD_SIMD
             for (int l = 0; l < W; ++l) g[c][l] = jfma(ai[p * W + l], A[((j0 + c) * n + p) * W + l], g[c][l]);
           }
@@ -136,38 +133,14 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
     for (int l = 0; l < W; ++l) V[e * W + l] = eig_info[l] == 0 ? V[e * W + l] : (i == j ? T(1) : T(0));
   }
 
-  // 2. B = A V0, kMidSvdBlock rows at a time with their sums (over k ascending from 0)
-  //    in registers: one load of V's entry per kMidSvdBlock products, and B written once
-  //    (accumulating a column of B in memory loaded and stored it n times). The row block
-  //    outside, so that its kMidSvdBlock rows of A stay in L1 while V's columns pass.
-  for (int64_t i0 = 0; i0 < n; i0 += kMidSvdBlock) {
-    const int rows = n - i0 < kMidSvdBlock ? int(n - i0) : kMidSvdBlock;
-    for (int64_t j = 0; j < n; ++j) {
-      T* b = B + (j * n) * W;
-      const T* v = V + (j * n) * W;
-      T acc[kMidSvdBlock][W];
-      for (int r = 0; r < kMidSvdBlock; ++r) {
-        SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = T(0);
-      }
-      if (rows == kMidSvdBlock) {
-        for (int64_t k = 0; k < n; ++k)
-          for (int r = 0; r < kMidSvdBlock; ++r) {
-            SAFESVD_MSVD_SIMD
-            for (int l = 0; l < W; ++l) acc[r][l] = jfma(A[(k * n + i0 + r) * W + l], v[k * W + l], acc[r][l]);
-          }
-      } else {
-        for (int64_t k = 0; k < n; ++k)
-          for (int r = 0; r < rows; ++r) {
-            SAFESVD_MSVD_SIMD
-            for (int l = 0; l < W; ++l) acc[r][l] = jfma(A[(k * n + i0 + r) * W + l], v[k * W + l], acc[r][l]);
-          }
-      }
-      for (int r = 0; r < rows; ++r) {
-        SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) b[(i0 + r) * W + l] = acc[r][l];
-      }
-    }
+  // 2. B = A V0, kRowBlock rows at a time with their sums (over k ascending from 0) in
+  //    registers (rows_times_vector, tridiag_eigh.h): one load of V's entry per kRowBlock
+  //    products, and B written once (accumulating a column of B in memory loaded and
+  //    stored it n times). The row block outside, so that its kRowBlock rows of A stay in
+  //    L1 while V's columns pass.
+  for (int64_t i0 = 0; i0 < n; i0 += kRowBlock) {
+    const int rows = n - i0 < kRowBlock ? int(n - i0) : kRowBlock;
+    for (int64_t j = 0; j < n; ++j) rows_times_vector<W, T>(A, n, i0, rows, 0, n, V + (j * n) * W, B + (j * n) * W);
   }
 
   // 3. One-sided Jacobi on B (jacobi.h's rotation and tests: rotate when

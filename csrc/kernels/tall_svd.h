@@ -129,6 +129,28 @@ SAFESVD_HD void apply_reflector(const T* A, int64_t M, int j, const T* tau, T* X
   }
 }
 
+// Column j of the compact WY form's T (LAPACK's larft, forward, columnwise): on entry
+// Tm(0:j, j) holds g = Y(:, 0:j)^T y_j; on exit T(0:j, j) = -tau_j T(0:j, 0:j) g, in place
+// (row p reads g[q] for q >= p only), and T_jj = tau_j. Element (p, q) of lane l at
+// Tm[(p * ld + q) * W + l]. Shared by form_u_wy and the mid-size eigh's
+// back-transformation (tridiag_eigh.h, apply_reflector_block).
+template <int W, typename T>
+SAFESVD_HD void wy_t_column(T* Tm, int ld, int j, const T* tau_j) {
+  for (int p = 0; p < j; ++p) {
+    T acc[W];
+    SAFESVD_TALL_SIMD
+    for (int l = 0; l < W; ++l) acc[l] = T(0);
+    for (int q = p; q < j; ++q) {
+      SAFESVD_TALL_SIMD
+      for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * ld + q) * W + l], Tm[(q * ld + j) * W + l], acc[l]);
+    }
+    SAFESVD_TALL_SIMD
+    for (int l = 0; l < W; ++l) Tm[(p * ld + j) * W + l] = -tau_j[l] * acc[l];
+  }
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) Tm[(j * ld + j) * W + l] = tau_j[l];
+}
+
 // U = Q [U_R; 0] for Q = H_0 H_1 ... H_{N-1} in the compact WY form Q = I - Y T Y^T
 // (LAPACK's larft, forward, columnwise): Y (M x N, unit lower trapezoidal) holds the
 // reflectors below the diagonal of the QR tile A, T is upper triangular with T_jj = tau_j
@@ -149,20 +171,7 @@ SAFESVD_HD void form_u_wy(const T* A, int64_t M, const T* tau, const T* UR, T* U
       SAFESVD_TALL_SIMD
       for (int l = 0; l < W; ++l) Tm[(p * N + j) * W + l] = g[l] + yp[j * W + l];
     }
-    // T(0:j, j) = -tau_j T(0:j, 0:j) g in place: row p reads g[q] for q >= p only.
-    for (int p = 0; p < j; ++p) {
-      T acc[W];
-      SAFESVD_TALL_SIMD
-      for (int l = 0; l < W; ++l) acc[l] = T(0);
-      for (int q = p; q < j; ++q) {
-        SAFESVD_TALL_SIMD
-        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * N + q) * W + l], Tm[(q * N + j) * W + l], acc[l]);
-      }
-      SAFESVD_TALL_SIMD
-      for (int l = 0; l < W; ++l) Tm[(p * N + j) * W + l] = -tau[j * W + l] * acc[l];
-    }
-    SAFESVD_TALL_SIMD
-    for (int l = 0; l < W; ++l) Tm[(j * N + j) * W + l] = tau[j * W + l];
+    wy_t_column<W, T>(Tm, N, j, tau + j * W);
   }
   // Z = Y_1^T U_R, then Z = T Z in place (row p reads rows q >= p).
   for (int p = 0; p < N; ++p) {

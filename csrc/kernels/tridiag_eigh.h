@@ -118,7 +118,7 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
   using jacobi_detail::jfma;
   const T* v[B];
   for (int p = 0; p < B; ++p) v[p] = A + ((k0 + p) * n) * W;
-  T Tm[B][B][W];
+  T Tm[B * B * W];  // element (p, q) of lane l at Tm[(p * B + q) * W + l]
   for (int j = 0; j < B; ++j) {
     for (int p = 0; p < j; ++p) {  // v_p^T v_j over v_j's rows k0+j+1..
       T g[W];
@@ -129,21 +129,9 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
         for (int l = 0; l < W; ++l) g[l] = jfma(v[p][i * W + l], v[j][i * W + l], g[l]);
       }
       SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) Tm[p][j][l] = g[l];
+      for (int l = 0; l < W; ++l) Tm[(p * B + j) * W + l] = g[l];
     }
-    for (int p = 0; p < j; ++p) {  // in place: row p reads g[q] for q >= p only
-      T acc[W];
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) acc[l] = T(0);
-      for (int q = p; q < j; ++q) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[p][q][l], Tm[q][j][l], acc[l]);
-      }
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) Tm[p][j][l] = -tau[(k0 + j) * W + l] * acc[l];
-    }
-    SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) Tm[j][j][l] = tau[(k0 + j) * W + l];
+    tall_detail::wy_t_column<W, T>(Tm, B, j, tau + (k0 + j) * W);
   }
   for (int64_t c = 0; c < n; ++c) {
     T* q = Q + (c * n) * W;
@@ -172,7 +160,7 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
       for (int l = 0; l < W; ++l) acc[l] = T(0);
       for (int qq = p; qq < B; ++qq) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[p][qq][l], y[qq][l], acc[l]);
+        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * B + qq) * W + l], y[qq][l], acc[l]);
       }
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) y[p][l] = acc[l];
@@ -194,8 +182,42 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
 }
 // Reflectors per block of the back-transformation (apply_reflector_block).
 constexpr int kReflectorBlock = 8;
-// Rows per register block of the tridiagonalization's product p = A22 v.
-constexpr int kPRows = 8;
+
+// Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
+constexpr int kRowBlock = 8;
+// out[(i0 + r) * W + l] = the sum over the columns c in [c0, c1), ascending from a zero
+// accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, for the column-major
+// n-row lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
+// registers, so a load of v[c] feeds `rows` products and `out` is written once (a sum
+// accumulated in memory is loaded and stored once per column). The tridiagonalization's
+// p = A22 v and the mid-size svd's B = A V0 (mid_svd.h).
+template <int W, typename T>
+SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, int64_t c0, int64_t c1,
+                                  const T* __restrict__ v, T* __restrict__ out) {
+  using jacobi_detail::jfma;
+  T acc[kRowBlock][W];
+  for (int r = 0; r < kRowBlock; ++r) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) acc[r][l] = T(0);
+  }
+  if (rows == kRowBlock) {  // the full block, its row loop unrolled
+    for (int64_t c = c0; c < c1; ++c)
+      for (int r = 0; r < kRowBlock; ++r) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+      }
+  } else {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int r = 0; r < rows; ++r) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+      }
+  }
+  for (int r = 0; r < rows; ++r) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) out[(i0 + r) * W + l] = acc[r][l];
+  }
+}
 
 // Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
 // compute type (MidCompute<T>), d and e (2 n per lane).
@@ -254,34 +276,10 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) col[i * W + l] *= scale_v[l];
     }
-    // p = A22 v (the sums over the columns j ascending), kPRows rows at a time with their
-    //    sums in registers (accumulated in memory, p was loaded and stored once per
-    //    column), then p *= tau.
-    for (int64_t i0 = k + 1; i0 < n; i0 += kPRows) {
-      const int rows = n - i0 < kPRows ? int(n - i0) : kPRows;
-      T acc[kPRows][W];
-      for (int r = 0; r < kPRows; ++r) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = T(0);
-      }
-      if (rows == kPRows) {
-        for (int64_t j = k + 1; j < n; ++j)
-          for (int r = 0; r < kPRows; ++r) {
-            SAFESVD_MID_SIMD
-            for (int l = 0; l < W; ++l) acc[r][l] = jfma(at(i0 + r, j)[l], col[j * W + l], acc[r][l]);
-          }
-      } else {
-        for (int64_t j = k + 1; j < n; ++j)
-          for (int r = 0; r < rows; ++r) {
-            SAFESVD_MID_SIMD
-            for (int l = 0; l < W; ++l) acc[r][l] = jfma(at(i0 + r, j)[l], col[j * W + l], acc[r][l]);
-          }
-      }
-      for (int r = 0; r < rows; ++r) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) p[(i0 + r) * W + l] = acc[r][l];
-      }
-    }
+    // p = A22 v (rows_times_vector: kRowBlock rows at a time, their sums over the columns
+    //    ascending in registers), then p *= tau.
+    for (int64_t i0 = k + 1; i0 < n; i0 += kRowBlock)
+      rows_times_vector<W, T>(A, n, i0, n - i0 < kRowBlock ? int(n - i0) : kRowBlock, k + 1, n, col, p);
     T pv[W];
     for (int64_t i = k + 1; i < n; ++i) {
       SAFESVD_MID_SIMD
