@@ -34,9 +34,44 @@ namespace kernels {
 // eigh scratch; plus tridiag_eigh_wide_scratch of MidCompute<T>. (The Gram matrix lives
 // in U, which it leaves before U is written: one tile less in cache, 256 KiB at 64 x 64
 // float64.)
-template <int W>
+template <int W, typename T>
 SAFESVD_HD constexpr int64_t mid_svd_scratch(int64_t n) {
-  return n * n * W + n * W + tridiag_eigh_scratch<W>(n) + 2 * n * W;
+  return n * n * W + n * W + tridiag_eigh_scratch<W, T>(n) + 2 * n * W;
+}
+
+// Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
+constexpr int kRowBlock = 8;
+// out[(i0 + r) * W + l] = the sum over the columns c in [c0, c1), ascending from a zero
+// accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, for the column-major
+// n-row lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
+// registers, so a load of v[c] feeds `rows` products and `out` is written once (a sum
+// accumulated in memory is loaded and stored once per column). Step 2's B = A V0.
+template <int W, typename T>
+SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, int64_t c0, int64_t c1,
+                                  const T* __restrict__ v, T* __restrict__ out) {
+  using jacobi_detail::jfma;
+  T acc[kRowBlock][W];
+  for (int r = 0; r < kRowBlock; ++r) {
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) acc[r][l] = T(0);
+  }
+  if (rows == kRowBlock) {  // the full block, its row loop unrolled
+    for (int64_t c = c0; c < c1; ++c)
+      for (int r = 0; r < kRowBlock; ++r) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+      }
+  } else {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int r = 0; r < rows; ++r) {
+        SAFESVD_MSVD_SIMD
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+      }
+  }
+  for (int r = 0; r < rows; ++r) {
+    SAFESVD_MSVD_SIMD
+    for (int l = 0; l < W; ++l) out[(i0 + r) * W + l] = acc[r][l];
+  }
 }
 
 namespace mid_svd_detail {
@@ -85,7 +120,7 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   T* B = scratch;          // A V0, rotated by Jacobi
   T* ev = B + nn * W;      // eigenvalues of G (unused)
   T* eig_scratch = ev + n * W;
-  T* norms = eig_scratch + tridiag_eigh_scratch<W>(n);  // ||b_j||^2
+  T* norms = eig_scratch + tridiag_eigh_scratch<W, T>(n);  // ||b_j||^2
   T* work = norms + n * W;
   T inv[W];
   I ok[W];
@@ -134,7 +169,7 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   }
 
   // 2. B = A V0, kRowBlock rows at a time with their sums (over k ascending from 0) in
-  //    registers (rows_times_vector, tridiag_eigh.h): one load of V's entry per kRowBlock
+  //    registers (rows_times_vector): one load of V's entry per kRowBlock
   //    products, and B written once (accumulating a column of B in memory loaded and
   //    stored it n times). The row block outside, so that its kRowBlock rows of A stay in
   //    L1 while V's columns pass.

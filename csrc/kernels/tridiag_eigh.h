@@ -76,35 +76,105 @@ SAFESVD_HD void lane_stable_order(const T* v, int64_t n, bool descending, int64_
   }
 }
 
-// QL rotations i0, i0-1, ..., i0-K+1 of one sweep applied to columns i0+1 .. i0-K+1 of Q,
-// row by row: rotation i maps (z_i, z_i+1) to (c z_i - s z_i+1, c z_i+1 + s z_i), and the
-// new z_i is the z_i+1 of rotation i-1. Every entry sees the same operations in the same
-// order as K separate passes, with one load and one store per column instead of K.
-template <int K, int W, typename T>
-SAFESVD_HD void rotate_columns(T* Q, int64_t n, int64_t i0, const T (*cr)[W], const T (*sr)[W]) {
-  using jacobi_detail::jfma;
-  const T* top = Q + ((i0 + 1) * n) * W;
-  for (int64_t row = 0; row < n; ++row) {
-    SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) {
-      T x = top[row * W + l];
-      for (int q = 0; q < K; ++q) {
-        T* z = Q + ((i0 - q) * n + row) * W + l;
-        const T a = *z;
-        z[n * W] = jfma(cr[q][l], x, sr[q][l] * a);
-        x = jfma(cr[q][l], a, -sr[q][l] * x);
-      }
-      Q[((i0 - K + 1) * n + row) * W + l] = x;
+// From n = kBufferedSweepsFrom the QL rotations are not applied to Z as each sweep makes
+// them: the sweeps' (c, s) go to a buffer, which is then applied to Z a block of
+// kSweepRows rows at a time, every buffered sweep to one block before the next block
+// (apply_buffered_sweeps). A rotation mixes two columns within each row, so the rows are
+// independent; the block (8 rows of n entries) stays in L1 across the buffered sweeps,
+// where a sweep applied to the whole of Z passed over Z (in L2 at n = 64: 256 KiB) once
+// per sweep. Every entry sees the same operations in the same order. Z then has its own
+// leading dimension (mid_z_ld). Below kBufferedSweepsFrom, Z (in L1 or nearly) is Q
+// and each rotation is applied as soon as it is made (rotate_rows): the out-of-order core
+// overlaps it with the next rotation's recurrence, a latency chain through a square root
+// and a division that the buffered application leaves exposed (measured: buffered 8%
+// slower at n = 24..32, 10-20% faster from n = 40; docs/jacobi.md, "Mid-size eigh").
+constexpr int64_t kBufferedSweepsFrom = 40;
+constexpr int kSweepRows = 8;
+constexpr int kMaxBufferedSweeps = 64;
+// Columns either side of a rotation whose stores may still be in flight when it loads.
+constexpr int kAliasColumns = 6;
+SAFESVD_HD constexpr int64_t rotation_buffer_capacity(int64_t n) { return 8 * n; }
+
+// The leading dimension of Z: the first ld >= n at which no two entries of a row block
+// (rows less than kSweepRows apart) in columns 1..kAliasColumns apart lie a multiple of
+// 4 KiB apart. On x86 a load whose address matches an older in-flight store's in its low
+// 12 bits waits for it ("4K aliasing"): at n = 64 in float64 (a column of 8-lane entries
+// is exactly 4 KiB) the buffered sweeps ran 1.3x slower than one pass per sweep.
+template <int W, typename T>
+SAFESVD_HD constexpr int64_t mid_z_ld(int64_t n) {
+  constexpr int64_t period = 4096 / int64_t(W * sizeof(T));  // entries per 4 KiB
+  if (period < 4 * kSweepRows) return n;
+  for (int64_t ld = n;; ++ld) {
+    bool clear = true;
+    for (int64_t k = 1; k <= kAliasColumns; ++k) {
+      const int64_t o = (k * ld) % period;
+      clear = clear && o >= kSweepRows && o <= period - kSweepRows;
     }
+    if (clear) return ld;
   }
 }
 
-// Rotations per chunk of a QL sweep from n = kChunkedRotationsFrom: Q (64..256 KiB a tile
-// at n = 48..64) no longer fits L1, and one pass over two of its columns per rotation was
-// bound by L2 (QL step 10% faster at n = 64); below, the recurrence's latency dominates
-// and the rotations are applied one by one, overlapping it.
-constexpr int kRotationChunk = 8;
-constexpr int64_t kChunkedRotationsFrom = 48;
+// Rows [row0, row0 + RB) of Z (leading dimension ld) through `sweeps` buffered QL sweeps:
+// sweep j applies its rotations i = hi[j], hi[j] - 1, ..., lo[j], rotation i mapping
+// (z_i, z_i+1) to (c z_i - s z_i+1, c z_i+1 + s z_i), its (c, s) the next 2 W values of
+// cs. Row by row the new z_i is the z_i+1 of rotation i - 1: it stays in a register,
+// and each entry is loaded and stored once per sweep.
+template <int RB, int W, typename T>
+SAFESVD_HD void apply_sweeps(T* __restrict__ Z, int64_t ld, int64_t row0, const T* __restrict__ cs,
+                             const int64_t* hi, const int64_t* lo, int sweeps) {
+  using jacobi_detail::jfma;
+  T x[RB][W];
+  for (int j = 0; j < sweeps; ++j) {
+    const T* top = Z + ((hi[j] + 1) * ld + row0) * W;
+    for (int r = 0; r < RB; ++r) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) x[r][l] = top[r * W + l];
+    }
+    for (int64_t i = hi[j]; i >= lo[j]; --i, cs += 2 * W) {
+      T* z = Z + (i * ld + row0) * W;
+      for (int r = 0; r < RB; ++r) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) {
+          const T a = z[r * W + l];
+          z[(ld + r) * W + l] = jfma(cs[l], x[r][l], cs[W + l] * a);
+          x[r][l] = jfma(cs[l], a, -(cs[W + l] * x[r][l]));
+        }
+      }
+    }
+    T* bottom = Z + (lo[j] * ld + row0) * W;
+    for (int r = 0; r < RB; ++r) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) bottom[r * W + l] = x[r][l];
+    }
+  }
+}
+// One rotation (as apply_sweeps) applied to every row of Z at once, as soon as it is made
+// (below kBufferedSweepsFrom).
+template <int W, typename T>
+SAFESVD_HD void rotate_rows(T* Z, int64_t n, int64_t ld, int64_t i, const T* __restrict__ c,
+                            const T* __restrict__ s) {
+  using jacobi_detail::jfma;
+  T* __restrict__ zi = Z + (i * ld) * W;
+  T* __restrict__ zj = zi + ld * W;
+  for (int64_t row = 0; row < n; ++row) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) {
+      const T x = zj[row * W + l], a = zi[row * W + l];
+      zj[row * W + l] = jfma(c[l], x, s[l] * a);
+      zi[row * W + l] = jfma(c[l], a, -(s[l] * x));
+    }
+  }
+}
+template <int W, typename T>
+SAFESVD_HD void apply_buffered_sweeps(T* Z, int64_t n, int64_t ld, const T* cs, const int64_t* hi,
+                                      const int64_t* lo, int sweeps) {
+  static_assert(kSweepRows == 8, "one case per block size");
+  int64_t row = 0;
+  for (; row + 8 <= n; row += 8) apply_sweeps<8, W, T>(Z, ld, row, cs, hi, lo, sweeps);
+  if (row + 4 <= n) apply_sweeps<4, W, T>(Z, ld, row, cs, hi, lo, sweeps), row += 4;
+  if (row + 2 <= n) apply_sweeps<2, W, T>(Z, ld, row, cs, hi, lo, sweeps), row += 2;
+  if (row < n) apply_sweeps<1, W, T>(Z, ld, row, cs, hi, lo, sweeps);
+}
 
 // Q <- H_k0 H_k0+1 ... H_k0+B-1 Q for B reflectors of the tridiagonalization (v_k in
 // column k of A, rows k+1.., v_k[k+1] = 1 stored), in the compact WY form I - V T V^T
@@ -183,47 +253,102 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
 // Reflectors per block of the back-transformation (apply_reflector_block).
 constexpr int kReflectorBlock = 8;
 
-// Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
-constexpr int kRowBlock = 8;
-// out[(i0 + r) * W + l] = the sum over the columns c in [c0, c1), ascending from a zero
-// accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, for the column-major
-// n-row lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
-// registers, so a load of v[c] feeds `rows` products and `out` is written once (a sum
-// accumulated in memory is loaded and stored once per column). The tridiagonalization's
-// p = A22 v and the mid-size svd's B = A V0 (mid_svd.h).
+// Rows j.. of column j of the tridiagonalization's trailing matrix (aj = its column j)
+// through the rank-2 update A(i, j) -= vp_i wp_j + wp_i vp_j (update_and_symv's formula).
 template <int W, typename T>
-SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, int64_t c0, int64_t c1,
-                                  const T* __restrict__ v, T* __restrict__ out) {
+SAFESVD_HD void rank2_update_column(T* aj, int64_t n, int64_t j, const T* vp, const T* wp) {
   using jacobi_detail::jfma;
-  T acc[kRowBlock][W];
-  for (int r = 0; r < kRowBlock; ++r) {
-    SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) acc[r][l] = T(0);
+  T vj[W], wj[W];
+  SAFESVD_MID_SIMD
+  for (int l = 0; l < W; ++l) {
+    vj[l] = vp[j * W + l];
+    wj[l] = wp[j * W + l];
   }
-  if (rows == kRowBlock) {  // the full block, its row loop unrolled
-    for (int64_t c = c0; c < c1; ++c)
-      for (int r = 0; r < kRowBlock; ++r) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
-      }
-  } else {
-    for (int64_t c = c0; c < c1; ++c)
-      for (int r = 0; r < rows; ++r) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
-      }
-  }
-  for (int r = 0; r < rows; ++r) {
+  for (int64_t i = j; i < n; ++i) {
     SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) out[(i0 + r) * W + l] = acc[r][l];
+    for (int l = 0; l < W; ++l) aj[i * W + l] = jfma(-vp[i * W + l], wj[l], jfma(-wp[i * W + l], vj[l], aj[i * W + l]));
   }
 }
 
-// Scratch of tridiag_eigh_tile: in T, d, e, tau and a work vector (4 n per lane); in the
-// compute type (MidCompute<T>), d and e (2 n per lane).
-template <int W>
+// Columns per block of update_and_symv.
+constexpr int kSymvColumns = 4;
+// One pass over the lower triangle of the trailing matrix A(j0.., j0..) (column-major
+// lane tile, n rows): with UPDATE, first A(i, j) -= vp_i wp_j + wp_i vp_j (the previous
+// tridiagonalization step's rank-2 update, deferred to here); then p = A v over the
+// updated trailing matrix, read from its lower triangle (p_i gets A(i, j) v_j from the
+// columns j < i, and column i's own sum A(i, i) v_i + sum_{r > i} A(r, i) v_r). Columns
+// in blocks of kSymvColumns: a load of a row's v, vp, wp and p serves the block, and the
+// block's column sums are kSymvColumns independent chains in registers. (One pass of
+// one read and one write over half the matrix, where the update and the product over the
+// full square took three: the tridiagonalization was bound by L2.)
+template <bool UPDATE, int W, typename T>
+SAFESVD_HD void update_and_symv(T* A, int64_t n, int64_t j0, const T* vp, const T* wp, const T* v, T* p) {
+  using jacobi_detail::jfma;
+  constexpr int C = kSymvColumns;
+  for (int64_t i = j0; i < n; ++i) {
+    SAFESVD_MID_SIMD
+    for (int l = 0; l < W; ++l) p[i * W + l] = T(0);
+  }
+  for (int64_t jb = j0; jb < n; jb += C) {
+    const int cols = n - jb < C ? int(n - jb) : C;
+    T vj[C][W], wj[C][W], xj[C][W], dot[C][W];
+    for (int c = 0; c < C; ++c) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        const bool in = c < cols;
+        vj[c][l] = UPDATE && in ? vp[(jb + c) * W + l] : T(0);
+        wj[c][l] = UPDATE && in ? wp[(jb + c) * W + l] : T(0);
+        xj[c][l] = in ? v[(jb + c) * W + l] : T(0);
+        dot[c][l] = T(0);
+      }
+    }
+    // The block's corner: rows jb .. jb + cols - 1, columns jb .. i.
+    for (int r = 0; r < cols; ++r) {
+      const int64_t i = jb + r;
+      for (int c = 0; c <= r; ++c) {
+        T* a = A + ((jb + c) * n + i) * W;
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) {
+          T x = a[l];
+          if (UPDATE) x = jfma(-vp[i * W + l], wj[c][l], jfma(-wp[i * W + l], vj[c][l], x));
+          a[l] = x;
+          dot[c][l] = jfma(x, v[i * W + l], dot[c][l]);
+          if (c < r) p[i * W + l] = jfma(x, xj[c][l], p[i * W + l]);
+        }
+      }
+    }
+    // The rows below the corner (a partial block is the last: it has none).
+    T* a0 = A + (jb * n) * W;
+    if (cols == C) {
+      for (int64_t i = jb + C; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) {
+          const T vi = v[i * W + l];
+          T pi = p[i * W + l];
+          for (int c = 0; c < C; ++c) {
+            T x = a0[(c * n + i) * W + l];
+            if (UPDATE) x = jfma(-vp[i * W + l], wj[c][l], jfma(-wp[i * W + l], vj[c][l], x));
+            a0[(c * n + i) * W + l] = x;
+            dot[c][l] = jfma(x, vi, dot[c][l]);
+            pi = jfma(x, xj[c][l], pi);
+          }
+          p[i * W + l] = pi;
+        }
+      }
+    }
+    for (int c = 0; c < cols; ++c) {
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) p[(jb + c) * W + l] += dot[c][l];
+    }
+  }
+}
+
+// Scratch of tridiag_eigh_tile: in T, d, e, tau and two work vectors (5 n per lane), the
+// rotation buffer (2 per rotation and lane) and Z (n columns of mid_z_ld); in the compute
+// type (MidCompute<T>), d and e (2 n per lane).
+template <int W, typename T>
 SAFESVD_HD constexpr int64_t tridiag_eigh_scratch(int64_t n) {
-  return 4 * n * W;
+  return (5 * n + 2 * rotation_buffer_capacity(n) + mid_z_ld<W, T>(n) * n) * W;
 }
 template <int W>
 SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
@@ -234,7 +359,7 @@ SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
 // symmetric, destroyed). Outputs: L (n per lane, NOT sorted: the caller orders them),
 // Q (n x n column-major lanes, column j the eigenvector of L[j]). info[l]: 0 converged,
 // 1 not converged within max_sweeps * n QR sweeps, 2 non-finite input (outputs NaN).
-// scratch, wide: tridiag_eigh_scratch<W>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
+// scratch, wide: tridiag_eigh_scratch<W, T>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
 // of MidCompute<T>::type.
 template <int W, typename T>
 SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int max_sweeps, T* scratch,
@@ -247,6 +372,12 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   T* e = d + n * W;      // subdiagonal (n - 1 used)
   T* tau = e + n * W;    // reflector factors (n - 2 used)
   T* p = tau + n * W;    // work: tau A v, then w
+  T* rot = p + 2 * n * W;  // the buffered QL rotations' (c, s) (after p and w)
+  // Z, the QL rotations' product: Q itself where each rotation is applied as it is made;
+  // its own tile (leading dimension ld) where the sweeps are buffered.
+  const bool buffer = n >= kBufferedSweepsFrom;
+  const int64_t ld = buffer ? mid_z_ld<W, T>(n) : n;
+  T* Z = buffer ? rot + 2 * rotation_buffer_capacity(n) * W : Q;
   T inv[W];
   I ok[W];
   scale_columns<W, T>(A, n * n, inv, ok);
@@ -255,9 +386,14 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   // 1. Tridiagonalization: for column k, H_k = I - tau v v^T with v = [1, v_2, ...] over
   //    rows k+1.., mapping A(k+1.., k) to beta e_1; then A22 <- H_k A22 H_k as the
   //    symmetric rank-2 update A22 -= v w^T + w v^T, w = p - (tau / 2)(p . v) v,
-  //    p = tau A22 v. v is kept in column k below the subdiagonal.
+  //    p = tau A22 v. v is kept in column k below the subdiagonal. Only the lower triangle
+  //    is read and written, and step k's update is deferred to step k + 1, whose one pass
+  //    over the trailing triangle updates it and forms p from it (update_and_symv).
+  T* w = p + n * W;  // the previous step's w (p and w swap roles each step)
   for (int64_t k = 0; k + 2 < n; ++k) {
     T* col = at(0, k);
+    const T* vp = k > 0 ? at(0, k - 1) : nullptr;  // the previous reflector (rows k..)
+    if (vp != nullptr) rank2_update_column<W, T>(col, n, k, vp, w);  // bring column k up to date
     T sum2[W], scale_v[W];
     column_dot<W, T>(col, col, k + 2, n, sum2);
     SAFESVD_MID_SIMD
@@ -276,10 +412,11 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) col[i * W + l] *= scale_v[l];
     }
-    // p = A22 v (rows_times_vector: kRowBlock rows at a time, their sums over the columns
-    //    ascending in registers), then p *= tau.
-    for (int64_t i0 = k + 1; i0 < n; i0 += kRowBlock)
-      rows_times_vector<W, T>(A, n, i0, n - i0 < kRowBlock ? int(n - i0) : kRowBlock, k + 1, n, col, p);
+    // The previous step's update of the trailing triangle and p = A22 v in one pass.
+    if (vp != nullptr)
+      update_and_symv<true, W, T>(A, n, k + 1, vp, w, col, p);
+    else
+      update_and_symv<false, W, T>(A, n, k + 1, vp, w, col, p);
     T pv[W];
     for (int64_t i = k + 1; i < n; ++i) {
       SAFESVD_MID_SIMD
@@ -292,20 +429,12 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) p[i * W + l] = jfma(-pv[l], col[i * W + l], p[i * W + l]);  // w
     }
-    for (int64_t j = k + 1; j < n; ++j) {
-      T* aj = at(0, j);
-      T vj[W], wj[W];
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) {
-        vj[l] = col[j * W + l];
-        wj[l] = p[j * W + l];
-      }
-      for (int64_t i = k + 1; i < n; ++i) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l)
-          aj[i * W + l] = jfma(-col[i * W + l], wj[l], jfma(-p[i * W + l], vj[l], aj[i * W + l]));
-      }
-    }
+    T* t = p;  // this step's w becomes the previous step's
+    p = w;
+    w = t;
+  }
+  if (n >= 3) {  // the last step's update of the trailing 2 x 2 (lower triangle)
+    for (int64_t j = n - 2; j < n; ++j) rank2_update_column<W, T>(at(0, j), n, j, at(0, n - 3), w);
   }
   SAFESVD_MID_SIMD
   for (int l = 0; l < W; ++l) {
@@ -320,7 +449,7 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   for (int64_t c = 0; c < n; ++c)
     for (int64_t i = 0; i < n; ++i) {
       SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) Q[(c * n + i) * W + l] = i == c ? T(1) : T(0);
+      for (int l = 0; l < W; ++l) Z[(c * ld + i) * W + l] = i == c ? T(1) : T(0);
     }
 
   // 3. Implicit QL on (d, e) (LAPACK's dsteqr, EISPACK's tql2): lane l works on its
@@ -340,8 +469,9 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   for (int l = 0; l < W; ++l) top[l] = 0;
   const U eps = Tr<T>::eps(), eps2 = eps * eps, safmin = Tr<T>::min_normal();
   const int64_t max_iterations = int64_t(max_sweeps) * n;
-  const int chunk = n >= kChunkedRotationsFrom ? kRotationChunk : 1;
   int64_t iteration = 0;
+  int64_t buffered = 0, sweep_hi[kMaxBufferedSweeps], sweep_lo[kMaxBufferedSweeps];
+  int sweeps = 0;
   for (;; ++iteration) {
     // Deflate at the top, then find the end m of each lane's unreduced block [top, m]: one
     // pass over k for all lanes at once, the same decisions as a scan per lane (which was
@@ -378,6 +508,16 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       }
     }
     if (kmax < 0 || iteration >= max_iterations) break;
+    if (buffer) {
+      if (sweeps == kMaxBufferedSweeps || buffered + (kmax - kmin) > rotation_buffer_capacity(n)) {
+        apply_buffered_sweeps<W, T>(Z, n, ld, rot, sweep_hi, sweep_lo, sweeps);
+        sweeps = 0;
+        buffered = 0;
+      }
+      sweep_hi[sweeps] = kmax - 1;
+      sweep_lo[sweeps] = kmin;
+      ++sweeps;
+    }
     U g[W], s[W], c[W], p[W];
     SAFESVD_MID_SIMD
     for (int l = 0; l < W; ++l) {
@@ -392,41 +532,33 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       c[l] = U(1);
       p[l] = U(0);
     }
-    // The sweep's rotations in chunks of `chunk` (1 below kChunkedRotationsFrom): the
-    // recurrence of a chunk, then its rotations applied to Q together (rotate_columns).
-    for (int64_t i0 = kmax - 1; i0 >= kmin;) {
-      const int64_t left = i0 - kmin + 1;
-      const int k = left >= chunk ? chunk : left >= 4 && chunk >= 4 ? 4 : left >= 2 && chunk >= 2 ? 2 : 1;
-      T cr[kRotationChunk][W], sr[kRotationChunk][W];
-      for (int q = 0; q < k; ++q) {
-        const int64_t i = i0 - q;
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) {
-          const bool active = end[l] > top[l] && i >= top[l] && i < end[l];
-          const U f = s[l] * eu[i * W + l], b = c[l] * eu[i * W + l];
-          const U r = compute_sqrt(compute_fma(g[l], g[l], f * f));
-          const U ir = compute_recip_where(r > U(0), r);
-          const U cn = r > U(0) ? g[l] * ir : U(1), sn = r > U(0) ? f * ir : U(0);
-          if (i + 1 < n) eu[(i + 1) * W + l] = active && i != end[l] - 1 ? r : eu[(i + 1) * W + l];
-          const U gg = du[(i + 1) * W + l] - p[l];
-          const U rr = compute_fma((du[i * W + l] - gg), sn, U(2) * cn * b);
-          const U pn = sn * rr;
-          du[(i + 1) * W + l] = active ? gg + pn : du[(i + 1) * W + l];
-          g[l] = active ? compute_fma(cn, rr, -b) : g[l];
-          p[l] = active ? pn : p[l];
-          c[l] = active ? cn : c[l];
-          s[l] = active ? sn : s[l];
-          cr[q][l] = active ? T(cn) : T(1);
-          sr[q][l] = active ? T(sn) : T(0);
-        }
+    // The sweep's rotations into the buffer (applied to Z by apply_buffered_sweeps).
+    for (int64_t i = kmax - 1; i >= kmin; --i) {
+      T* cr = rot + buffered * 2 * W;
+      T* sr = cr + W;
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) {
+        const bool active = end[l] > top[l] && i >= top[l] && i < end[l];
+        const U f = s[l] * eu[i * W + l], b = c[l] * eu[i * W + l];
+        const U r = compute_sqrt(compute_fma(g[l], g[l], f * f));
+        const U ir = compute_recip_where(r > U(0), r);
+        const U cn = r > U(0) ? g[l] * ir : U(1), sn = r > U(0) ? f * ir : U(0);
+        if (i + 1 < n) eu[(i + 1) * W + l] = active && i != end[l] - 1 ? r : eu[(i + 1) * W + l];
+        const U gg = du[(i + 1) * W + l] - p[l];
+        const U rr = compute_fma((du[i * W + l] - gg), sn, U(2) * cn * b);
+        const U pn = sn * rr;
+        du[(i + 1) * W + l] = active ? gg + pn : du[(i + 1) * W + l];
+        g[l] = active ? compute_fma(cn, rr, -b) : g[l];
+        p[l] = active ? pn : p[l];
+        c[l] = active ? cn : c[l];
+        s[l] = active ? sn : s[l];
+        cr[l] = active ? T(cn) : T(1);
+        sr[l] = active ? T(sn) : T(0);
       }
-      switch (k) {
-        case 8: rotate_columns<8, W, T>(Q, n, i0, cr, sr); break;
-        case 4: rotate_columns<4, W, T>(Q, n, i0, cr, sr); break;
-        case 2: rotate_columns<2, W, T>(Q, n, i0, cr, sr); break;
-        default: rotate_columns<1, W, T>(Q, n, i0, cr, sr); break;
-      }
-      i0 -= k;
+      if (buffer)
+        ++buffered;
+      else
+        rotate_rows<W, T>(Z, n, ld, i, cr, sr);
     }
     SAFESVD_MID_SIMD
     for (int l = 0; l < W; ++l) {
@@ -435,6 +567,14 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
         eu[top[l] * W + l] = g[l];
       }
     }
+  }
+  if (buffer) {
+    apply_buffered_sweeps<W, T>(Z, n, ld, rot, sweep_hi, sweep_lo, sweeps);
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t i = 0; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) Q[(c * n + i) * W + l] = Z[(c * ld + i) * W + l];
+      }
   }
   // 4. The eigenvalues. Where the recurrences ran in a wider type, d is accurate. Where
   //    they could not (float64 without a wider type at hand, MidCompute), their rounding
