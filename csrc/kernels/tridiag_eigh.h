@@ -103,8 +103,9 @@ SAFESVD_HD constexpr int64_t rotation_buffer_capacity(int64_t n) { return 8 * n;
 template <int W, typename T>
 SAFESVD_HD constexpr int64_t mid_z_ld(int64_t n) {
   constexpr int64_t period = 4096 / int64_t(W * sizeof(T));  // entries per 4 KiB
-  if (period < 4 * kSweepRows) return n;
-  for (int64_t ld = n;; ++ld) {
+  // ld and ld + period alias alike: one period of candidates decides. (Every entry size
+  // of the CPU's variants, 16, 32 and 64 bytes, has a clear ld, e.g. 9 mod 64 for 64.)
+  for (int64_t ld = n; period >= 4 * kSweepRows && ld < n + period; ++ld) {
     bool clear = true;
     for (int64_t k = 1; k <= kAliasColumns; ++k) {
       const int64_t o = (k * ld) % period;
@@ -112,6 +113,7 @@ SAFESVD_HD constexpr int64_t mid_z_ld(int64_t n) {
     }
     if (clear) return ld;
   }
+  return n;
 }
 
 // Rows [row0, row0 + RB) of Z (leading dimension ld) through `sweeps` buffered QL sweeps:
