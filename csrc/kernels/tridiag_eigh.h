@@ -358,7 +358,8 @@ SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
 }
 
 // Eigendecomposition of W symmetric n x n matrices (column-major lane tile A, full
-// symmetric, destroyed). Outputs: L (n per lane, NOT sorted: the caller orders them),
+// symmetric, destroyed: its lower triangle is read, the whole tile enters the scaling's
+// max |a| and finiteness test). Outputs: L (n per lane, NOT sorted: the caller orders them),
 // Q (n x n column-major lanes, column j the eigenvector of L[j]). info[l]: 0 converged,
 // 1 not converged within max_sweeps * n QR sweeps, 2 non-finite input (outputs NaN).
 // scratch, wide: tridiag_eigh_scratch<W, T>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
