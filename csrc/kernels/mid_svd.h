@@ -41,14 +41,14 @@ SAFESVD_HD constexpr int64_t mid_svd_scratch(int64_t n) {
 
 // Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
 constexpr int kRowBlock = 8;
-// out[(i0 + r) * W + l] = the sum over the columns c in [c0, c1), ascending from a zero
+// out[(i0 + r) * W + l] = the sum over the columns c = 0 .. n-1, ascending from a zero
 // accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, for the column-major
-// n-row lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
+// n x n lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
 // registers, so a load of v[c] feeds `rows` products and `out` is written once (a sum
 // accumulated in memory is loaded and stored once per column). Step 2's B = A V0.
 template <int W, typename T>
-SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, int64_t c0, int64_t c1,
-                                  const T* __restrict__ v, T* __restrict__ out) {
+SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, const T* __restrict__ v,
+                                  T* __restrict__ out) {
   using jacobi_detail::jfma;
   T acc[kRowBlock][W];
   for (int r = 0; r < kRowBlock; ++r) {
@@ -56,13 +56,13 @@ SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0
     for (int l = 0; l < W; ++l) acc[r][l] = T(0);
   }
   if (rows == kRowBlock) {  // the full block, its row loop unrolled
-    for (int64_t c = c0; c < c1; ++c)
+    for (int64_t c = 0; c < n; ++c)
       for (int r = 0; r < kRowBlock; ++r) {
         SAFESVD_MSVD_SIMD
         for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
       }
   } else {
-    for (int64_t c = c0; c < c1; ++c)
+    for (int64_t c = 0; c < n; ++c)
       for (int r = 0; r < rows; ++r) {
         SAFESVD_MSVD_SIMD
         for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
@@ -175,7 +175,7 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
   //    L1 while V's columns pass.
   for (int64_t i0 = 0; i0 < n; i0 += kRowBlock) {
     const int rows = n - i0 < kRowBlock ? int(n - i0) : kRowBlock;
-    for (int64_t j = 0; j < n; ++j) rows_times_vector<W, T>(A, n, i0, rows, 0, n, V + (j * n) * W, B + (j * n) * W);
+    for (int64_t j = 0; j < n; ++j) rows_times_vector<W, T>(A, n, i0, rows, V + (j * n) * W, B + (j * n) * W);
   }
 
   // 3. One-sided Jacobi on B (jacobi.h's rotation and tests: rotate when

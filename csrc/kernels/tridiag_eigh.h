@@ -346,11 +346,12 @@ SAFESVD_HD void update_and_symv(T* A, int64_t n, int64_t j0, const T* vp, const 
 }
 
 // Scratch of tridiag_eigh_tile: in T, d, e, tau and two work vectors (5 n per lane), the
-// rotation buffer (2 per rotation and lane) and Z (n columns of mid_z_ld); in the compute
+// rotation buffer (2 per rotation and lane) and, where the sweeps are buffered
+// (n >= kBufferedSweepsFrom; below, Z is Q), Z (n columns of mid_z_ld); in the compute
 // type (MidCompute<T>), d and e (2 n per lane).
 template <int W, typename T>
 SAFESVD_HD constexpr int64_t tridiag_eigh_scratch(int64_t n) {
-  return (5 * n + 2 * rotation_buffer_capacity(n) + mid_z_ld<W, T>(n) * n) * W;
+  return (5 * n + 2 * rotation_buffer_capacity(n) + (n >= kBufferedSweepsFrom ? mid_z_ld<W, T>(n) * n : 0)) * W;
 }
 template <int W>
 SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
