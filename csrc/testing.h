@@ -34,4 +34,10 @@ SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);
 // reads make the host wait (as CUDA's), so that its non-blocking queue runs in a
 // CPU-only test. Returns the previous setting.
 SAFESVD_TESTING_API int safesvd_testing_gauge_reads_block(int on);
+
+// The CPU's max |x| of one r x c matrix at x (strides sr, sc; float32 unless is_double)
+// into out (csrc/aten/common.cpp, max_abs_matrix): over = 0 the whole matrix (out[0]),
+// 1 per column (out[c]), 2 per row (out[r]); NaN wins. Returns 0, -1 for a bad `over`.
+SAFESVD_TESTING_API int safesvd_testing_max_abs(const void* x, int is_double, long long r, long long c,
+                                                long long sr, long long sc, int over, void* out);
 }

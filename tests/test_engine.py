@@ -403,6 +403,34 @@ def test_finite_check_finds_every_position(dtype):
                         safesvd.svd(view, driver="lapack")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_max_abs_matches_torch(dtype):
+    """The backward's max |x| (the cotangent scale of the guards): contiguous (one run of
+    r c entries, 64 running maxima), transposed and sliced (row by row), per row and per
+    column, lengths around the run's block of 64 and its tail; NaN wins over Inf
+    wherever it is, Inf over every finite value."""
+    from safesvd._testing import cpu_max_abs
+    g = torch.Generator().manual_seed(5)
+    for r, c in ((1, 1), (3, 5), (8, 8), (64, 64), (7, 100), (130, 3)):
+        base = torch.randn(r, c + 2, dtype=dtype, generator=g) * 10.0 ** torch.randint(-3, 4, (r, c + 2), generator=g)
+        for x in (base[:, :c].contiguous(), base[:, :c], base[:, :c].contiguous().T, base[:, 1:c + 1]):
+            torch.testing.assert_close(cpu_max_abs(x, 0), x.abs().amax().reshape(1), rtol=0, atol=0)
+            torch.testing.assert_close(cpu_max_abs(x, 1), x.abs().amax(0), rtol=0, atol=0)
+            torch.testing.assert_close(cpu_max_abs(x, 2), x.abs().amax(1), rtol=0, atol=0)
+        x = base[:, :c].contiguous()
+        for i, j in ((0, 0), (r - 1, c - 1), (r // 2, c // 3)):
+            y = x.clone()
+            y[i, j] = float("inf")
+            assert cpu_max_abs(y, 0).item() == float("inf")
+            assert cpu_max_abs(y, 1)[j].item() == float("inf") and cpu_max_abs(y, 2)[i].item() == float("inf")
+            y[(i + 1) % r, (j + 1) % c] = float("nan")
+            assert cpu_max_abs(y, 0).isnan().all()
+            assert cpu_max_abs(y.T, 0).isnan().all()
+            assert cpu_max_abs(y, 1)[(j + 1) % c].isnan() and cpu_max_abs(y, 2)[(i + 1) % r].isnan()
+    with pytest.raises(ValueError, match="over must be"):
+        cpu_max_abs(torch.ones(2, 2, dtype=dtype), 3)
+
+
 @pytest.mark.parametrize("driver", ["jacobi", "lapack"])
 def test_gradients_through_the_engine(driver):
     """Exact gradients at exact degeneracy with either forward (FD in float64)."""

@@ -23,6 +23,9 @@ def _hooks(path: str) -> ctypes.CDLL:
     lib.safesvd_testing_cpu_fused_rectangular.restype = ctypes.c_int
     lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
     lib.safesvd_testing_gauge_reads_block.restype = ctypes.c_int
+    ll = ctypes.c_longlong
+    lib.safesvd_testing_max_abs.argtypes = [ctypes.c_void_p, ctypes.c_int, ll, ll, ll, ll, ctypes.c_int, ctypes.c_void_p]
+    lib.safesvd_testing_max_abs.restype = ctypes.c_int
     return lib
 
 
@@ -70,6 +73,19 @@ def cpu_fused_rectangular(mode: int = -1) -> int:
     if previous == -2:
         raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
     return previous
+
+
+def cpu_max_abs(x: torch.Tensor, over: int) -> torch.Tensor:
+    """The CPU's max |x| of one float32 / float64 matrix x (any strides, csrc/aten/common.cpp):
+    over 0 the whole matrix (shape (1,)), 1 per column, 2 per row; NaN wins."""
+    assert x.dim() == 2 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu"
+    r, c = x.shape
+    out = torch.empty(1 if over == 0 else c if over == 1 else r, dtype=x.dtype)
+    status = hooks().safesvd_testing_max_abs(ctypes.c_void_p(x.data_ptr()), int(x.dtype == torch.float64), r, c,
+                                             x.stride(0), x.stride(1), over, ctypes.c_void_p(out.data_ptr()))
+    if status != 0:
+        raise ValueError(f"cpu_max_abs: over must be 0, 1 or 2, got {over}")
+    return out
 
 
 def unitary(n: int, dtype: torch.dtype) -> torch.Tensor:
