@@ -379,26 +379,29 @@ def test_non_finite_input_raises_on_cpu():
         safesvd.eigh(S, driver="jacobi")
 
 
+@pytest.mark.parametrize("n", [40, 7])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64, torch.complex128])
-def test_finite_check_finds_every_position(dtype):
-    """The one-pass finite check of eigh's input (and of svd's LAPACK path) sees a NaN,
-    +Inf or -Inf anywhere: first and last entry, past the first chunk of its parallel
-    loop, in an imaginary part only, through a transposed or conjugated view; finite
-    input passes."""
-    base = torch.randn(50, 40, 40, dtype=dtype)  # 80000 entries: more than one chunk
+def test_finite_check_finds_every_position(dtype, n):
+    """eigh's finite test (a pass over A before LAPACK and the Jacobi bands, the mid-size
+    engine's tile load) and svd's LAPACK path see a NaN, +Inf or -Inf anywhere: first and
+    last entry, past the first chunk of the parallel pass, in either triangle whichever
+    UPLO says to read, in an imaginary part only, through a transposed or conjugated view;
+    finite input passes."""
+    base = torch.randn(50, n, n, dtype=dtype)  # n = 40: 80000 entries, more than one chunk
     base = base + base.mH
     safesvd.eigh(base)
     safesvd.svd(base, driver="lapack")
     real = dtype.is_floating_point
-    for index in ((0, 0, 0), (49, 39, 39), (45, 3, 17)):
+    for index in ((0, 0, 0), (49, n - 1, n - 1), (45, 3, n - 2), (17, n - 1, 1)):
         for bad in (float("nan"), float("inf"), -float("inf")):
             values = [bad] if real else [complex(bad, 0.0), complex(0.0, bad)]
             for value in values:
                 A = base.clone()
                 A[index] = value
                 for view in (A, A.mT.contiguous().mT, A.conj() if not real else A):
-                    with pytest.raises(ValueError, match="NaN or Inf"):
-                        safesvd.eigh(view)
+                    for uplo in ("L", "U"):
+                        with pytest.raises(ValueError, match="NaN or Inf"):
+                            safesvd.eigh(view, UPLO=uplo)
                     with pytest.raises(ValueError, match="NaN or Inf"):
                         safesvd.svd(view, driver="lapack")
 

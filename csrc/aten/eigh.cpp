@@ -12,13 +12,17 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
                                         c10::optional<double> rtol, c10::optional<double> atol,
                                         c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.eigh";
-  check_matrix_input(A, op, /*square=*/true);
+  // NaN or Inf anywhere in A (either triangle) raises: the LAPACK path tests A first, the
+  // engine tests it itself (the device's eigh_jacobi, reported as info = 2).
+  check_matrix_input(A, op, /*square=*/true, /*check_finite=*/false);
   TORCH_CHECK_VALUE(UPLO == "L" || UPLO == "U", op, ": UPLO must be 'L' or 'U', got '", std::string(UPLO), "'");
   resolve_guard(guard, at::toRealValueType(A.scalar_type()), rtol, atol, op);
   const int64_t n = A.size(-1);
   const DeviceKernels& dev = device_kernels(A.device(), op);
-  if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n, dev.jacobi_max_square_eigh), dev, dev.eigh_jacobi != nullptr, op))
+  if (!use_jacobi(A, driver, kernels::jacobi_eigh_supported(n, dev.jacobi_max_square_eigh), dev, dev.eigh_jacobi != nullptr, op)) {
+    check_finite_on_cpu(A, op);
     return lapack_eigh(dev, A, UPLO);
+  }
   const Tensor A3 = A.reshape({-1, n, n});
   // Q column-major like LAPACK's, allocated in its final shape (not a view); see svd.cpp.
   Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options()),

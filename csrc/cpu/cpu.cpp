@@ -139,8 +139,13 @@ void svd_jacobi_cpu(const Tensor& A, bool full, Tensor& U, Tensor& S, Tensor& Vh
               band.svd_double);
 }
 
+// NaN or Inf anywhere in A gives info = 2 (aten/eigh.cpp): the mid-size band's load tests
+// the triangle it does not read as well (cpu/isa/jacobi_band.inc, mid_eigh_tiles); the
+// Jacobi bands see only the UPLO triangle mirrored, so A is tested before them.
 void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& info) {
   if (A.size(0) == 0) return;
+  const bool mid = kernels::mid_engine_square(A.size(1), A.size(1), A.scalar_type() == at::kDouble);
+  if (!mid) check_finite_on_cpu(A, "safesvd.eigh");
   const cpu::JacobiBand& band = jacobi_band(A.size(1), A.size(1), A.scalar_type() == at::kDouble);
   const int64_t work = A.size(1) * A.size(1) * A.size(1) * 16;
   if (A.scalar_type() == at::kFloat)

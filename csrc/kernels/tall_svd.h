@@ -35,28 +35,27 @@ using jacobi_detail::jsqrt;
 using jacobi_detail::recip_where;
 using jacobi_detail::Tr;
 
-// Scale lanes of an E-element tile (E at run time) by powers of two so that max |a| is in
-// [1, 2); inv[l] undoes it, ok[l] = 0 marks a non-finite lane (its entries zeroed). The
-// run-time form of jacobi_detail::scale_tile.
+// Scaling of lane tiles by powers of two, in three steps: lane_max_abs_finite over the
+// entries that count, lane_power_of_two_scale from those maxima, lane_scale_entries over
+// the entries to scale.
+// amax[l] = max(amax[l], |x|) and ok[l] &= finite over E entries of lane layout.
 template <int W, typename T>
-SAFESVD_HD void scale_columns(T* A, int64_t E, T* inv, typename Tr<T>::I* ok) {
+SAFESVD_HD void lane_max_abs_finite(const T* x, int64_t E, T* amax, typename Tr<T>::I* ok) {
   using I = typename Tr<T>::I;
-  using B = typename Tr<T>::B;
-  T amax[W];
-  SAFESVD_TALL_SIMD
-  for (int l = 0; l < W; ++l) {
-    amax[l] = T(0);
-    ok[l] = I(1);
-  }
   for (int64_t e = 0; e < E; ++e) {
     SAFESVD_TALL_SIMD
     for (int l = 0; l < W; ++l) {
-      const T a = jacobi_detail::jabs(A[e * W + l]);
+      const T a = jacobi_detail::jabs(x[e * W + l]);
       amax[l] = a > amax[l] ? a : amax[l];
       ok[l] &= I(a <= Tr<T>::max_finite());
     }
   }
-  T scale[W];
+}
+// The power of two scale[l] that takes amax[l] into [1, 2) (clamped to the exponent range
+// kExpClamp), and inv[l] = 1 / scale[l].
+template <int W, typename T>
+SAFESVD_HD void lane_power_of_two_scale(const T* amax, T* scale, T* inv) {
+  using B = typename Tr<T>::B;
   SAFESVD_TALL_SIMD
   for (int l = 0; l < W; ++l) {
     const T lo = jacobi_detail::from_bits<T>(B(Tr<T>::kBias - Tr<T>::kExpClamp) << Tr<T>::kMant);
@@ -68,13 +67,49 @@ SAFESVD_HD void scale_columns(T* A, int64_t E, T* inv, typename Tr<T>::I* ok) {
     scale[l] = jacobi_detail::from_bits<T>((bias + bias - be) << Tr<T>::kMant);
     inv[l] = jacobi_detail::from_bits<T>(be << Tr<T>::kMant);
   }
+}
+// x *= scale lane by lane over E entries; a lane with ok[l] = 0 is zeroed.
+template <int W, typename T>
+SAFESVD_HD void lane_scale_entries(T* x, int64_t E, const T* scale, const typename Tr<T>::I* ok) {
   for (int64_t e = 0; e < E; ++e) {
     SAFESVD_TALL_SIMD
     for (int l = 0; l < W; ++l) {
-      const T a = ok[l] ? A[e * W + l] : T(0);
-      A[e * W + l] = a * scale[l];
+      const T a = ok[l] ? x[e * W + l] : T(0);
+      x[e * W + l] = a * scale[l];
     }
   }
+}
+
+// Scale lanes of an E-element tile (E at run time) by powers of two so that max |a| is in
+// [1, 2); inv[l] undoes it, ok[l] = 0 marks a non-finite lane (its entries zeroed). The
+// run-time form of jacobi_detail::scale_tile.
+template <int W, typename T>
+SAFESVD_HD void scale_columns(T* A, int64_t E, T* inv, typename Tr<T>::I* ok) {
+  T amax[W], scale[W];
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) {
+    amax[l] = T(0);
+    ok[l] = 1;
+  }
+  lane_max_abs_finite<W, T>(A, E, amax, ok);
+  lane_power_of_two_scale<W, T>(amax, scale, inv);
+  lane_scale_entries<W, T>(A, E, scale, ok);
+}
+
+// The same for the lower triangle of a column-major n x n lane tile (its diagonal and
+// below: for a symmetric matrix the same max |a| as the whole tile); the strict upper
+// triangle is neither read nor written.
+template <int W, typename T>
+SAFESVD_HD void scale_lower_triangle(T* A, int64_t n, T* inv, typename Tr<T>::I* ok) {
+  T amax[W], scale[W];
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) {
+    amax[l] = T(0);
+    ok[l] = 1;
+  }
+  for (int64_t j = 0; j < n; ++j) lane_max_abs_finite<W, T>(A + (j * n + j) * W, n - j, amax, ok);
+  lane_power_of_two_scale<W, T>(amax, scale, inv);
+  for (int64_t j = 0; j < n; ++j) lane_scale_entries<W, T>(A + (j * n + j) * W, n - j, scale, ok);
 }
 
 // out[l] = sum over rows i in [i0, i1) of x[i * W + l] * y[i * W + l], accumulated in

@@ -358,9 +358,10 @@ SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
   return 2 * n * W;
 }
 
-// Eigendecomposition of W symmetric n x n matrices (column-major lane tile A, full
-// symmetric, destroyed: its lower triangle is read, the whole tile enters the scaling's
-// max |a| and finiteness test). Outputs: L (n per lane, NOT sorted: the caller orders them),
+// Eigendecomposition of W symmetric n x n matrices (column-major lane tile A, destroyed:
+// only its lower triangle, diagonal included, is read or written, for the scaling's
+// max |a| and finiteness test as for the decomposition; the strict upper triangle may hold
+// anything). Outputs: L (n per lane, NOT sorted: the caller orders them),
 // Q (n x n column-major lanes, column j the eigenvector of L[j]). info[l]: 0 converged,
 // 1 not converged within max_sweeps * n QR sweeps, 2 non-finite input (outputs NaN).
 // scratch, wide: tridiag_eigh_scratch<W, T>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
@@ -384,7 +385,7 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   T* Z = buffer ? rot + 2 * rotation_buffer_capacity(n) * W : Q;
   T inv[W];
   I ok[W];
-  scale_columns<W, T>(A, n * n, inv, ok);
+  scale_lower_triangle<W, T>(A, n, inv, ok);
   auto at = [&](int64_t i, int64_t j) -> T* { return A + (j * n + i) * W; };
 
   // 1. Tridiagonalization: for column k, H_k = I - tau v v^T with v = [1, v_2, ...] over
