@@ -511,3 +511,50 @@ for n in (2, 3, 5, 8, 16):
     assert r.returncode == 0, f"under SAFESVD_CPU_ISA={isa}:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
     assert " passed" in r.stdout.splitlines()[-1] and " failed" not in r.stdout.splitlines()[-1], r.stdout[-2000:]
 
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batched_backward_in_slices_matches_each_matrix_alone(threads):
+    """The CPU's batched backward (n > 16 square, large rectangular) runs a batch in slices
+    of about 256 KiB per matrix array (aten/common.h, in_backward_slices), in parallel:
+    a batch of several slices, the last one partial, with exactly degenerate and
+    rank-deficient matrices and absent cotangents, gives each matrix the gradient and
+    gauge report it gets alone (one slice)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(11)
+        for m, n in ((32, 32), (100, 40), (40, 100)):
+            B = 2 * (256 * 1024) // (max(m, n) * min(m, n) * 8) + 5  # two full slices and a partial one
+            A = torch.randn(B, m, n, dtype=torch.float64, generator=g)
+            k = min(m, n)
+            A[3] = with_singular_values([2.0, 2.0] + [1.0] * (k - 2), m, n)
+            A[B - 1] = with_singular_values([3.0] * (k - 1) + [0.0], m, n)
+            U, S, Vh = safesvd.svd(A)
+            cot = [torch.randn(x.shape, dtype=x.dtype, generator=g) for x in (U, S, Vh)]
+            for present in ((0, 1, 2), (0,), (2,), (1,)):
+                c = [cot[i] if i in present else None for i in range(3)]
+                gA, gauge = torch.ops.safesvd._svd_backward(*c, U, S, Vh, "pinv", None, None)
+                for b in (0, 3, B // 2, B - 1):
+                    one = [x[b:b + 1] if x is not None else None for x in c]
+                    gA1, gauge1 = torch.ops.safesvd._svd_backward(*one, U[b:b + 1], S[b:b + 1], Vh[b:b + 1],
+                                                                  "pinv", None, None)
+                    torch.testing.assert_close(gA[b:b + 1], gA1, rtol=1e-12, atol=1e-12 * gA1.abs().max().item())
+                    torch.testing.assert_close(gauge[b:b + 1], gauge1, rtol=1e-12, atol=0)
+        n = 40
+        B = 2 * (256 * 1024) // (n * n * 8) + 5
+        X = torch.randn(B, n, n, dtype=torch.float64, generator=g)
+        X[4] = with_singular_values([2.0, 2.0] + [1.0] * (n - 2), n, n)
+        A = X + X.mT
+        L, Q = safesvd.eigh(A)
+        cot = [torch.randn(x.shape, dtype=x.dtype, generator=g) for x in (L, Q)]
+        for present in ((0, 1), (1,), (0,)):
+            c = [cot[i] if i in present else None for i in range(2)]
+            gA, gauge = torch.ops.safesvd._eigh_backward(*c, L, Q, "pinv", None, None)
+            for b in (0, 4, B // 2, B - 1):
+                one = [x[b:b + 1] if x is not None else None for x in c]
+                gA1, gauge1 = torch.ops.safesvd._eigh_backward(*one, L[b:b + 1], Q[b:b + 1], "pinv", None, None)
+                torch.testing.assert_close(gA[b:b + 1], gA1, rtol=1e-12, atol=1e-12 * gA1.abs().max().item())
+                torch.testing.assert_close(gauge[b:b + 1], gauge1, rtol=1e-12, atol=0)
+    finally:
+        torch.set_num_threads(previous)

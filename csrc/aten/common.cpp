@@ -3,6 +3,7 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <atomic>
@@ -126,6 +127,21 @@ Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
     });
   });
   return out;
+}
+
+void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,
+                        const std::function<void(int64_t, int64_t)>& f) {
+  const int64_t per_slice = std::max<int64_t>(1, kBackwardSliceBytes / std::max<int64_t>(1, matrix_bytes));
+  if (!like.is_cpu() || B <= per_slice) {
+    f(0, B);
+    return;
+  }
+  const int64_t slices = (B + per_slice - 1) / per_slice;
+  const at::ThreadLocalState caller;
+  at::parallel_for(0, slices, 1, [&](int64_t s0, int64_t s1) {
+    at::ThreadLocalStateGuard guard(caller);
+    for (int64_t s = s0; s < s1; ++s) f(s * per_slice, std::min(B, (s + 1) * per_slice));
+  });
 }
 
 Tensor matmul_reusing(const Tensor& spare, const Tensor& a, const Tensor& b) {

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Optional.h>
 
+#include <functional>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -156,6 +157,18 @@ inline Tensor max_abs_traced(const Tensor& x, at::IntArrayRef dims) {
 // cost about a quarter of the 24 x 24 float64 svd backward (B = 5000, 2 cores).
 // `spare` must not be a or b.
 Tensor matmul_reusing(const Tensor& spare, const Tensor& a, const Tensor& b);
+
+// The batched backward on the CPU, a slice of the batch at a time: f(b0, b1) for slices
+// [b0, b1) of about kBackwardSliceBytes per n x n array (one matrix at least), the slices
+// in parallel and each single threaded (ATen and MKL inside at::parallel_for), the
+// workers under the caller's thread-local state. A slice's temporaries stay in the core's
+// L2 and are reused by the allocator from one slice to the next, where whole-batch
+// temporaries streamed each product through memory and were fresh pages every call
+// (docs/architecture.md, "Batched backward"). One thread or inside a parallel region: the
+// slices one after the other; on other devices or for one slice, f(0, B).
+constexpr int64_t kBackwardSliceBytes = 256 * 1024;
+void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,
+                        const std::function<void(int64_t, int64_t)>& f);
 
 // max |x| over the last two dims, or zeros shaped like `like` when undefined.
 inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like, bool traced = false) {

@@ -39,17 +39,19 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   return {L, Q};
 }
 
-// Products by batched BLAS, J by the device's builder (kernels::eigh_build_J).
-std::tuple<Tensor, Tensor> eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a) {
+// Products by batched BLAS, J by the device's builder (kernels::eigh_build_J):
+// gA = Q (J Q^H), into `out` when it is defined (a slice of the caller's result), else
+// into a temporary that is dead by then (matmul_reusing); gauge (B, 3) written.
+Tensor eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a, Tensor& gauge, Tensor out) {
   const Tensor QhgQ = a.gQ.defined() ? at::matmul(a.Q.mH(), a.gQ).contiguous() : Tensor();
   const Tensor cotangent_scale = max_abs_or_zero(a.gQ, a.L.select(-1, 0)).contiguous();
   const int64_t B = a.L.size(0);
-  Tensor J = at::empty({B, a.n, a.n}, a.Q.options()), gauge = at::empty({B, 3}, a.L.options());
+  Tensor J = at::empty({B, a.n, a.n}, a.Q.options());
   dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
                    J, gauge);
-  // Q (J Q^H), into the temporaries that are dead by then (matmul_reusing).
   const Tensor JQh = matmul_reusing(QhgQ, J, a.Q.mH());
-  return {matmul_reusing(J, a.Q, JQh), gauge};
+  if (out.defined()) return at::bmm_out(out, a.Q, JQh);
+  return matmul_reusing(J, a.Q, JQh);
 }
 
 std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, const c10::optional<Tensor>& gQ_in,
@@ -71,7 +73,14 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
     gauge = at::empty({B, 3}, L.options());
     dev.eigh_backward_fused(args, gA, gauge);
   } else {
-    std::tie(gA, gauge) = eigh_backward_batched(dev, args);
+    gA = at::empty({B, n, n}, Q.options());
+    gauge = at::empty({B, 3}, L.options());
+    in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
+      const auto part = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b0, b1 - b0) : t; };
+      Tensor gauge_part = gauge.narrow(0, b0, b1 - b0);
+      eigh_backward_batched(dev, {part(args.Q), part(args.gQ), part(args.L), part(args.gL), n, rg}, gauge_part,
+                            gA.narrow(0, b0, b1 - b0));
+    });
   }
   return {gA.reshape(Q.sizes()), gauge.reshape(with_trailing(batch, {3}))};
 }
