@@ -52,7 +52,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
   const int64_t B = a.S.size(0);
   Tensor gA, gf = at::empty({B, k}, S.options());
   if (std::max(m, n) <= dev.fused_max_dim) {
-    gA = at::empty({B, m, n}, U.options());
+    gA = empty_result({B, m, n}, U.options());
     dev.svd_fn_backward_fused(a, gA, gf);
   } else {
     const bool tall = m > k, wide = n > k;
@@ -86,7 +86,7 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   const int64_t B = a.S.size(0);
   Tensor gA, gf = at::empty({B, n}, L.options());
   if (n <= dev.fused_max_dim) {
-    gA = at::empty({B, n, n}, Q.options());
+    gA = empty_result({B, n, n}, Q.options());
     dev.eigh_fn_backward_fused(a, gA, gf);
   } else {
     const Tensor T = at::matmul(a.U.mH(), at::matmul(a.G, a.U)).contiguous();
