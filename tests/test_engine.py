@@ -585,3 +585,45 @@ def test_huge_page_advice_changes_no_result(tmp_path):
         outputs.append(torch.load(path))
     for a, b in zip(*outputs):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matrix_function_backward_in_slices_matches_each_matrix_alone(threads):
+    """The matrix functions' batched backward (above the fused sizes) runs in slices too
+    (aten/fn.cpp): every matrix of a batch of several slices, the last one partial, with
+    a repeated eigenvalue / singular value, gets the gradient and gf it gets alone; eigh
+    based (sqrt of the eigenvalues) and svd based, square, tall and wide."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(12)
+        n = 40
+        B = 2 * (256 * 1024) // (n * n * 8) + 5
+        X = torch.randn(B, n, 2 * n, dtype=torch.float64, generator=g)
+        A = X @ X.mT / (2 * n) + 0.1 * torch.eye(n, dtype=torch.float64)
+        A[2] = with_singular_values([2.0, 2.0] + [1.0] * (n - 2), n, n) @ with_singular_values([1.0] * n, n, n)
+        A[2] = A[2] @ A[2].mT
+        L, Q = torch.linalg.eigh(A)
+        G = torch.randn(A.shape, dtype=torch.float64, generator=g)
+        fL, dfL = L.sqrt(), 0.5 / L.sqrt()
+        gA, gf = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, None, None)
+        for b in (0, 2, B // 2, B - 1):
+            s = slice(b, b + 1)
+            gA1, gf1 = torch.ops.safesvd._eigh_fn_backward(G[s], L[s], Q[s], fL[s], dfL[s], None, None)
+            torch.testing.assert_close(gA[s], gA1, rtol=1e-12, atol=1e-12 * gA1.abs().max().item())
+            torch.testing.assert_close(gf[s], gf1, rtol=1e-12, atol=1e-12 * gf1.abs().max().item())
+        for m, n in ((32, 32), (100, 40), (40, 100)):
+            B = 2 * (256 * 1024) // (max(m, n) * min(m, n) * 8) + 5
+            A = torch.randn(B, m, n, dtype=torch.float64, generator=g)
+            A[1] = with_singular_values([3.0, 3.0] + [1.0] * (min(m, n) - 2), m, n)
+            U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+            G = torch.randn(B, m, n, dtype=torch.float64, generator=g)
+            fS, dfS = S ** 3, 3 * S ** 2
+            gA, gf = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, None, None)
+            for b in (0, 1, B // 2, B - 1):
+                s = slice(b, b + 1)
+                gA1, gf1 = torch.ops.safesvd._svd_fn_backward(G[s], U[s], S[s], Vh[s], fS[s], dfS[s], None, None)
+                torch.testing.assert_close(gA[s], gA1, rtol=1e-12, atol=1e-12 * gA1.abs().max().item())
+                torch.testing.assert_close(gf[s], gf1, rtol=1e-12, atol=1e-12 * gf1.abs().max().item())
+    finally:
+        torch.set_num_threads(previous)

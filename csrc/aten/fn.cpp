@@ -54,20 +54,25 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
   if (std::max(m, n) <= dev.fused_max_dim) {
     gA = empty_result({B, m, n}, U.options());
     dev.svd_fn_backward_fused(a, gA, gf);
-  } else {
+  } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     const bool tall = m > k, wide = n > k;
-    const Tensor V = a.Vh.mH();
-    const Tensor GV = tall ? at::matmul(a.G, V) : Tensor();
-    const Tensor UhG = tall ? Tensor() : at::matmul(a.U.mH(), a.G);
-    const Tensor M = (tall ? at::matmul(a.U.mH(), GV) : at::matmul(UhG, V)).contiguous();
-    Tensor X = at::empty_like(M), F = at::empty({B, k}, S.options());
-    dev.fn_build_X({true, M, a.S.contiguous(), a.fS.contiguous(), a.dfS.contiguous(), rt, at_}, X, F, gf);
-    if (tall)  // U X Vh + (I - U U^H) G V F Vh
-      gA = at::matmul(at::matmul(a.U, X) + (GV - at::matmul(a.U, M)) * F.unsqueeze(-2), a.Vh);
-    else if (wide)  // U X Vh + U F U^H G (I - V V^H)
-      gA = at::matmul(a.U, at::matmul(X, a.Vh) + F.unsqueeze(-1) * (UhG - at::matmul(M, a.Vh)));
-    else
-      gA = at::matmul(a.U, at::matmul(X, a.Vh));
+    gA = empty_result({B, m, n}, U.options());
+    in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
+      const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
+      const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
+      const Tensor GV = tall ? at::matmul(Gp, V) : Tensor();
+      const Tensor UhG = tall ? Tensor() : at::matmul(Up.mH(), Gp);
+      const Tensor M = (tall ? at::matmul(Up.mH(), GV) : at::matmul(UhG, V)).contiguous();
+      Tensor X = at::empty_like(M), F = at::empty({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
+      dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
+                     X, F, gf_part);
+      if (tall)  // U X Vh + (I - U U^H) G V F Vh
+        at::matmul_out(out, at::matmul(Up, X) + (GV - at::matmul(Up, M)) * F.unsqueeze(-2), Vhp);
+      else if (wide)  // U X Vh + U F U^H G (I - V V^H)
+        at::matmul_out(out, Up, at::matmul(X, Vhp) + F.unsqueeze(-1) * (UhG - at::matmul(M, Vhp)));
+      else
+        at::matmul_out(out, Up, at::matmul(X, Vhp));
+    });
   }
   return {gA.reshape(G.sizes()), gf.reshape(S.sizes())};
 }
@@ -88,11 +93,17 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   if (n <= dev.fused_max_dim) {
     gA = empty_result({B, n, n}, Q.options());
     dev.eigh_fn_backward_fused(a, gA, gf);
-  } else {
-    const Tensor T = at::matmul(a.U.mH(), at::matmul(a.G, a.U)).contiguous();
-    Tensor X = at::empty_like(T), F;
-    dev.fn_build_X({false, T, a.S.contiguous(), a.fS.contiguous(), a.dfS.contiguous(), rt, at_}, X, F, gf);
-    gA = at::matmul(a.U, at::matmul(X, a.U.mH()));
+  } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
+    gA = empty_result({B, n, n}, Q.options());
+    in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
+      const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
+      const Tensor Qp = part(a.U);
+      const Tensor T = at::matmul(Qp.mH(), at::matmul(part(a.G), Qp)).contiguous();
+      Tensor X = at::empty_like(T), F, gf_part = part(gf), out = part(gA);
+      dev.fn_build_X({false, T, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
+                     X, F, gf_part);
+      at::matmul_out(out, Qp, at::matmul(X, Qp.mH()));
+    });
   }
   return {gA.reshape(G.sizes()), gf.reshape(L.sizes())};
 }
