@@ -66,16 +66,20 @@ def others_busy(before, after) -> float:
 
 
 def wait_for_quiet(max_wait: float = 60.0) -> float:
-    """Sleep until other processes leave the CPUs >= 90% idle for 1 s (max max_wait s)."""
+    """Sleep until other processes leave the CPUs >= 90% idle for 1 s (max max_wait s).
+    Returns the seconds waited beyond that first one-second probe (0 on a quiet machine:
+    the probe alone, once per round, is not a wait for other load)."""
     start = time.perf_counter()
+    probed = False
     while time.perf_counter() - start < max_wait:
         a = _jiffies()
         if a is None:
             break
         time.sleep(1.0)
+        probed = True
         if others_busy(a, _jiffies()) <= 0.1:
             break
-    return time.perf_counter() - start
+    return max(0.0, time.perf_counter() - start - (1.0 if probed else 0.0))
 
 
 def timed_rounds(methods: dict[str, Callable[[], object]], repeats: int, warmup: int, stats: dict,
