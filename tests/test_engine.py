@@ -560,33 +560,6 @@ def test_batched_backward_in_slices_matches_each_matrix_alone(threads):
         torch.set_num_threads(previous)
 
 
-def test_huge_page_advice_changes_no_result(tmp_path):
-    """Results of 4 MiB and more are allocated with a transparent-huge-page hint
-    (aten/common.h, advise_huge_pages): the same bits with it off (SAFESVD_HUGE_PAGES=0,
-    read once per process, so in subprocesses), forward and backward, svd (tall, the
-    SoA backward) and eigh (mid-size, the batched backward in slices)."""
-    script = (
-        "import torch, safesvd, sys\n"
-        "g = torch.Generator().manual_seed(2)\n"
-        "A = torch.randn(1300, 64, 8, dtype=torch.float64, generator=g).requires_grad_()\n"
-        "U, S, Vh = safesvd.svd(A)\n"
-        "(U.sum() + S.sum() + Vh.pow(2).sum()).backward()\n"
-        "X = torch.randn(400, 40, 40, dtype=torch.float64, generator=g)\n"
-        "M = (X + X.mT).requires_grad_()\n"
-        "L, Q = safesvd.eigh(M)\n"
-        "(L.sum() + Q.sum()).backward()\n"
-        "torch.save([U, S, Vh, A.grad, L, Q, M.grad], sys.argv[1])\n")
-    outputs = []
-    for i, value in enumerate(("0", "1")):
-        path = tmp_path / f"huge_pages_{value}.pt"
-        # The same safesvd as this process (the source tree's build, or an installed wheel).
-        env = dict(os.environ, SAFESVD_HUGE_PAGES=value, PYTHONPATH=str(Path(safesvd.__file__).parent.parent))
-        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
-        outputs.append(torch.load(path))
-    for a, b in zip(*outputs):
-        assert torch.equal(a, b)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_matrix_function_backward_in_slices_matches_each_matrix_alone(threads):
     """The matrix functions' batched backward (above the fused sizes) runs in slices too

@@ -5,17 +5,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 
 namespace safesvd {
@@ -134,26 +127,6 @@ Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
     });
   });
   return out;
-}
-
-void advise_huge_pages(const Tensor& t) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  // The huge page size (hpage_pmd_size: 2 MiB on x86-64), 0 where THP is off or unknown.
-  static const uintptr_t huge = [] {
-    const char* env = std::getenv("SAFESVD_HUGE_PAGES");
-    if (env != nullptr && std::string(env) == "0") return uintptr_t(0);
-    std::ifstream f("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
-    unsigned long long bytes = 0;
-    if (!(f >> bytes) || bytes == 0 || (bytes & (bytes - 1)) != 0) return uintptr_t(0);
-    return uintptr_t(bytes);
-  }();
-  if (huge == 0 || !t.defined() || !t.is_cpu() || t.nbytes() < 2 * huge) return;
-  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t lo = (p + huge - 1) & ~(huge - 1), hi = (p + t.nbytes()) & ~(huge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // a hint: its result changes nothing
-#else
-  (void)t;
-#endif
 }
 
 void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,

@@ -105,22 +105,6 @@ inline std::vector<int64_t> with_trailing(std::vector<int64_t> shape, std::initi
 // A new (..., r, c) tensor whose matrices are column-major (LAPACK's layout) and
 // whose batch is contiguous: the strides torch.linalg.svd / eigh return, so fake
 // tensors and forward-mode tangents agree with either driver. Not a view.
-// Ask the kernel for transparent huge pages over a new CPU tensor's storage, before its
-// first write (docs/architecture.md, "Fresh pages"): the results the kernels write first
-// (U, Vh, Q, the gradients) are fresh pages from the system whenever the C library's
-// allocator has returned the last ones, and one fault per 4 KiB was a third of the svd
-// forward + backward of 5000 256 x 8 float64 matrices. Only the huge-page-aligned part
-// inside the tensor is advised, only on Linux, never for less than two huge pages;
-// SAFESVD_HUGE_PAGES=0 turns it off. A hint: nothing changes where the kernel declines.
-void advise_huge_pages(const Tensor& t);
-
-// at::empty for a result the kernels write first (advise_huge_pages).
-inline Tensor empty_result(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  Tensor t = at::empty(sizes, options);
-  advise_huge_pages(t);
-  return t;
-}
-
 inline Tensor empty_column_major(const std::vector<int64_t>& shape, const at::TensorOptions& options) {
   std::vector<int64_t> strides(shape.size());
   const size_t d = shape.size();
@@ -132,9 +116,7 @@ inline Tensor empty_column_major(const std::vector<int64_t>& shape, const at::Te
     strides[i] = step;
     step *= std::max<int64_t>(shape[i], 1);
   }
-  Tensor t = at::empty_strided(shape, strides, options);
-  advise_huge_pages(t);
-  return t;
+  return at::empty_strided(shape, strides, options);
 }
 // Its matrices as one (B, r, c) batch (a view of the same memory).
 inline Tensor as_matrix_batch(const Tensor& X) {

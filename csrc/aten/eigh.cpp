@@ -67,10 +67,14 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
                               gL ? gL->reshape({-1, n}) : Tensor(), n, rg};
   const DeviceKernels& dev = device_kernels(Q.device(), op);
   const int64_t B = args.L.size(0);
-  Tensor gA = empty_result({B, n, n}, Q.options()), gauge = at::empty({B, 3}, L.options());
+  Tensor gA, gauge;
   if (dev.backward_fused ? dev.backward_fused(Q, n, n) : n <= dev.fused_max_dim) {
+    gA = at::empty({B, n, n}, Q.options());
+    gauge = at::empty({B, 3}, L.options());
     dev.eigh_backward_fused(args, gA, gauge);
   } else {
+    gA = at::empty({B, n, n}, Q.options());
+    gauge = at::empty({B, 3}, L.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b0, b1 - b0) : t; };
       Tensor gauge_part = gauge.narrow(0, b0, b1 - b0);

@@ -52,11 +52,11 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
   const int64_t B = a.S.size(0);
   Tensor gA, gf = at::empty({B, k}, S.options());
   if (std::max(m, n) <= dev.fused_max_dim) {
-    gA = empty_result({B, m, n}, U.options());
+    gA = at::empty({B, m, n}, U.options());
     dev.svd_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     const bool tall = m > k, wide = n > k;
-    gA = empty_result({B, m, n}, U.options());
+    gA = at::empty({B, m, n}, U.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
@@ -91,10 +91,10 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   const int64_t B = a.S.size(0);
   Tensor gA, gf = at::empty({B, n}, L.options());
   if (n <= dev.fused_max_dim) {
-    gA = empty_result({B, n, n}, Q.options());
+    gA = at::empty({B, n, n}, Q.options());
     dev.eigh_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
-    gA = empty_result({B, n, n}, Q.options());
+    gA = at::empty({B, n, n}, Q.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
       const Tensor Qp = part(a.U);

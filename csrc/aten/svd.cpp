@@ -137,10 +137,14 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
       m, n, k, rg};
   const DeviceKernels& dev = device_kernels(U.device(), op);
   const int64_t B = args.S.size(0);
-  Tensor gA = empty_result({B, m, n}, U.options()), gauge = at::empty({B, 3}, S.options());
+  Tensor gA, gauge;
   if (dev.backward_fused ? dev.backward_fused(U, m, n) : std::max(m, n) <= dev.fused_max_dim) {
+    gA = at::empty({B, m, n}, U.options());
+    gauge = at::empty({B, 3}, S.options());
     dev.svd_backward_fused(args, gA, gauge);
   } else {
+    gA = at::empty({B, m, n}, U.options());
+    gauge = at::empty({B, 3}, S.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b0, b1 - b0) : t; };
       Tensor gauge_part = gauge.narrow(0, b0, b1 - b0);
