@@ -164,24 +164,37 @@ SAFESVD_HD void apply_reflector(const T* A, int64_t M, int j, const T* tau, T* X
   }
 }
 
-// Column j of the compact WY form's T (LAPACK's larft, forward, columnwise): on entry
-// Tm(0:j, j) holds g = Y(:, 0:j)^T y_j; on exit T(0:j, j) = -tau_j T(0:j, 0:j) g, in place
-// (row p reads g[q] for q >= p only), and T_jj = tau_j. Element (p, q) of lane l at
-// Tm[(p * ld + q) * W + l]. Shared by form_u_wy and the mid-size eigh's
-// back-transformation (tridiag_eigh.h, apply_reflector_block).
-template <int W, typename T>
-SAFESVD_HD void wy_t_column(T* Tm, int ld, int j, const T* tau_j) {
-  for (int p = 0; p < j; ++p) {
+// x(0:m) = T(0:m, 0:m) x(0:m) in place for an upper triangular T (element (p, q) of lane
+// l at Tm[(p * ld + q) * W + l]), x's element q at x[q * xs * W + l], each row times
+// scale[l] when kScaled: row p reads x[q] for q >= p only, so ascending rows need no copy.
+// The WY form's T column (wy_t_column) and the z = T y of its application
+// (tridiag_eigh.h, apply_reflector_block).
+template <bool kScaled, int W, typename T>
+SAFESVD_HD void upper_times_in_place(const T* Tm, int ld, int m, T* x, int xs, const T* scale) {
+  for (int p = 0; p < m; ++p) {
     T acc[W];
     SAFESVD_TALL_SIMD
     for (int l = 0; l < W; ++l) acc[l] = T(0);
-    for (int q = p; q < j; ++q) {
+    for (int q = p; q < m; ++q) {
       SAFESVD_TALL_SIMD
-      for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * ld + q) * W + l], Tm[(q * ld + j) * W + l], acc[l]);
+      for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * ld + q) * W + l], x[q * xs * W + l], acc[l]);
     }
     SAFESVD_TALL_SIMD
-    for (int l = 0; l < W; ++l) Tm[(p * ld + j) * W + l] = -tau_j[l] * acc[l];
+    for (int l = 0; l < W; ++l) x[p * xs * W + l] = kScaled ? scale[l] * acc[l] : acc[l];
   }
+}
+
+// Column j of the compact WY form's T (LAPACK's larft, forward, columnwise): on entry
+// Tm(0:j, j) holds g = Y(:, 0:j)^T y_j; on exit T(0:j, j) = -tau_j T(0:j, 0:j) g, in place,
+// and T_jj = tau_j. Element (p, q) of lane l at Tm[(p * ld + q) * W + l]. Shared by
+// form_u_wy and the mid-size eigh's back-transformation (tridiag_eigh.h,
+// apply_reflector_block).
+template <int W, typename T>
+SAFESVD_HD void wy_t_column(T* Tm, int ld, int j, const T* tau_j) {
+  T minus_tau[W];
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) minus_tau[l] = -tau_j[l];
+  upper_times_in_place<true, W, T>(Tm, ld, j, Tm + j * W, ld, minus_tau);
   SAFESVD_TALL_SIMD
   for (int l = 0; l < W; ++l) Tm[(j * ld + j) * W + l] = tau_j[l];
 }

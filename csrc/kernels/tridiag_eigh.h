@@ -225,18 +225,7 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
         SAFESVD_MID_SIMD
         for (int l = 0; l < W; ++l) y[p][l] = jfma(v[p][i * W + l], q[i * W + l], y[p][l]);
       }
-    // z = T y in place (row p reads y[q], q >= p).
-    for (int p = 0; p < B; ++p) {
-      T acc[W];
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) acc[l] = T(0);
-      for (int qq = p; qq < B; ++qq) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) acc[l] = jfma(Tm[(p * B + qq) * W + l], y[qq][l], acc[l]);
-      }
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) y[p][l] = acc[l];
-    }
+    tall_detail::upper_times_in_place<false, W, T>(Tm, B, B, &y[0][0], 1, nullptr);  // z = T y
     // q -= V z.
     for (int r = 0; r < B; ++r) {
       const int64_t i = k0 + 1 + r;
