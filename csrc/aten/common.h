@@ -169,6 +169,10 @@ Tensor matmul_reusing(const Tensor& spare, const Tensor& a, const Tensor& b);
 constexpr int64_t kBackwardSliceBytes = 256 * 1024;
 void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,
                         const std::function<void(int64_t, int64_t)>& f);
+// Matrices [b0, b1) of a batch (dim 0) for in_backward_slices; undefined stays undefined.
+inline Tensor batch_slice(const Tensor& t, int64_t b0, int64_t b1) {
+  return t.defined() ? t.narrow(0, b0, b1 - b0) : t;
+}
 
 // max |x| over the last two dims, or zeros shaped like `like` when undefined.
 inline Tensor max_abs_or_zero(const Tensor& x, const Tensor& like, bool traced = false) {

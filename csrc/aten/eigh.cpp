@@ -40,18 +40,15 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
 }
 
 // Products by batched BLAS, J by the device's builder (kernels::eigh_build_J):
-// gA = Q (J Q^H), into `out` when it is defined (a slice of the caller's result), else
-// into a temporary that is dead by then (matmul_reusing); gauge (B, 3) written.
-Tensor eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a, Tensor& gauge, Tensor out) {
+// gA = Q (J Q^H) into `out` (the caller's result, or a slice of it), gauge (B, 3).
+void eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a, Tensor& gauge, Tensor out) {
   const Tensor QhgQ = a.gQ.defined() ? at::matmul(a.Q.mH(), a.gQ).contiguous() : Tensor();
   const Tensor cotangent_scale = max_abs_or_zero(a.gQ, a.L.select(-1, 0)).contiguous();
   const int64_t B = a.L.size(0);
   Tensor J = at::empty({B, a.n, a.n}, a.Q.options());
   dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
                    J, gauge);
-  const Tensor JQh = matmul_reusing(QhgQ, J, a.Q.mH());
-  if (out.defined()) return at::bmm_out(out, a.Q, JQh);
-  return matmul_reusing(J, a.Q, JQh);
+  at::bmm_out(out, a.Q, matmul_reusing(QhgQ, J, a.Q.mH()));
 }
 
 std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, const c10::optional<Tensor>& gQ_in,
@@ -76,10 +73,11 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
     gA = at::empty({B, n, n}, Q.options());
     gauge = at::empty({B, 3}, L.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
-      const auto part = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b0, b1 - b0) : t; };
-      Tensor gauge_part = gauge.narrow(0, b0, b1 - b0);
-      eigh_backward_batched(dev, {part(args.Q), part(args.gQ), part(args.L), part(args.gL), n, rg}, gauge_part,
-                            gA.narrow(0, b0, b1 - b0));
+      Tensor gauge_part = batch_slice(gauge, b0, b1);
+      eigh_backward_batched(dev,
+                            {batch_slice(args.Q, b0, b1), batch_slice(args.gQ, b0, b1), batch_slice(args.L, b0, b1),
+                             batch_slice(args.gL, b0, b1), n, rg},
+                            gauge_part, batch_slice(gA, b0, b1));
     });
   }
   return {gA.reshape(Q.sizes()), gauge.reshape(with_trailing(batch, {3}))};

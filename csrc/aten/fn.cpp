@@ -58,7 +58,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
     const bool tall = m > k, wide = n > k;
     gA = at::empty({B, m, n}, U.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
-      const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
+      const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
       const Tensor GV = tall ? at::matmul(Gp, V) : Tensor();
       const Tensor UhG = tall ? Tensor() : at::matmul(Up.mH(), Gp);
@@ -96,7 +96,7 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     gA = at::empty({B, n, n}, Q.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
-      const auto part = [&](const Tensor& t) { return t.narrow(0, b0, b1 - b0); };
+      const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Qp = part(a.U);
       const Tensor T = at::matmul(Qp.mH(), at::matmul(part(a.G), Qp)).contiguous();
       Tensor X = at::empty_like(T), F, gf_part = part(gf), out = part(gA);

@@ -74,9 +74,9 @@ namespace {
 // the rectangular coefficients by the device's builder (kernels::svd_build_J,
 // the same decisions as the fused kernel), then
 //   gA = (U J + P D) Vh (tall),  U (J Vh + D P) (wide),  P the complement part
-// of the cotangent of U (resp. Vh). gA goes into `out` when it is defined (a slice of the
-// caller's result), else into a temporary that is dead by then; gauge (B, 3) written.
-Tensor svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, Tensor& gauge, Tensor out) {
+// of the cotangent of U (resp. Vh). gA goes into `out` (the caller's result, or a slice
+// of it), gauge (B, 3).
+void svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, Tensor& gauge, Tensor out) {
   const Tensor UhgU = a.gU.defined() ? at::matmul(a.U.mH(), a.gU).contiguous() : Tensor();
   const Tensor gVhV = a.gVh.defined() ? at::matmul(a.gVh, a.Vh.mH()).contiguous() : Tensor();
   const Tensor like = a.S.select(-1, 0);
@@ -100,19 +100,17 @@ Tensor svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, 
   dev.svd_build_J({UhgU, gVhV, a.S.contiguous(), a.gS.defined() ? a.gS.contiguous() : Tensor(), pmax,
                    cotangent_scale, a.m, a.n, a.guard},
                   J, Dr, factors, gauge);
-  // The last product: into `out`, or `spare` (matmul_reusing).
-  const auto last = [&](const Tensor& spare, const Tensor& x, const Tensor& y) {
-    return out.defined() ? at::bmm_out(out, x, y) : matmul_reusing(spare, x, y);
-  };
-  if (!P.defined()) {  // U (J Vh), into the temporaries that are dead by then (matmul_reusing)
-    const Tensor JVh = matmul_reusing(UhgU.defined() ? UhgU : gVhV, J, a.Vh);
-    return last(J, a.U, JVh);
+  if (!P.defined()) {  // U (J Vh), J Vh into a temporary that is dead by then (matmul_reusing)
+    at::bmm_out(out, a.U, matmul_reusing(UhgU.defined() ? UhgU : gVhV, J, a.Vh));
+    return;
   }
   // P D = scale(P) * Dr, the scale applied as two exact multiplications.
   const Tensor f1 = factors.select(-1, 0).view({B, 1, 1}), f2 = factors.select(-1, 1).view({B, 1, 1});
   P.mul_(f1).mul_(f2).mul_(tall ? Dr.unsqueeze(-2) : Dr.unsqueeze(-1));  // P D
-  if (tall) return last(Tensor(), P.baddbmm_(a.U, J), a.Vh);  // (U J + P D) Vh
-  return last(Tensor(), a.U, P.baddbmm_(J, a.Vh));             // U (J Vh + D P)
+  if (tall)
+    at::bmm_out(out, P.baddbmm_(a.U, J), a.Vh);  // (U J + P D) Vh
+  else
+    at::bmm_out(out, a.U, P.baddbmm_(J, a.Vh));  // U (J Vh + D P)
 }
 
 std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, const c10::optional<Tensor>& gS_in,
@@ -146,10 +144,12 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
     gA = at::empty({B, m, n}, U.options());
     gauge = at::empty({B, 3}, S.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
-      const auto part = [&](const Tensor& t) { return t.defined() ? t.narrow(0, b0, b1 - b0) : t; };
-      Tensor gauge_part = gauge.narrow(0, b0, b1 - b0);
-      svd_backward_batched(dev, {part(args.U), part(args.Vh), part(args.gU), part(args.gVh), part(args.S),
-                                 part(args.gS), m, n, k, rg}, gauge_part, gA.narrow(0, b0, b1 - b0));
+      Tensor gauge_part = batch_slice(gauge, b0, b1);
+      svd_backward_batched(dev,
+                           {batch_slice(args.U, b0, b1), batch_slice(args.Vh, b0, b1), batch_slice(args.gU, b0, b1),
+                            batch_slice(args.gVh, b0, b1), batch_slice(args.S, b0, b1), batch_slice(args.gS, b0, b1),
+                            m, n, k, rg},
+                           gauge_part, batch_slice(gA, b0, b1));
     });
   }
   gauge = gauge.reshape(with_trailing(batch, {3}));
