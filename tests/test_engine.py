@@ -162,12 +162,13 @@ def test_mid_size_float64_against_lapack_above_32(kind, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [24, 33, 45])
+@pytest.mark.parametrize("n", [3, 8, 12, 24, 33, 45])
 def test_mid_size_lanes_are_independent(n, dtype):
     """A matrix's result does not depend on the matrices beside it in its SIMD tile: a lane
     that has converged, or needs no Gram-Schmidt step, runs its neighbours' extra steps as
     exact identities. The same matrices alone, in a batch and shifted by one lane agree
-    bit for bit, rank-deficient and clustered neighbours included."""
+    bit for bit, rank-deficient and clustered neighbours included. Also the Jacobi bands
+    (n = 3, 8: tiles of two vectors of lanes; n = 12: one)."""
     sets = accuracy_sets(n, dtype, count=4, seed=11)
     X = torch.cat([sets[name] for name in ("random", "rank_deficient", "clustered", "repeated")])
     X = X[torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(0))]

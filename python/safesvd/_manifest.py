@@ -110,6 +110,8 @@ def read(root: str | Path | None = None) -> Manifest:
     for unit in manifest.units():
         if "isa" in unit.options and unit.options["isa"] not in isas:
             raise ValueError(f"csrc/manifest.txt: {unit.path} names an unknown isa {unit.options['isa']!r}")
+        if unit.options.get("lanes", "1x") not in ("1x", "2x"):
+            raise ValueError(f"csrc/manifest.txt: {unit.path}: lanes must be 1x or 2x, got {unit.options['lanes']!r}")
     return manifest
 
 
@@ -166,8 +168,9 @@ def render(manifest: Manifest, unit: Source) -> str:
     if isa.target:
         lines.append(f'#if SAFESVD_ISA_PRAGMAS\n#pragma GCC target("{isa.target}")\n#endif\n')
     lines.append(f"#define SAFESVD_ISA {isa.name}\n")
-    lines.append(f"#define SAFESVD_ISA_WIDTH_FLOAT {isa.width_float}\n")
-    lines.append(f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double}\n")
+    factor = int(unit.options.get("lanes", "1x").rstrip("x"))  # lanes=2x: tiles of twice the ISA's lanes
+    lines.append(f"#define SAFESVD_ISA_WIDTH_FLOAT {isa.width_float * factor}\n")
+    lines.append(f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double * factor}\n")
     if "band" in unit.options:
         lines.append(f"#define SAFESVD_BAND {unit.options['band']}\n")
     lines.append(f'#include "{_relative_include(unit, include)}"\n')
