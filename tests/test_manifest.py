@@ -47,6 +47,26 @@ def test_manifest_errors_are_clear(tmp_path):
     (tmp_path / "csrc" / "manifest.txt").write_text("  Foo<1>\n")
     with pytest.raises(ValueError, match="must follow a unit"):
         _manifest.read(tmp_path)
+    (tmp_path / "csrc" / "manifest.txt").write_text(
+        "isa avx2 16 8 avx2\nunit cpu csrc/u.cpp isa=avx2 include=x.inc lanes=4x\n")
+    with pytest.raises(ValueError, match="lanes must be 1x or 2x"):
+        _manifest.read(tmp_path)
+
+
+def test_lanes_option_doubles_the_tile_width():
+    """A unit with lanes=2x gets tiles of twice its instruction set's lanes (the small
+    band, docs/jacobi.md); the others its lanes."""
+    seen = set()
+    for unit in MANIFEST.units():
+        if "isa" not in unit.options:
+            continue
+        isa = MANIFEST.isas[unit.options["isa"]]
+        factor = 2 if unit.options.get("lanes") == "2x" else 1
+        text = _manifest.render(MANIFEST, unit)
+        assert f"#define SAFESVD_ISA_WIDTH_FLOAT {isa.width_float * factor}\n" in text, unit.path
+        assert f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double * factor}\n" in text, unit.path
+        seen.add(factor)
+    assert seen == {1, 2}
 
 
 def _includes(source, *extra):
