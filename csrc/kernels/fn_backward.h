@@ -21,9 +21,10 @@ namespace kernels {
 // X = M o D with M = (T + T^H)/2, D_ij = f[L_i, L_j] (D_ii = df_i), from
 // T = Q^H G Q; gf_i = Re M_ii (the cotangent of f(L_i), for parameters of f). In two
 // passes, X = T^H first, so that the second reads rows only: on the CPU its loop over j
-// vectorizes (with the branch-free divided difference and -fno-trapping-math, see
-// csrc/manifest.txt), where reading T's column made it a strided, branchy scalar loop
-// (a quarter of the batched matrix-function backward at 32 x 32 float64). The same values.
+// vectorizes (given -fno-trapping-math, csrc/manifest.txt, which lets the compiler compute
+// both sides of the divided difference's select), where reading T's column made it a
+// strided, branchy scalar loop (a quarter of the batched matrix-function backward at
+// 32 x 32 float64). The same values.
 template <typename scalar_t>
 SAFESVD_HD void eigh_fn_build_X(int64_t n, const scalar_t* __restrict__ T, const real_of_t<scalar_t>* L,
                                 const real_of_t<scalar_t>* fL, const real_of_t<scalar_t>* dfL,

@@ -273,13 +273,9 @@ struct DividedDifferences {
     const R a = scale(xi), b = scale(xj);
     return abs_of(a - b) <= max_of(rtol * max_of(abs_of(a), abs_of(b)), floor);
   }
-  // f[x_i, x_j]. Without a branch: where merged the quotient divides by 1 and is not used,
-  // so both sides can be computed and one selected, and a loop over j vectorizes (given
-  // -fno-trapping-math, csrc/manifest.txt); the values are those of the branch.
+  // f[x_i, x_j]
   SAFESVD_HD R first(R xi, R xj, R fi, R fj, R dfi, R dfj) const {
-    const bool m = merged(xi, xj);
-    const R q = (fi - fj) / (m ? R(1) : xi - xj);
-    return m ? R(0.5) * (dfi + dfj) : q;
+    return merged(xi, xj) ? R(0.5) * (dfi + dfj) : (fi - fj) / (xi - xj);
   }
   // (f_i + f_j) / (x_i + x_j) for singular values (x >= 0): merged when both vanish.
   SAFESVD_HD R plus(R xi, R xj, R fi, R fj, R dfi, R dfj) const {
