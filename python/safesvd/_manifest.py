@@ -110,9 +110,16 @@ def read(root: str | Path | None = None) -> Manifest:
     for unit in manifest.units():
         if "isa" in unit.options and unit.options["isa"] not in isas:
             raise ValueError(f"csrc/manifest.txt: {unit.path} names an unknown isa {unit.options['isa']!r}")
-        if unit.options.get("lanes", "1x") not in ("1x", "2x"):
-            raise ValueError(f"csrc/manifest.txt: {unit.path}: lanes must be 1x or 2x, got {unit.options['lanes']!r}")
+        lane_factor(unit)  # a bad lanes= is an error here, not at generation
     return manifest
+
+
+def lane_factor(unit: Source) -> int:
+    """A unit's tile width in multiples of its instruction set's lanes (lanes=1x / 2x)."""
+    lanes = unit.options.get("lanes", "1x")
+    if lanes not in ("1x", "2x"):
+        raise ValueError(f"csrc/manifest.txt: {unit.path}: lanes must be 1x or 2x, got {lanes!r}")
+    return int(lanes[0])
 
 
 def cuda_toolkit_root(cuda_home: str | None = None) -> str | None:
@@ -168,7 +175,7 @@ def render(manifest: Manifest, unit: Source) -> str:
     if isa.target:
         lines.append(f'#if SAFESVD_ISA_PRAGMAS\n#pragma GCC target("{isa.target}")\n#endif\n')
     lines.append(f"#define SAFESVD_ISA {isa.name}\n")
-    factor = int(unit.options.get("lanes", "1x").rstrip("x"))  # lanes=2x: tiles of twice the ISA's lanes
+    factor = lane_factor(unit)
     lines.append(f"#define SAFESVD_ISA_WIDTH_FLOAT {isa.width_float * factor}\n")
     lines.append(f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double * factor}\n")
     if "band" in unit.options:
