@@ -65,25 +65,28 @@ SAFESVD_HD void eigh_fn_backward_matrix(const Dims dims, const EighPacked<scalar
 // X = Ms o Dm + Mk o Dp, Ms = (M + M^H)/2, Mk = (M - M^H)/2, from M = U^H G V
 // (k x k), with Dm_ij = f[S_i, S_j] (Dm_ii = df_i) and Dp_ij = (f_i + f_j)/(S_i + S_j);
 // F_i = Dp_ii = f_i / S_i (-> df_i at S_i = 0) for the rectangular terms; gf_i = Re M_ii.
+// In two passes like eigh_fn_build_X (X = M^H first, then rows only: the loop over j
+// vectorizes on the CPU). The same values.
 template <typename scalar_t>
-SAFESVD_HD void svd_fn_build_X(int64_t k, const scalar_t* M, const real_of_t<scalar_t>* S,
+SAFESVD_HD void svd_fn_build_X(int64_t k, const scalar_t* __restrict__ M, const real_of_t<scalar_t>* S,
                                const real_of_t<scalar_t>* fS, const real_of_t<scalar_t>* dfS,
                                int64_t stride, const DividedDifferences<real_of_t<scalar_t>>& dd,
                                scalar_t* __restrict__ X, real_of_t<scalar_t>* F,
                                real_of_t<scalar_t>* gf) {
   using R = real_of_t<scalar_t>;
   for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < k; ++j) X[i * k + j] = conj_of(M[j * k + i]);
+  for (int64_t i = 0; i < k; ++i) {
+    const R si = S[i * stride], fi = fS[i * stride], di = dfS[i * stride];
+    if (F) F[i] = dd.plus(si, si, fi, fi, di, di);
+    if (gf) gf[i] = real_part(M[i * k + i]);
     for (int64_t j = 0; j < k; ++j) {
-      const R si = S[i * stride], sj = S[j * stride], fi = fS[i * stride], fj = fS[j * stride],
-              di = dfS[i * stride], dj = dfS[j * stride];
-      const scalar_t mij = M[i * k + j], mji = conj_of(M[j * k + i]);
+      const R sj = S[j * stride], fj = fS[j * stride], dj = dfS[j * stride];
+      const scalar_t mij = M[i * k + j], mji = X[i * k + j];
       const R dp = dd.plus(si, sj, fi, fj, di, dj);
       X[i * k + j] = R(0.5) * (mij + mji) * dd.first(si, sj, fi, fj, di, dj) + R(0.5) * (mij - mji) * dp;
-      if (i == j) {
-        if (F) F[i] = dp;
-        if (gf) gf[i] = real_part(mij);
-      }
     }
+  }
 }
 
 SAFESVD_HD int64_t svd_fn_workspace(int64_t m, int64_t n, int64_t k) {
