@@ -31,8 +31,7 @@ SAFESVD_HD void eigh_fn_build_X(int64_t n, const scalar_t* __restrict__ T, const
                                 int64_t stride, const DividedDifferences<real_of_t<scalar_t>>& dd,
                                 scalar_t* __restrict__ X, real_of_t<scalar_t>* gf) {
   using R = real_of_t<scalar_t>;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) X[i * n + j] = conj_of(T[j * n + i]);
+  pack_matrix(n, n, MatRef<const scalar_t>{T, n, 1}, X, /*adjoint=*/true);  // X = T^H
   for (int64_t i = 0; i < n; ++i) {
     const R xi = L[i * stride], fi = fL[i * stride], di = dfL[i * stride];
     if (gf) gf[i] = real_part(R(0.5) * (T[i * n + i] + X[i * n + i]));
@@ -74,8 +73,7 @@ SAFESVD_HD void svd_fn_build_X(int64_t k, const scalar_t* __restrict__ M, const 
                                scalar_t* __restrict__ X, real_of_t<scalar_t>* F,
                                real_of_t<scalar_t>* gf) {
   using R = real_of_t<scalar_t>;
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < k; ++j) X[i * k + j] = conj_of(M[j * k + i]);
+  pack_matrix(k, k, MatRef<const scalar_t>{M, k, 1}, X, /*adjoint=*/true);  // X = M^H
   for (int64_t i = 0; i < k; ++i) {
     const R si = S[i * stride], fi = fS[i * stride], di = dfS[i * stride];
     if (F) F[i] = dd.plus(si, si, fi, fi, di, di);
