@@ -19,6 +19,24 @@
 namespace safesvd {
 namespace kernels {
 
+// Ask the CPU for the cache lines of [p, p + bytes) ahead of their use (Write: for
+// writing), where the span is at most kPrefetchBytes; nothing otherwise, and nothing on
+// the GPU. The SoA backward asks for the next tile's gA this way (csrc/cpu/isa/soa_isa.inc,
+// docs/soa_backward.md "Prefetching").
+constexpr int64_t kPrefetchBytes = 4096;
+constexpr int64_t kCacheLineBytes = 64;
+template <bool Write>
+SAFESVD_HD void prefetch_span(const void* p, int64_t bytes) {
+#if !defined(__CUDA_ARCH__) && defined(__GNUC__)
+  if (bytes <= 0 || bytes > kPrefetchBytes) return;
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += kCacheLineBytes) __builtin_prefetch(c + o, Write ? 1 : 0);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 // Matrices b0 .. b0 + W - 1 of a batch at p (matrix stride sb; lanes past the end, b >= B,
 // repeat its last matrix: their results are computed and dropped), R x C with element
 // (i, j) at i * rs + j * cs, into the tile: element (i, j) of lane l at
