@@ -23,22 +23,99 @@ def run(cmd, **kw):
 
 def _prebuilt_objects():
     """-DSAFESVD_PREBUILT_OBJECTS=... when setup.py's build (make build) left an object
-    file, newer than every file under csrc/ and include/, for each library source: the CMake test
-    then links them instead of compiling the library again (~7 of its ~8.5 min on 2
-    cores). SAFESVD_CMAKE_FULL_BUILD=1 (or a stale or missing object) compiles it all."""
+    file for each library source, newer than every file it was compiled from (ninja's own
+    dependency log, `ninja -t deps`) and than csrc/manifest.txt: the CMake test then links
+    them instead of compiling the library again (~7 of its ~8.5 min on 2 cores). Editing a
+    file no object depends on (a .cu, an emulation header) keeps them usable; a stale or
+    missing object, or a dependency log that cannot be read, compiles it all, as does
+    SAFESVD_CMAKE_FULL_BUILD=1."""
     if os.environ.get("SAFESVD_CMAKE_FULL_BUILD") == "1":
         return []
     import sysconfig
 
     temp = ROOT / "build" / f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"  # setuptools' build_temp
     sources = [p for p in (ROOT / "csrc").rglob("*.cpp") if p.parts[-2] not in ("cuda", "emulation")]
-    inputs = [p for d in ("csrc", "include") for p in (ROOT / d).rglob("*") if p.is_file()]
-    newest_input = max(p.stat().st_mtime for p in inputs)
-    for src in sources:
-        obj = temp / src.relative_to(ROOT).with_suffix(".o")
-        if not obj.exists() or obj.stat().st_mtime < newest_input:
-            return []
+    objects = [temp / src.relative_to(ROOT).with_suffix(".o") for src in sources]
+    if not all(obj.exists() for obj in objects) or not _objects_fresh(temp, objects):
+        return []
     return [f"-DSAFESVD_PREBUILT_OBJECTS={temp}"]
+
+
+def _objects_fresh(temp, objects) -> bool:
+    """Whether each object is at least as new as csrc/manifest.txt and every file ninja
+    recorded as its dependency (a VALID entry of `ninja -t deps`, all files present)."""
+    ninja = shutil.which("ninja", path=str(Path(sys.executable).parent)) or shutil.which("ninja")
+    if ninja is None or not (temp / "build.ninja").exists():
+        return False
+    result = subprocess.run([ninja, "-C", str(temp), "-t", "deps", *map(str, objects)], capture_output=True, text=True)
+    if result.returncode != 0:
+        return False
+    deps: dict = {}
+    current = None
+    for line in result.stdout.splitlines():
+        if line.startswith((" ", "\t")):
+            if current is not None and line.strip():
+                deps[current].append(line.strip())
+        elif line.strip():
+            target, _, info = line.partition(": #deps ")
+            current = target if info.endswith("(VALID)") else None
+            if current is not None:
+                deps[current] = []
+    manifest = (ROOT / "csrc" / "manifest.txt").stat().st_mtime
+    for obj in objects:
+        files = deps.get(str(obj))
+        if not files:
+            return False
+        built = obj.stat().st_mtime
+        if built < manifest:
+            return False
+        for f in files:
+            try:
+                if (temp / f).stat().st_mtime > built:  # a relative path is under temp
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+@pytest.mark.skipif(shutil.which("ninja", path=str(Path(sys.executable).parent)) is None and shutil.which("ninja") is None,
+                    reason="ninja not found")
+def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
+    """The freshness check of the prebuilt objects, on a build of its own (absolute paths
+    and a gcc depfile, as setup.py's): fresh as built; stale once a header it was compiled
+    from, or csrc/manifest.txt, is newer; not fresh without a dependency log."""
+    root = tmp_path / "root"
+    (root / "csrc").mkdir(parents=True)
+    manifest = root / "csrc" / "manifest.txt"
+    manifest.write_text("# flags\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", root)
+    build = tmp_path / "build"
+    build.mkdir()
+    src, hdr, obj = build / "unit.cpp", build / "unit.h", build / "unit.o"
+    src.write_text("#include \"unit.h\"\n")
+    hdr.write_text("// header\n")
+    past = src.stat().st_mtime - 100
+    for f in (src, hdr, manifest):
+        os.utime(f, (past, past))
+    (build / "build.ninja").write_text(
+        "rule cc\n"
+        "  command = cat $in > $out && printf '%s: %s %s\\n' $out $in " + str(hdr) + " > $out.d\n"
+        "  depfile = $out.d\n"
+        "  deps = gcc\n"
+        f"build {obj}: cc {src}\n")
+    ninja = shutil.which("ninja", path=str(Path(sys.executable).parent)) or shutil.which("ninja")
+    run([ninja, "-C", build])
+    assert _objects_fresh(build, [obj])
+    later = obj.stat().st_mtime + 10
+    os.utime(hdr, (later, later))  # a dependency newer than the object
+    assert not _objects_fresh(build, [obj])
+    os.utime(hdr, (past, past))
+    assert _objects_fresh(build, [obj])
+    os.utime(manifest, (later, later))  # the manifest (flags, units) newer than the object
+    assert not _objects_fresh(build, [obj])
+    os.utime(manifest, (past, past))
+    assert not _objects_fresh(tmp_path / "nowhere", [obj])  # no build folder, no log
+    assert not _objects_fresh(build, [build / "other.o"])  # an object ninja has no record of
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not found")
