@@ -119,8 +119,8 @@ constexpr int kParts = 8;
 // otherwise loses a factor ~10 of accuracy against LAPACK's blocked dot products).
 // Each partial sum starts at its first row, fma(x, y, 0) (as accumulating into a zero),
 // or at zero where the range is shorter than kParts: filled with zeros first, the
-// kParts W sums became a `rep stos` (g++ 12's memset idiom), 17% of the tall path's
-// tile time at 9x3 float64.
+// kParts W sums became a `rep stos` (g++ 12's memset idiom), 7% of the 9x3 float64
+// forward's profile (docs/jacobi.md, "Tall and wide input", has the timings).
 template <int W, typename T>
 SAFESVD_HD void column_dot(const T* x, const T* y, int64_t i0, int64_t i1, T* out) {
   T part[kParts][W];
