@@ -44,10 +44,19 @@ def _prebuilt_objects():
 def _objects_fresh(temp, objects) -> bool:
     """Whether each object is at least as new as csrc/manifest.txt and every file ninja
     recorded as its dependency (a VALID entry of `ninja -t deps`, all files present)."""
-    ninja = shutil.which("ninja", path=str(Path(sys.executable).parent)) or shutil.which("ninja")
-    if ninja is None or not (temp / "build.ninja").exists():
+    # The ninja on PATH, as torch's build runs it; and on a copy of the build folder's
+    # rules and logs: another version of ninja rewrites a log it reads (1.13 read 1.11's,
+    # then 1.11 discarded it and the wheel test compiled everything again).
+    ninja = shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
+    if ninja is None or not (temp / "build.ninja").exists() or not (temp / ".ninja_deps").exists():
         return False
-    result = subprocess.run([ninja, "-C", str(temp), "-t", "deps", *map(str, objects)], capture_output=True, text=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="safesvd-deps-") as copy:
+        for name in ("build.ninja", ".ninja_deps", ".ninja_log"):
+            if (temp / name).exists():
+                shutil.copy2(temp / name, Path(copy) / name)
+        result = subprocess.run([ninja, "-C", copy, "-t", "deps", *map(str, objects)], capture_output=True, text=True)
     if result.returncode != 0:
         return False
     deps: dict = {}
@@ -103,7 +112,7 @@ def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
         "  depfile = $out.d\n"
         "  deps = gcc\n"
         f"build {obj}: cc {src}\n")
-    ninja = shutil.which("ninja", path=str(Path(sys.executable).parent)) or shutil.which("ninja")
+    ninja = shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
     run([ninja, "-C", build])
     assert _objects_fresh(build, [obj])
     later = obj.stat().st_mtime + 10
