@@ -41,13 +41,18 @@ def _prebuilt_objects():
     return [f"-DSAFESVD_PREBUILT_OBJECTS={temp}"]
 
 
+def _ninja():
+    """The ninja on PATH (the one torch's build runs), else the virtual environment's."""
+    return shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
+
+
 def _objects_fresh(temp, objects) -> bool:
     """Whether each object is at least as new as csrc/manifest.txt and every file ninja
     recorded as its dependency (a VALID entry of `ninja -t deps`, all files present)."""
-    # The ninja on PATH, as torch's build runs it; and on a copy of the build folder's
-    # rules and logs: another version of ninja rewrites a log it reads (1.13 read 1.11's,
+    # The build's own ninja (_ninja), on a copy of the build folder's rules and logs:
+    # another version of ninja rewrites a log it reads (1.13 read 1.11's,
     # then 1.11 discarded it and the wheel test compiled everything again).
-    ninja = shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
+    ninja = _ninja()
     if ninja is None or not (temp / "build.ninja").exists() or not (temp / ".ninja_deps").exists():
         return False
     import tempfile
@@ -87,8 +92,7 @@ def _objects_fresh(temp, objects) -> bool:
     return True
 
 
-@pytest.mark.skipif(shutil.which("ninja", path=str(Path(sys.executable).parent)) is None and shutil.which("ninja") is None,
-                    reason="ninja not found")
+@pytest.mark.skipif(_ninja() is None, reason="ninja not found")
 def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
     """The freshness check of the prebuilt objects, on a build of its own (absolute paths
     and a gcc depfile, as setup.py's): fresh as built; stale once a header it was compiled
@@ -112,7 +116,7 @@ def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
         "  depfile = $out.d\n"
         "  deps = gcc\n"
         f"build {obj}: cc {src}\n")
-    ninja = shutil.which("ninja") or shutil.which("ninja", path=str(Path(sys.executable).parent))
+    ninja = _ninja()
     run([ninja, "-C", build])
     assert _objects_fresh(build, [obj])
     later = obj.stat().st_mtime + 10
