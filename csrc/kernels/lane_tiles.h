@@ -16,17 +16,27 @@
 #define SAFESVD_SCALAR_LANES
 #endif
 
+// Always inlined on the host: g++ 12 takes a function whose only effect is
+// __builtin_prefetch for one without side effects and deletes a call to it that it
+// did not inline first (a prefetch helper called from a template compiled to nothing).
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define SAFESVD_PREFETCH_INLINE __attribute__((always_inline)) inline
+#else
+#define SAFESVD_PREFETCH_INLINE SAFESVD_HD
+#endif
+
 namespace safesvd {
 namespace kernels {
 
 // Ask the CPU for the cache lines of [p, p + bytes) ahead of their use (Write: for
 // writing), where the span is at most kPrefetchBytes; nothing otherwise, and nothing on
-// the GPU. The SoA backward asks for the next tile's gA this way (csrc/cpu/isa/soa_isa.inc,
+// the GPU. The SoA backward asks for the next tile's gA this way, and its tall / wide tile
+// loop for the next tile's inputs (prefetch_next_tile; csrc/cpu/isa/soa_isa.inc,
 // docs/soa_backward.md "Prefetching").
 constexpr int64_t kPrefetchBytes = 4096;
 constexpr int64_t kCacheLineBytes = 64;
 template <bool Write>
-SAFESVD_HD void prefetch_span(const void* p, int64_t bytes) {
+SAFESVD_PREFETCH_INLINE void prefetch_span(const void* p, int64_t bytes) {
 #if !defined(__CUDA_ARCH__) && defined(__GNUC__)
   if (bytes <= 0 || bytes > kPrefetchBytes) return;
   const char* c = static_cast<const char*>(p);
@@ -35,6 +45,19 @@ SAFESVD_HD void prefetch_span(const void* p, int64_t bytes) {
   (void)p;
   (void)bytes;
 #endif
+}
+
+// The inputs of the next tile of a batch (matrices b0 + W .. b0 + 2W - 1, when they are
+// all inside the batch), asked for before the loads of tile b0: each input a span of W
+// matrix strides, which holds the tile exactly where the batch is dense and is skipped
+// (prefetch_span) where it is over kPrefetchBytes, zero (a broadcast input) or negative.
+template <int W, typename T, typename... Refs>
+SAFESVD_PREFETCH_INLINE void prefetch_next_tile(int64_t b0, int64_t B, const Refs&... refs) {
+  if (b0 + 2 * W > B) return;
+  // refs: ::safesvd::kernels::BatchedRef<T>; an absent one (null) gives a zero span.
+  (prefetch_span<false>(refs.p ? refs.p + (b0 + W) * refs.sb : refs.p,
+                        refs.p ? W * refs.sb * int64_t(sizeof(T)) : 0),
+   ...);
 }
 
 // Matrices b0 .. b0 + W - 1 of a batch at p (matrix stride sb; lanes past the end, b >= B,
