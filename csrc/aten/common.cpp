@@ -237,8 +237,22 @@ void raise_non_finite(const char* op) {
   TORCH_CHECK_VALUE(false, op, ": input contains NaN or Inf; its decomposition is undefined");
 }
 
+namespace {
+// The engine's flags are on the CPU for the CPU engine: the common case (every matrix
+// converged) is then one pass over them, which the compiler vectorizes (B = 20000: a few
+// us, where at::any on int32 took 13-90 us, serial below its grain, in every forward).
+bool all_zero(const Tensor& info) {
+  if (!info.device().is_cpu() || !info.is_contiguous() || info.scalar_type() != at::kInt)
+    return !info.any().item<bool>();
+  const int* p = info.const_data_ptr<int>();
+  int any = 0;
+  for (int64_t i = 0, n = info.numel(); i < n; ++i) any |= p[i];
+  return any == 0;
+}
+}  // namespace
+
 Tensor matrices_to_redo(const Tensor& info, const char* op) {
-  if (!info.any().item<bool>()) return Tensor();
+  if (all_zero(info)) return Tensor();
   if ((info == 2).any().item<bool>()) raise_non_finite(op);
   return info.nonzero().squeeze(-1);
 }
