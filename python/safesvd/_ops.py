@@ -432,14 +432,29 @@ class SafesvdEighFnBackward(torch.autograd.Function):
 
 def _autograd_kernel(function, op):
     """The Autograd kernel of `op`: its Function when gradients or forward-mode tangents
-    are involved, else straight to the kernel below autograd."""
-    from torch._library.utils import fill_defaults
+    are involved, else straight to the kernel below autograd.
+
+    The dispatcher drops trailing arguments equal to their defaults: the kernel puts them
+    back from the schema's defaults, read once here. With every argument present,
+    ``Function.apply``'s own binding of defaults (``inspect.signature`` on every call)
+    has nothing left to do, so outside torch.func transforms the kernel goes on as
+    ``apply`` does after it: dead functorch wrappers unwrapped, then the C++ ``apply``.
+    Inside a transform it calls ``Function.apply`` itself. Together with the schema
+    read once, this took a quarter of the fixed cost of a call: forward + backward of
+    8 matrices 231-289 -> 166-168 us (svd 8x3), 203-205 -> 139-141 us (eigh 3x3)."""
+    arguments = op._schema.arguments
+    if any(a.kwarg_only for a in arguments):
+        raise AssertionError(f"{op}: keyword-only arguments are not passed on by this kernel")
+    defaults = tuple(a.default_value for a in arguments)
+    base_apply = super(torch.autograd.Function, function).apply  # what Function.apply ends in
+    from torch._functorch.utils import unwrap_dead_wrappers
 
     def kernel(keyset, *args):
         if (torch.is_grad_enabled() and _C._any_requires_grad(*args)) or _fwAD._current_level >= 0:
-            # The dispatcher drops trailing arguments equal to their defaults: put them back.
-            args, _ = fill_defaults(op._schema, args, {})
-            return function.apply(*args)
+            args = args + defaults[len(args):]
+            if _C._are_functorch_transforms_active():
+                return function.apply(*args)
+            return base_apply(*unwrap_dead_wrappers(args))
         with _C._AutoDispatchBelowAutograd():
             return op.redispatch(keyset & _C._after_autograd_keyset, *args)
     return kernel
