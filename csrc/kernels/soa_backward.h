@@ -23,8 +23,9 @@
 //    Guard value (a switch outside the lane loop), and inside the lane loop a
 //    MatrixGuard with that constant kind is assembled from per-lane arrays, so
 //    the switch inside MatrixGuard::coefficient folds away;
-//  * matrix_guard (frexp / ldexp of SpectrumScale, sqrt) is called once per
-//    lane in a separate small scalar loop; its fields go to per-lane arrays;
+//  * matrix_guard (SpectrumScale's exponent and powers of two from the bits,
+//    sqrt) is called once per lane in a separate small loop; its fields go to
+//    per-lane arrays;
 //  * absent cotangents and the rectangular complement terms are uniform
 //    branches outside the lane loops (absent U^H gU / gVh V are zero-filled,
 //    which gives the reference's zero numerators exactly);
@@ -62,8 +63,7 @@ template <int W, typename T>
 struct LaneGuards {
   T f1[W], f2[W], tol[W], floor[W], noise[W], cap[W];
 
-  // One lane's MatrixGuard, from matrix_guard (called per lane: frexp / ldexp
-  // do not vectorize; this runs once per matrix).
+  // One lane's MatrixGuard, from matrix_guard (called per lane, once per matrix).
   SAFESVD_HD_INLINE void set(int l, const MatrixGuard<T>& g) {
     f1[l] = g.scale.f1;
     f2[l] = g.scale.f2;
@@ -243,7 +243,7 @@ SAFESVD_HD void lane_zero(T* x) {
 
 // The start of every tile backward and builder: per lane, matrix_guard of the spectrum's
 // largest |value| (the k values at spectrum[i * ld + l]) and the cotangent scale cs (a
-// scalar loop: frexp / ldexp), into lane arrays, and the gauge trackers with scale cs.
+// loop over the lanes), into lane arrays, and the gauge trackers with scale cs.
 template <int W, typename T>
 SAFESVD_HD void lane_guards(const GuardParams<T>& params, int64_t k, const T* spectrum, int64_t ld, const T* cs,
                             int64_t dims, LaneGuards<W, T>& lg, LaneGauges<W, T>& lt) {
