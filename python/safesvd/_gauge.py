@@ -249,10 +249,13 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
         _enqueue(gauge, spectrum, op, spectrum_name, threshold)
         return
     flat = gauge.detach().reshape(-1, 3)
+    # The largest residual first (a NaN one propagates, and fails the comparison as
+    # argmax's would): on the CPU max() of the column takes half of argmax's time
+    # (B = 100000: 73-83 vs 144-224 us, one thread), and it is most of the check.
+    if not float(flat[:, 0].max()) > threshold:
+        return
     b = int(flat[:, 0].argmax())
     residual, i, j = flat[b].tolist()
-    if not residual > threshold:
-        return
     values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
     report(_message(op, spectrum_name, values, int(i), int(j), _index(b, gauge.shape[:-1]), residual))
 
