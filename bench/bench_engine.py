@@ -12,7 +12,8 @@ svd and eigh of square n = 2 .. 64, tall and wide svd (64 x 16, 256 x 8, 8 x 3, 
 Random Gaussian input (eigh: symmetrized; sqrtm: X X^T / d + 0.1 I from d = 2n samples), so
 every spectrum is simple and random cotangents are gauge invariant. Methods interleaved,
 median of the kept rounds (bench/_common.py). Speedup = torch time / safesvd time in the
-same run; thread scaling = safesvd's 1-thread time / its time on all threads.
+same run; thread scaling = safesvd's 1-thread time / its time on all threads, as the ratio of
+the interleaved medians and as the median ratio of back-to-back pairs (bench/_common.py).
 
     PYTHONPATH=python python bench/bench_engine.py           # writes bench/results/cpu_engine_<date>.{md,json,png}
     PYTHONPATH=python python bench/bench_engine.py --quick   # smoke run, nothing written
@@ -29,7 +30,7 @@ import torch
 
 import safesvd
 
-from _common import RESULTS, machine, median, timed_rounds
+from _common import RESULTS, machine, median, paired_ratios, timed_rounds
 
 SQUARE = [2, 3, 4, 5, 8, 16, 24, 32, 48, 64]
 RECTANGULAR = [(64, 16), (256, 8), (8, 3), (16, 64), (3, 8)]
@@ -115,19 +116,22 @@ def run(quick: bool, repeats: int, shared: bool, sizes: list[int], rectangular: 
         for dtype in (torch.float32, torch.float64):
             B = batch_for(m, n, quick)
             A = make_input(op, m, n, B, dtype)
-            times = timed_rounds(methods(op, A), repeats, warmup=1, stats=stats, shared=shared, max_wait=20.0)
+            meth = methods(op, A)
+            times = timed_rounds(meth, repeats, warmup=1, stats=stats, shared=shared, max_wait=20.0)
+            ratios = paired_ratios(meth["safesvd f+b 1 thread"], meth["safesvd fwd+bwd"], 2 * repeats, stats)
             med = {k: median(v) for k, v in times.items()}
             row = {"op": op, "dtype": str(dtype).replace("torch.", ""), "m": m, "n": n, "B": B, "repeats": repeats,
                    "median_ms": med, "min_ms": {k: min(v) for k, v in times.items()},
                    "speedup_fwd": med["torch fwd"] / med["safesvd fwd"],
                    "speedup_fwd_bwd": med["torch fwd+bwd"] / med["safesvd fwd+bwd"],
                    "thread_scaling": med["safesvd f+b 1 thread"] / med["safesvd fwd+bwd"],
+                   "thread_scaling_paired": median(ratios), "thread_scaling_paired_all": ratios,
                    "ns_per_matrix_safesvd_fwd_bwd": med["safesvd fwd+bwd"] * 1e6 / B}
             rows.append(row)
             print(f"{op:5s} {row['dtype']} {m}x{n} B={B}: fwd {row['speedup_fwd']:.1f}x "
                   f"({med['torch fwd']:.1f} / {med['safesvd fwd']:.1f} ms), fwd+bwd {row['speedup_fwd_bwd']:.1f}x "
                   f"({med['torch fwd+bwd']:.1f} / {med['safesvd fwd+bwd']:.1f} ms), "
-                  f"threads {row['thread_scaling']:.2f}x", flush=True)
+                  f"threads {row['thread_scaling']:.2f}x (paired {row['thread_scaling_paired']:.2f}x)", flush=True)
     return rows, stats
 
 
@@ -190,17 +194,20 @@ def main() -> None:
     lines = ["# Small-matrix engine vs torch (CPU)", "", *(f"- {k}: {v}" for k, v in info.items()), "",
              "Produced by `bench/bench_engine.py`: random input and cotangents, methods interleaved, median of "
              f"{args.repeats} kept rounds (a round is discarded when other processes used > 10% of the CPUs). "
-             "Times in ms for the whole batch; speedup = torch / safesvd in the same run.", "",
+             "Times in ms for the whole batch; speedup = torch / safesvd in the same run. Thread scaling "
+             "(safesvd forward + backward, 1 thread / all): the ratio of the two interleaved medians, and the "
+             f"median ratio of {2 * args.repeats} back-to-back pairs (`paired_ratios` in bench/_common.py: "
+             "no idle probe or serial method before the multi-threaded call).", "",
              "| op | dtype | shape | B | torch fwd | safesvd fwd | speedup fwd | torch fwd+bwd | safesvd fwd+bwd "
-             "| speedup fwd+bwd | safesvd (lapack fwd) fwd+bwd | safesvd 1 thread / all |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| speedup fwd+bwd | safesvd (lapack fwd) fwd+bwd | 1 thread / all (medians) | 1 thread / all (pairs) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["median_ms"]
         lapack = f"{m['safesvd lapack f+b']:.1f}" if "safesvd lapack f+b" in m else "-"
         lines.append(f"| {r['op']} | {r['dtype']} | {r['m']}x{r['n']} | {r['B']} | {m['torch fwd']:.1f} "
                      f"| {m['safesvd fwd']:.1f} | **{r['speedup_fwd']:.1f}x** | {m['torch fwd+bwd']:.1f} "
                      f"| {m['safesvd fwd+bwd']:.1f} | **{r['speedup_fwd_bwd']:.1f}x** | {lapack} "
-                     f"| {r['thread_scaling']:.2f}x |")
+                     f"| {r['thread_scaling']:.2f}x | {r['thread_scaling_paired']:.2f}x |")
     if plot(rows, RESULTS / f"{stem}.png", f"safesvd small-matrix engine vs torch, CPU {info['cpu']}, "
                                               f"{info['threads']} threads"):
         lines += ["", f"![speedup]({stem}.png)"]
