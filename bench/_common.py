@@ -117,31 +117,38 @@ def timed_rounds(methods: dict[str, Callable[[], object]], repeats: int, warmup:
 
 def paired_ratios(slow: Callable[[], object], fast: Callable[[], object], pairs: int,
                   stats: dict) -> list[float]:
-    """time(slow) / time(fast) of `pairs` back-to-back pairs (order alternating, no idle
-    wait between them; a pair is discarded when other processes used > 10% of the CPUs).
+    """time(slow) / time(fast) of `pairs` pairs, each call timed as the second of two
+    back-to-back calls (order alternating; a pair is discarded when other processes used
+    > 10% of the CPUs).
 
-    For ratios of one code at two settings (one thread vs all): timed_rounds runs each
-    round after a 1 s idle probe and beside serial methods (torch's LAPACK loops), and a
-    multi-threaded call that starts on cores left idle pays their wake-up (on the 2-core
-    KVM guest of 2026-12-05: a 2-thread op of 50 us took 0.4-5 ms as the first after
-    50 ms idle, 70 us as the second), which a loop of calls does not."""
+    For ratios of one code at two settings (one thread vs all): a multi-threaded call that
+    starts on cores left idle pays their wake-up, which a loop of calls (training) does
+    not. On the 2-core KVM guest of 2026-12-05 a 2-thread op of 50 us took 0.4-5 ms as the
+    first call after 50 ms idle, 70 us as the second; timed_rounds' rounds start after a
+    1 s idle probe and put each safesvd call after a serial method (torch's LAPACK loops,
+    or the 1-thread call), where the cores have gone idle."""
     stats.setdefault("rounds_discarded", 0)
-    slow(), fast()
+
+    def second_of_two(f) -> float:
+        f()
+        t0 = time.perf_counter()
+        f()
+        return time.perf_counter() - t0
+
     ratios: list[float] = []
     attempts = 0
     while len(ratios) < pairs:
         before = _jiffies()
-        first, second = (fast, slow) if len(ratios) % 2 == 0 else (slow, fast)
-        t0 = time.perf_counter()
-        first()
-        t1 = time.perf_counter()
-        second()
-        t2 = time.perf_counter()
+        if len(ratios) % 2 == 0:
+            t_fast = second_of_two(fast)
+            t_slow = second_of_two(slow)
+        else:
+            t_slow = second_of_two(slow)
+            t_fast = second_of_two(fast)
         attempts += 1
         if others_busy(before, _jiffies()) > 0.1 and attempts < 6 * pairs:
             stats["rounds_discarded"] += 1
             continue
-        t_fast, t_slow = (t1 - t0, t2 - t1) if first is fast else (t2 - t1, t1 - t0)
         ratios.append(t_slow / t_fast)
     return ratios
 

@@ -13,7 +13,8 @@ Random Gaussian input (eigh: symmetrized; sqrtm: X X^T / d + 0.1 I from d = 2n s
 every spectrum is simple and random cotangents are gauge invariant. Methods interleaved,
 median of the kept rounds (bench/_common.py). Speedup = torch time / safesvd time in the
 same run; thread scaling = safesvd's 1-thread time / its time on all threads, as the ratio of
-the interleaved medians and as the median ratio of back-to-back pairs (bench/_common.py).
+the interleaved medians and as the median ratio of pairs, each call timed as the second of
+two in a row (bench/_common.py, paired_ratios).
 
     PYTHONPATH=python python bench/bench_engine.py           # writes bench/results/cpu_engine_<date>.{md,json,png}
     PYTHONPATH=python python bench/bench_engine.py --quick   # smoke run, nothing written
@@ -196,8 +197,8 @@ def main() -> None:
              f"{args.repeats} kept rounds (a round is discarded when other processes used > 10% of the CPUs). "
              "Times in ms for the whole batch; speedup = torch / safesvd in the same run. Thread scaling "
              "(safesvd forward + backward, 1 thread / all): the ratio of the two interleaved medians, and the "
-             f"median ratio of {2 * args.repeats} back-to-back pairs (`paired_ratios` in bench/_common.py: "
-             "no idle probe or serial method before the multi-threaded call).", "",
+             f"median ratio of {2 * args.repeats} pairs, each call timed as the second of two in a row "
+             "(`paired_ratios` in bench/_common.py: the cores are awake when the timed call starts).", "",
              "| op | dtype | shape | B | torch fwd | safesvd fwd | speedup fwd | torch fwd+bwd | safesvd fwd+bwd "
              "| speedup fwd+bwd | safesvd (lapack fwd) fwd+bwd | 1 thread / all (medians) | 1 thread / all (pairs) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
