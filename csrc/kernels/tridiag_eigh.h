@@ -183,10 +183,13 @@ SAFESVD_HD void apply_buffered_sweeps(T* Z, int64_t n, int64_t ld, const T* cs, 
 // (LAPACK's larft, forward: T_jj = tau_j, T(0:j, j) = -tau_j T(0:j, 0:j) V(:, 0:j)^T v_j):
 // per column of Q, y = V^T q with the B sums in registers, z = T y, q -= V z: two passes
 // over the column (which stays in L1 between them) for the B reflectors, where applying
-// them one at a time took 2 B passes, bound by L2 once the tile outgrows L1
-// (docs/jacobi.md, "Mid-size eigh").
+// them one at a time took 2 B passes, bound by L2 once the tile outgrows L1. V is first
+// copied row by row into `pack` (B (n - k0 - 1) W values: row i's B entries side by
+// side), where A's columns lie n W values apart: at n = 64 in float64 that is 4 KiB, all
+// B reflectors' rows in one set of the L1 cache, which held 8 of them at most (the pass
+// ran 1.4x slower than from the copy; docs/jacobi.md, "Mid-size eigh").
 template <int B, int W, typename T>
-SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T* tau, T* Q) {
+SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T* tau, T* Q, T* pack) {
   using jacobi_detail::jfma;
   const T* v[B];
   for (int p = 0; p < B; ++p) v[p] = A + ((k0 + p) * n) * W;
@@ -205,6 +208,14 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
     }
     tall_detail::wy_t_column<W, T>(Tm, B, j, tau + (k0 + j) * W);
   }
+  // pack[((i - k0 - 1) * B + p) * W + l] = v_p[i] for the rows i the products read.
+  for (int64_t i = k0 + 1; i < n; ++i)
+    for (int p = 0; p < B; ++p) {
+      T* dst = pack + ((i - k0 - 1) * B + p) * W;
+      SAFESVD_MID_SIMD
+      for (int l = 0; l < W; ++l) dst[l] = i > k0 + p ? v[p][i * W + l] : T(0);
+    }
+  const T* vr = pack - (k0 + 1) * B * W;  // row i at vr + i B W
   for (int64_t c = 0; c < n; ++c) {
     T* q = Q + (c * n) * W;
     T y[B][W];
@@ -217,13 +228,13 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
       const int64_t i = k0 + 1 + r;
       for (int p = 0; p <= r; ++p) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) y[p][l] = jfma(v[p][i * W + l], q[i * W + l], y[p][l]);
+        for (int l = 0; l < W; ++l) y[p][l] = jfma(vr[(i * B + p) * W + l], q[i * W + l], y[p][l]);
       }
     }
     for (int64_t i = k0 + 1 + B; i < n; ++i)
       for (int p = 0; p < B; ++p) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) y[p][l] = jfma(v[p][i * W + l], q[i * W + l], y[p][l]);
+        for (int l = 0; l < W; ++l) y[p][l] = jfma(vr[(i * B + p) * W + l], q[i * W + l], y[p][l]);
       }
     tall_detail::upper_times_in_place<false, W, T>(Tm, B, B, &y[0][0], 1, nullptr);  // z = T y
     // q -= V z.
@@ -231,13 +242,13 @@ SAFESVD_HD void apply_reflector_block(const T* A, int64_t n, int64_t k0, const T
       const int64_t i = k0 + 1 + r;
       for (int p = 0; p <= r; ++p) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-v[p][i * W + l], y[p][l], q[i * W + l]);
+        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-vr[(i * B + p) * W + l], y[p][l], q[i * W + l]);
       }
     }
     for (int64_t i = k0 + 1 + B; i < n; ++i)
       for (int p = 0; p < B; ++p) {
         SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-v[p][i * W + l], y[p][l], q[i * W + l]);
+        for (int l = 0; l < W; ++l) q[i * W + l] = jfma(-vr[(i * B + p) * W + l], y[p][l], q[i * W + l]);
       }
   }
 }
@@ -616,19 +627,22 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   }
 
   // 5. Q = H_0 H_1 ... H_{n-3} Z, the reflectors applied last to first (H_k touches rows
-  //    k+1.. of every column) in blocks of kReflectorBlock, the last block first.
+  //    k+1.. of every column) in blocks of kReflectorBlock, the last block first. The
+  //    rotation buffer, free from here, holds a block's reflectors row by row
+  //    (apply_reflector_block: kReflectorBlock n <= 2 rotation_buffer_capacity(n)).
+  static_assert(kReflectorBlock <= 2 * rotation_buffer_capacity(1), "the rotation buffer holds a block");
   for (int64_t kb = n - 2; kb > 0;) {
     const int64_t k0 = kb > kReflectorBlock ? kb - kReflectorBlock : 0;
     static_assert(kReflectorBlock == 8, "one case per block size");
     switch (kb - k0) {
-      case 8: apply_reflector_block<8, W, T>(A, n, k0, tau, Q); break;
-      case 7: apply_reflector_block<7, W, T>(A, n, k0, tau, Q); break;
-      case 6: apply_reflector_block<6, W, T>(A, n, k0, tau, Q); break;
-      case 5: apply_reflector_block<5, W, T>(A, n, k0, tau, Q); break;
-      case 4: apply_reflector_block<4, W, T>(A, n, k0, tau, Q); break;
-      case 3: apply_reflector_block<3, W, T>(A, n, k0, tau, Q); break;
-      case 2: apply_reflector_block<2, W, T>(A, n, k0, tau, Q); break;
-      default: apply_reflector_block<1, W, T>(A, n, k0, tau, Q); break;
+      case 8: apply_reflector_block<8, W, T>(A, n, k0, tau, Q, rot); break;
+      case 7: apply_reflector_block<7, W, T>(A, n, k0, tau, Q, rot); break;
+      case 6: apply_reflector_block<6, W, T>(A, n, k0, tau, Q, rot); break;
+      case 5: apply_reflector_block<5, W, T>(A, n, k0, tau, Q, rot); break;
+      case 4: apply_reflector_block<4, W, T>(A, n, k0, tau, Q, rot); break;
+      case 3: apply_reflector_block<3, W, T>(A, n, k0, tau, Q, rot); break;
+      case 2: apply_reflector_block<2, W, T>(A, n, k0, tau, Q, rot); break;
+      default: apply_reflector_block<1, W, T>(A, n, k0, tau, Q, rot); break;
     }
     kb = k0;
   }
