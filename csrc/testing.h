@@ -20,7 +20,8 @@ SAFESVD_TESTING_API int safesvd_testing_install_cpu_kernels(const void* table);
 SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode);
 
 // How many calls the CPU's SoA tiles have run since the library was loaded: which = 0
-// the fused svd / eigh backward, 1 the J builders of the batched backward; -1 for
+// the fused svd / eigh backward, 1 the J builders of the batched backward, 2 the batched
+// backward's products on the CPU's own kernel (safesvd_testing_cpu_small_bmm); -1 for
 // another `which` (tests check which shapes take them).
 SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which);
 
@@ -29,6 +30,11 @@ SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which);
 // BLAS above), 0 batched BLAS for every rectangular shape with a side above 7; -1 only
 // reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);
+
+// The CPU's own products for the batched backward's real square matrices up to 64
+// (csrc/cpu/cpu.cpp, small_bmm_cpu): 1 on (the default), 0 off (batched BLAS for every
+// product); -1 only reads. Returns the previous mode, -2 for a bad one.
+SAFESVD_TESTING_API int safesvd_testing_cpu_small_bmm(int mode);
 
 // The C++ API's gauge check (csrc/api/api.cpp) treats CPU tensors as on a device whose
 // reads make the host wait (as CUDA's), so that its non-blocking queue runs in a

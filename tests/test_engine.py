@@ -514,6 +514,59 @@ for n in (2, 3, 5, 8, 16):
 
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_small_bmm_matches_bmm(dtype):
+    """The batched backward's real square products up to 64 x 64 run on the CPU's own kernel
+    (csrc/kernels/small_gemm.h, aten/common.h device_bmm); the hook
+    safesvd._testing.cpu_small_bmm(0) sends them to batched BLAS. Both form gA = Q M Q^T
+    (eigh; U M Vh for the square svd) from the same M, each product of n-term sums with an
+    error below n eps |X| |Y| (|.| entrywise), and with orthogonal factors ||gA||_F = ||M||_F:
+    each result is within a few n eps ||gA||_F of the exact one, asserted per matrix as
+    max |ours - BLAS| <= 4 n eps ||gA||_F. Sizes on either side of the kernel's row blocks
+    (17, 31, 33, 64) and the first size it does not take (65), both ops, absent cotangents,
+    a transposed (non-contiguous) cotangent, an exactly degenerate spectrum."""
+    from safesvd._testing import cpu_small_bmm, cpu_soa_calls
+
+    g = torch.Generator().manual_seed(21)
+    eps = torch.finfo(dtype).eps
+
+    def check(ours, blas, n):
+        assert torch.isfinite(ours).all()
+        diff = (ours - blas).abs().amax(dim=(-2, -1))
+        assert (diff <= 4 * n * eps * torch.linalg.matrix_norm(blas)).all(), diff
+
+    def both(f):
+        previous = cpu_small_bmm(0)
+        try:
+            blas = f()
+        finally:
+            cpu_small_bmm(previous)
+        assert cpu_small_bmm(-1) == 1
+        return f(), blas
+
+    for n in (17, 31, 33, 64, 65):
+        calls = cpu_soa_calls("gemm")
+        B = 6
+        X = torch.randn(B, n, n, dtype=dtype, generator=g)
+        X[2] = with_singular_values([2.0, 2.0] + [1.0] * (n - 2), n, n).to(dtype)
+        A = X + X.mT
+        L, Q = safesvd.eigh(A)
+        gL = torch.randn(B, n, dtype=dtype, generator=g)
+        gQ = torch.randn(B, n, n, dtype=dtype, generator=g)
+        for cot in ((gL, gQ), (None, gQ), (gL, gQ.mT)):
+            (ours, _), (blas, _) = both(lambda: torch.ops.safesvd._eigh_backward(*cot, L, Q, "pinv", None, None))
+            check(ours, blas, n)
+        U, S, Vh = safesvd.svd(X)
+        gU, gS, gVh = (torch.randn(x.shape, dtype=dtype, generator=g) for x in (U, S, Vh))
+        for cot in ((gU, gS, gVh), (gU, None, None), (None, None, gVh), (gU.mT, gS, gVh.mT)):
+            (ours, _), (blas, _) = both(lambda: torch.ops.safesvd._svd_backward(*cot, U, S, Vh, "pinv", None, None))
+            check(ours, blas, n)
+        # The kernel took every product it should (none with the hook off, none above 64).
+        assert (cpu_soa_calls("gemm") > calls) == (n <= 64)
+    with pytest.raises(ValueError):
+        cpu_small_bmm(2)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batched_backward_in_slices_matches_each_matrix_alone(threads):
     """The CPU's batched backward (n > 16 square, large rectangular) runs a batch in slices

@@ -1,4 +1,5 @@
 #include "common.h"
+#include "dispatch.h"
 #include "../testing.h"
 
 #include <ATen/Dispatch.h>
@@ -144,14 +145,18 @@ void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,
   });
 }
 
-Tensor matmul_reusing(const Tensor& spare, const Tensor& a, const Tensor& b) {
-  if (!spare.defined() || a.dim() != 3 || b.dim() != 3 || !spare.is_contiguous() ||
-      spare.scalar_type() != at::promote_types(a.scalar_type(), b.scalar_type()) ||
-      spare.sizes() != at::IntArrayRef({a.size(0), a.size(1), b.size(2)}) || a.size(0) != b.size(0) ||
-      spare.is_same(a) || spare.is_same(b))
-    return at::matmul(a, b);
-  Tensor out = spare;
-  return at::bmm_out(out, a, b);
+void bmm_into(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor& out) {
+  if (dev.small_bmm != nullptr && out.is_contiguous() && dev.small_bmm(a, b, out)) return;
+  at::bmm_out(out, a, b);
+}
+
+Tensor device_bmm(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor spare) {
+  const auto dtype = at::promote_types(a.scalar_type(), b.scalar_type());
+  if (!spare.defined() || !spare.is_contiguous() || spare.scalar_type() != dtype ||
+      spare.sizes() != at::IntArrayRef({a.size(0), a.size(1), b.size(2)}) || spare.is_same(a) || spare.is_same(b))
+    spare = at::empty({a.size(0), a.size(1), b.size(2)}, a.options().dtype(dtype));
+  bmm_into(dev, a, b, spare);
+  return spare;
 }
 
 namespace {

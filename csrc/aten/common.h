@@ -150,13 +150,16 @@ inline Tensor max_abs_traced(const Tensor& x, at::IntArrayRef dims) {
   return at::linalg_vector_norm(x, std::numeric_limits<double>::infinity(), dims);
 }
 
-// a @ b of batched matrices, written into `spare` (a temporary of the caller that is
-// dead by now) when it is defined, contiguous and of the result's shape and dtype, else
-// into a new tensor. The batched backward reuses its temporaries so: every new tensor of
-// B k^2 values is fresh pages from the system, whose first touch (the page faults)
-// cost about a quarter of the 24 x 24 float64 svd backward (B = 5000, 2 cores).
-// `spare` must not be a or b.
-Tensor matmul_reusing(const Tensor& spare, const Tensor& a, const Tensor& b);
+struct DeviceKernels;
+// out = a b for (B, m, k) a, (B, k, n) b: the device's small_bmm where it takes them (out
+// contiguous), else at::bmm_out (any out, resized as at::bmm_out does).
+void bmm_into(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor& out);
+// a b as bmm_into, into `spare` (a temporary of the caller that is dead by now) where it
+// is a contiguous (B, m, n) tensor of their dtype other than a and b, else into a new
+// one. The batched backward reuses its temporaries so: every new tensor of B k^2 values
+// is fresh pages from the system, whose first touch (the page faults) cost about a
+// quarter of the 24 x 24 float64 svd backward (B = 5000, 2 cores).
+Tensor device_bmm(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor spare);
 
 // The batched backward on the CPU, a slice of the batch at a time: f(b0, b1) for slices
 // [b0, b1) of about kBackwardSliceBytes per n x n array (one matrix at least), the slices

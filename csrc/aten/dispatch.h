@@ -82,6 +82,10 @@ struct DeviceKernels {
   void (*fn_second_order)(const FnSecondOrderArgs&, Tensor& Z, Tensor& gf, Tensor& gdf) = nullptr;
   void (*guard_params)(const GuardParamsArgs&, Tensor& out) = nullptr;
   void (*guard_coefficients)(const GuardCoefficientsArgs&, Tensor& coef, Tensor& slope, Tensor& note) = nullptr;
+  // out = a b for (B, n, n) a, b (any strides) into a contiguous (B, n, n) out, where the
+  // device has a kernel faster than batched BLAS for them; false (nothing written) where
+  // it does not take them (device_bmm, aten/common.h, then calls at::bmm_out). Null: never.
+  bool (*small_bmm)(const Tensor& a, const Tensor& b, Tensor& out) = nullptr;
   // The small-matrix forward engine (csrc/kernels/jacobi.h), null where a device has
   // none: A (B, m, n) real with kernels::jacobi_svd_supported(m, n, full); outputs
   // contiguous and allocated by the entry; info (B) int32: 0 converged, 1 not

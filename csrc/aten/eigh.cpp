@@ -42,13 +42,13 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
 // Products by batched BLAS, J by the device's builder (kernels::eigh_build_J):
 // gA = Q (J Q^H) into `out` (the caller's result, or a slice of it), gauge (B, 3).
 void eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a, Tensor& gauge, Tensor out) {
-  const Tensor QhgQ = a.gQ.defined() ? at::matmul(a.Q.mH(), a.gQ).contiguous() : Tensor();
+  const Tensor QhgQ = a.gQ.defined() ? device_bmm(dev, a.Q.mH(), a.gQ, Tensor()) : Tensor();
   const Tensor cotangent_scale = max_abs_or_zero(a.gQ, a.L.select(-1, 0)).contiguous();
   const int64_t B = a.L.size(0);
   Tensor J = at::empty({B, a.n, a.n}, a.Q.options());
   dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
                    J, gauge);
-  at::bmm_out(out, a.Q, matmul_reusing(QhgQ, J, a.Q.mH()));
+  bmm_into(dev, a.Q, device_bmm(dev, J, a.Q.mH(), QhgQ), out);
 }
 
 std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, const c10::optional<Tensor>& gQ_in,

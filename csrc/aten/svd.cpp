@@ -77,8 +77,9 @@ namespace {
 // of the cotangent of U (resp. Vh). gA goes into `out` (the caller's result, or a slice
 // of it), gauge (B, 3).
 void svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, Tensor& gauge, Tensor out) {
-  const Tensor UhgU = a.gU.defined() ? at::matmul(a.U.mH(), a.gU).contiguous() : Tensor();
-  const Tensor gVhV = a.gVh.defined() ? at::matmul(a.gVh, a.Vh.mH()).contiguous() : Tensor();
+  // The square products by the device's small_bmm where it has one (device_bmm).
+  const Tensor UhgU = a.gU.defined() ? device_bmm(dev, a.U.mH(), a.gU, Tensor()) : Tensor();
+  const Tensor gVhV = a.gVh.defined() ? device_bmm(dev, a.gVh, a.Vh.mH(), Tensor()) : Tensor();
   const Tensor like = a.S.select(-1, 0);
   const Tensor cotangent_scale = (max_abs_or_zero(a.gU, like) + max_abs_or_zero(a.gVh, like)).contiguous();
   const bool tall = a.m > a.k, wide = a.n > a.k;
@@ -100,8 +101,8 @@ void svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, Te
   dev.svd_build_J({UhgU, gVhV, a.S.contiguous(), a.gS.defined() ? a.gS.contiguous() : Tensor(), pmax,
                    cotangent_scale, a.m, a.n, a.guard},
                   J, Dr, factors, gauge);
-  if (!P.defined()) {  // U (J Vh), J Vh into a temporary that is dead by then (matmul_reusing)
-    at::bmm_out(out, a.U, matmul_reusing(UhgU.defined() ? UhgU : gVhV, J, a.Vh));
+  if (!P.defined()) {  // U (J Vh), J Vh into a temporary that is dead by then
+    bmm_into(dev, a.U, device_bmm(dev, J, a.Vh, UhgU.defined() ? UhgU : gVhV), out);
     return;
   }
   // P D = scale(P) * Dr, the scale applied as two exact multiplications.

@@ -70,6 +70,8 @@ cpu::SoaBackwardIsa merge_soa(const cpu::SoaBackwardIsa& square, const cpu::SoaB
   isa.svd_J_double = builders.svd_J_double;
   isa.eigh_J_float = builders.eigh_J_float;
   isa.eigh_J_double = builders.eigh_J_double;
+  isa.gemm_float = builders.gemm_float;
+  isa.gemm_double = builders.gemm_double;
   return isa;
 }
 
@@ -262,9 +264,10 @@ std::atomic<int>& soa_mode() {
 constexpr int64_t kSoaMaxRectElems = 16384;
 constexpr int64_t kSoaRectWideMaxElems = 2048;
 // Calls that took the SoA tiles: [0] the fused backward, [1] the J builders of the
-// batched path (safesvd_testing_cpu_soa_calls, csrc/testing.h).
+// batched path; [2] the batched path's products that took small_bmm_cpu
+// (safesvd_testing_cpu_soa_calls, csrc/testing.h).
 std::atomic<long long>& soa_calls(int which = 0) {
-  static std::atomic<long long> calls[2] = {{0}, {0}};
+  static std::atomic<long long> calls[3] = {{0}, {0}, {0}};
   return calls[which];
 }
 
@@ -403,6 +406,42 @@ void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
   });
 }
 
+// The batched backward's n x n products up to kSmallGemmMaxDim in float and double
+// (kernels/small_gemm.h; above, MKL's blocked gemm wins). out is row-major, so the kernel
+// forms out^T = b^T a^T column-major: X = b^T needs b's rows contiguous (b.stride(2) == 1,
+// as for every product of the backward: Q^H gQ, J Q^H, Q (J Q^H)); else BLAS.
+constexpr int64_t kSmallGemmMaxDim = 64;
+// 1: small_bmm_cpu takes the shapes above (the default); 0: it takes none, every product
+// batched BLAS (safesvd_testing_cpu_small_bmm, csrc/testing.h).
+std::atomic<int>& small_bmm_mode() {
+  static std::atomic<int> mode{1};
+  return mode;
+}
+bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
+  const auto dtype = a.scalar_type();
+  if (small_bmm_mode().load() == 0 || (dtype != at::kFloat && dtype != at::kDouble) || b.scalar_type() != dtype || out.scalar_type() != dtype ||
+      a.dim() != 3 || b.dim() != 3 || out.dim() != 3 || a.is_neg() || b.is_neg() || !out.is_contiguous())
+    return false;
+  const int64_t B = a.size(0), n = a.size(1);
+  if (n > kSmallGemmMaxDim || a.size(2) != n || b.size(0) != B || b.size(1) != n || b.size(2) != n ||
+      out.size(0) != B || out.size(1) != n || out.size(2) != n || (n > 1 && b.stride(2) != 1))
+    return false;
+  soa_calls(2).fetch_add(1, std::memory_order_relaxed);
+  if (B == 0 || n == 0) return true;
+  const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
+  AT_DISPATCH_FLOATING_TYPES(dtype, "safesvd_small_bmm", [&] {
+    using T = scalar_t;
+    const cpu::SmallGemmBatch<T> batch{B,           n,           b.const_data_ptr<T>(), b.stride(0), b.stride(1),
+                                       a.const_data_ptr<T>(),    a.stride(0), a.stride(2), a.stride(1),
+                                       out.mutable_data_ptr<T>(), n * n,       n};
+    if constexpr (std::is_same_v<T, float>)
+      run_tiles(batch, 1, 2 * n * n * n, kSoaChunkWork, isa.gemm_float);
+    else
+      run_tiles(batch, 1, 2 * n * n * n, kSoaChunkWork, isa.gemm_double);
+  });
+  return true;
+}
+
 DeviceKernels cpu_kernels() {
   DeviceKernels k = make_device_kernels<CpuRunner>(kFusedMaxDimCPU);
   k.backward_fused = &backward_fused_cpu;
@@ -410,6 +449,7 @@ DeviceKernels cpu_kernels() {
   k.eigh_backward_fused = &eigh_backward_fused_cpu;
   k.svd_build_J = &svd_build_J_cpu;
   k.eigh_build_J = &eigh_build_J_cpu;
+  k.small_bmm = &small_bmm_cpu;
   k.svd_jacobi = &svd_jacobi_cpu;
   k.eigh_jacobi = &eigh_jacobi_cpu;
   k.lapack_svd = &lapack_svd_cpu;
@@ -438,7 +478,12 @@ extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_soa_mode(int mode) {
 }
 
 extern "C" SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which) {
-  return which == 0 || which == 1 ? safesvd::soa_calls(which).load() : -1;
+  return which >= 0 && which <= 2 ? safesvd::soa_calls(which).load() : -1;
+}
+
+extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_small_bmm(int mode) {
+  if (mode < -1 || mode > 1) return -2;
+  return mode < 0 ? safesvd::small_bmm_mode().load() : safesvd::small_bmm_mode().exchange(mode);
 }
 
 extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode) {

@@ -68,6 +68,20 @@ struct SoaEighBuildJ {
   T *J, *gauge;
 };
 
+// D_b = X_b Y_b for matrices [t0, t1) of a batch of real n x n products (kernels/small_gemm.h:
+// D column-major with leading dimension ldd, X's columns contiguous, Y any strides; sb_*:
+// the batch strides).
+template <typename T>
+struct SmallGemmBatch {
+  int64_t B, n;
+  const T* X;
+  int64_t sbx, ldx;
+  const T* Y;
+  int64_t sby, ysk, ysj;
+  T* D;
+  int64_t sbd, ldd;
+};
+
 // Tiles of `width` matrices; run tiles [t0, t1) of a batch (the last tile may be partial).
 // svd_*: square n x n (n = 1..kSoaMaxDim); svd_rect_*: m != n (the short side
 // 1..kSoaMaxDim); svd_rect16_*: m != n, the short side kSoaRectWideDim.
@@ -86,6 +100,8 @@ struct SoaBackwardIsa {
   void (*svd_J_double)(const SoaSvdBuildJ<double>&, int64_t t0, int64_t t1);
   void (*eigh_J_float)(const SoaEighBuildJ<float>&, int64_t t0, int64_t t1);
   void (*eigh_J_double)(const SoaEighBuildJ<double>&, int64_t t0, int64_t t1);
+  void (*gemm_float)(const SmallGemmBatch<float>&, int64_t t0, int64_t t1);  // one matrix a tile
+  void (*gemm_double)(const SmallGemmBatch<double>&, int64_t t0, int64_t t1);
 };
 
 // One per (band, ISA) unit (csrc/cpu/inst/cpu_soa_<band>_<isa>.cpp), each filling its

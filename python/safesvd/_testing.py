@@ -21,6 +21,8 @@ def _hooks(path: str) -> ctypes.CDLL:
     lib.safesvd_testing_cpu_soa_mode.restype = ctypes.c_int
     lib.safesvd_testing_cpu_fused_rectangular.argtypes = [ctypes.c_int]
     lib.safesvd_testing_cpu_fused_rectangular.restype = ctypes.c_int
+    lib.safesvd_testing_cpu_small_bmm.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_cpu_small_bmm.restype = ctypes.c_int
     lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
     lib.safesvd_testing_gauge_reads_block.restype = ctypes.c_int
     ll = ctypes.c_longlong
@@ -57,8 +59,9 @@ def cpu_soa_mode(mode: int = -1) -> int:
 
 def cpu_soa_calls(kind: str = "backward") -> int:
     """How many calls the CPU's SoA tiles have run in this process: kind "backward" (the
-    fused svd / eigh backward) or "builder" (the J builders of the batched backward)."""
-    which = {"backward": 0, "builder": 1}[kind]
+    fused svd / eigh backward), "builder" (the J builders of the batched backward) or
+    "gemm" (the batched backward's products that took the CPU's own kernel)."""
+    which = {"backward": 0, "builder": 1, "gemm": 2}[kind]
     fn = hooks().safesvd_testing_cpu_soa_calls
     fn.restype = ctypes.c_longlong
     fn.argtypes = [ctypes.c_int]
@@ -72,6 +75,16 @@ def cpu_fused_rectangular(mode: int = -1) -> int:
     previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
     if previous == -2:
         raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
+    return previous
+
+
+def cpu_small_bmm(mode: int = -1) -> int:
+    """Set whether the CPU's batched backward forms its real square products up to 64 x 64
+    with its own kernel (1, the default) or batched BLAS (0); -1 reads. Returns the previous
+    mode."""
+    previous = hooks().safesvd_testing_cpu_small_bmm(mode)
+    if previous == -2:
+        raise ValueError(f"cpu_small_bmm: mode must be -1, 0 or 1, got {mode}")
     return previous
 
 
