@@ -513,7 +513,6 @@ for n in (2, 3, 5, 8, 16):
     assert " passed" in r.stdout.splitlines()[-1] and " failed" not in r.stdout.splitlines()[-1], r.stdout[-2000:]
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_small_bmm_matches_bmm(dtype):
     """The batched backward's real square products up to 64 x 64 run on the CPU's own kernel
