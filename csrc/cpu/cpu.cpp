@@ -5,6 +5,7 @@
 // (docs/soa_backward.md). Host glue only: the kernels are compiled in the units of
 // csrc/cpu/inst/ (csrc/manifest.txt). Everything else is shared with the other
 // devices (csrc/aten/entries.h, csrc/kernels/).
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
@@ -419,8 +420,13 @@ std::atomic<int>& small_bmm_mode() {
 }
 bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
   const auto dtype = a.scalar_type();
-  if (small_bmm_mode().load() == 0 || (dtype != at::kFloat && dtype != at::kDouble) || b.scalar_type() != dtype || out.scalar_type() != dtype ||
-      a.dim() != 3 || b.dim() != 3 || out.dim() != 3 || a.is_neg() || b.is_neg() || !out.is_contiguous())
+  if (small_bmm_mode().load() == 0 || (dtype != at::kFloat && dtype != at::kDouble) || b.scalar_type() != dtype ||
+      out.scalar_type() != dtype || a.dim() != 3 || b.dim() != 3 || out.dim() != 3 || a.is_neg() || b.is_neg() ||
+      !out.is_contiguous())
+    return false;
+  // The kernel writes out while it reads a and b (at::bmm_out refuses such overlap too).
+  if (at::get_overlap_status(out, a) != at::MemOverlapStatus::No ||
+      at::get_overlap_status(out, b) != at::MemOverlapStatus::No)
     return false;
   const int64_t B = a.size(0), n = a.size(1);
   if (n > kSmallGemmMaxDim || a.size(2) != n || b.size(0) != B || b.size(1) != n || b.size(2) != n ||
