@@ -146,7 +146,7 @@ void in_backward_slices(const Tensor& like, int64_t B, int64_t matrix_bytes,
 }
 
 void bmm_into(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor& out) {
-  if (dev.small_bmm != nullptr && out.is_contiguous() && dev.small_bmm(a, b, out)) return;
+  if (dev.small_bmm != nullptr && dev.small_bmm(a, b, out)) return;
   at::bmm_out(out, a, b);
 }
 

@@ -151,8 +151,8 @@ inline Tensor max_abs_traced(const Tensor& x, at::IntArrayRef dims) {
 }
 
 struct DeviceKernels;
-// out = a b for (B, m, k) a, (B, k, n) b: the device's small_bmm where it takes them (out
-// contiguous), else at::bmm_out (any out, resized as at::bmm_out does).
+// out = a b for (B, m, k) a, (B, k, n) b: the device's small_bmm where it takes them (it
+// requires out contiguous), else at::bmm_out (any out, resized as at::bmm_out does).
 void bmm_into(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Tensor& out);
 // a b as bmm_into, into `spare` (a temporary of the caller that is dead by now) where it
 // is a contiguous (B, m, n) tensor of their dtype other than a and b, else into a new

@@ -408,7 +408,8 @@ void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
 }
 
 // The batched backward's n x n products up to kSmallGemmMaxDim in float and double
-// (kernels/small_gemm.h; above, MKL's blocked gemm wins). out is row-major, so the kernel
+// (kernels/small_gemm.h, measured at 64 x 64; above, batched BLAS, whose efficiency grows
+// with n: docs/architecture.md, "Batched backward"). out is row-major, so the kernel
 // forms out^T = b^T a^T column-major: X = b^T needs b's rows contiguous (b.stride(2) == 1,
 // as for every product of the backward: Q^H gQ, J Q^H, Q (J Q^H)); else BLAS.
 constexpr int64_t kSmallGemmMaxDim = 64;

@@ -69,8 +69,8 @@ struct SoaEighBuildJ {
 };
 
 // D_b = X_b Y_b for matrices [t0, t1) of a batch of real n x n products (kernels/small_gemm.h:
-// D column-major with leading dimension ldd, X's columns contiguous, Y any strides; sb_*:
-// the batch strides).
+// D column-major with leading dimension ldd, X's columns contiguous, Y any strides; sbx,
+// sby, sbd: the batch strides).
 template <typename T>
 struct SmallGemmBatch {
   int64_t B, n;

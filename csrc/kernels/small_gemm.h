@@ -5,11 +5,12 @@
 // registers over k, each step a run of IB contiguous entries of X's column k times one
 // entry of Y (broadcast): IB / lanes loads and one broadcast for JB IB / lanes fmas.
 // Measured (2-core AMD EPYC Zen 4, AVX-512, one thread, 500 products of 64 x 64 in
-// float64): 33 GFLOP/s where torch's bmm (MKL) reached 19; MKL's is faster from n ~ 256.
+// float64): 33 GFLOP/s where torch's bmm (MKL) reached 19 (MKL: 28 at 128 x 128, 43 at
+// 512; this kernel is used, and was measured, up to 64 only).
 //
 // Host only; compiled per instruction set inside a namespace of the variant's own
-// (csrc/cpu/isa/soa_isa.inc, band "builders"), which defines SAFESVD_GEMM_LANES (the
-// vector's lanes for T). The sums run k = 0, 1, ..., n - 1 in order, one fma a term
+// (csrc/cpu/isa/soa_isa.inc, band "builders"), with the vector's lanes for T as the
+// template parameter V of small_gemm. The sums run k = 0, 1, ..., n - 1 in order, one fma a term
 // where the ISA has FMA: the result differs from BLAS's in the rounding only.
 #pragma once
 
