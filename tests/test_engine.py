@@ -522,8 +522,9 @@ def test_small_bmm_matches_bmm(dtype):
     error below n eps |X| |Y| (|.| entrywise), and with orthogonal factors ||gA||_F = ||M||_F:
     each result is within a few n eps ||gA||_F of the exact one, asserted per matrix as
     max |ours - BLAS| <= 4 n eps ||gA||_F. Sizes on either side of the kernel's row blocks
-    (17, 31, 33, 64) and the first size it does not take (65), both ops, absent cotangents,
-    a transposed (non-contiguous) cotangent, an exactly degenerate spectrum."""
+    (17, 31, 33, 64) and the first size it does not take (65), both ops and a matrix
+    function's backward (sqrtm), absent cotangents, a transposed (non-contiguous)
+    cotangent, an exactly degenerate spectrum."""
     from safesvd._testing import cpu_small_bmm, cpu_soa_calls
 
     g = torch.Generator().manual_seed(21)
@@ -560,6 +561,22 @@ def test_small_bmm_matches_bmm(dtype):
         for cot in ((gU, gS, gVh), (gU, None, None), (None, None, gVh), (gU.mT, gS, gVh.mT)):
             (ours, _), (blas, _) = both(lambda: torch.ops.safesvd._svd_backward(*cot, U, S, Vh, "pinv", None, None))
             check(ours, blas, n)
+        # The matrix functions' backward (sqrtm here: eigenvalues in [1, 3], so the divided
+        # differences of sqrt lie within a factor sqrt(3) of each other, and the error of
+        # Q^T G Q carries into gA = Q (F o Q^T G Q) Q^T at most that much amplified).
+        P = torch.linalg.qr(torch.randn(B, n, n, dtype=torch.float64, generator=g))[0]
+        lam = 1 + 2 * torch.rand(B, n, dtype=torch.float64, generator=g)
+        lam[2, :3] = 2.0  # an exactly repeated eigenvalue
+        Ls, Qs = safesvd.eigh(((P * lam.unsqueeze(-2)) @ P.mT).to(dtype))
+        G = torch.randn(B, n, n, dtype=dtype, generator=g)
+        for Gc in (G, G.mT):
+            fL, dfL = Ls.sqrt(), 0.5 / Ls.sqrt()
+            (ours, _), (blas, _) = both(lambda: torch.ops.safesvd._eigh_fn_backward(Gc, Ls, Qs, fL, dfL, None, None))
+            check(ours, blas, 2 * n)
+            # svd_fn's square backward (polar-like f(s) = sqrt(s) on singular values in [1, 3]).
+            (ours, _), (blas, _) = both(
+                lambda: torch.ops.safesvd._svd_fn_backward(Gc, Qs, Ls, Qs.mT, fL, dfL, None, None))
+            check(ours, blas, 2 * n)
         # The kernel took every product it should (none with the hook off, none above 64).
         assert (cpu_soa_calls("gemm") > calls) == (n <= 64)
     with pytest.raises(ValueError):

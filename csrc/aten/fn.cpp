@@ -61,8 +61,13 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
       const Tensor GV = tall ? at::matmul(Gp, V) : Tensor();
-      const Tensor UhG = tall ? Tensor() : at::matmul(Up.mH(), Gp);
-      const Tensor M = (tall ? at::matmul(Up.mH(), GV) : at::matmul(UhG, V)).contiguous();
+      // Square: the three products through device_bmm (as in eigh_fn_backward; V and Vh
+      // row-major for it, the forward's Vh is column-major).
+      const bool square = !tall && !wide;
+      const Tensor UhG = tall ? Tensor() : square ? device_bmm(dev, Up.mH(), Gp, Tensor()) : at::matmul(Up.mH(), Gp);
+      const Tensor M = tall     ? at::matmul(Up.mH(), GV).contiguous()
+                       : square ? device_bmm(dev, UhG, V.contiguous(), Tensor())
+                                : at::matmul(UhG, V).contiguous();
       Tensor X = at::empty_like(M), F = at::empty({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
       dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
@@ -71,7 +76,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       else if (wide)  // U X Vh + U F U^H G (I - V V^H)
         at::matmul_out(out, Up, at::matmul(X, Vhp) + F.unsqueeze(-1) * (UhG - at::matmul(M, Vhp)));
       else
-        at::matmul_out(out, Up, at::matmul(X, Vhp));
+        bmm_into(dev, Up, device_bmm(dev, X, Vhp.contiguous(), UhG), out);
     });
   }
   return {gA.reshape(G.sizes()), gf.reshape(S.sizes())};
@@ -97,12 +102,16 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
     gA = at::empty({B, n, n}, Q.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
-      const Tensor Qp = part(a.U);
-      const Tensor T = at::matmul(Qp.mH(), at::matmul(part(a.G), Qp)).contiguous();
+      // The four square products through device_bmm (the CPU's own kernel for real n <= 64,
+      // which needs the right factor row-major: Q and Q^H each in that layout, a copy of
+      // n^2 per matrix for the one that is not; the forward's Q is column-major).
+      const Tensor Qp = part(a.U), Qh = Qp.mH();
+      const Tensor GQ = device_bmm(dev, part(a.G), Qp.contiguous(), Tensor());
+      const Tensor T = device_bmm(dev, Qh, GQ, Tensor());
       Tensor X = at::empty_like(T), F, gf_part = part(gf), out = part(gA);
       dev.fn_build_X({false, T, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
-      at::matmul_out(out, Qp, at::matmul(X, Qp.mH()));
+      bmm_into(dev, Qp, device_bmm(dev, X, Qh.contiguous(), GQ), out);
     });
   }
   return {gA.reshape(G.sizes()), gf.reshape(L.sizes())};
