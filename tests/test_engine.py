@@ -522,8 +522,8 @@ def test_small_bmm_matches_bmm(dtype):
     error below n eps |X| |Y| (|.| entrywise), and with orthogonal factors ||gA||_F = ||M||_F:
     each result is within a few n eps ||gA||_F of the exact one, asserted per matrix as
     max |ours - BLAS| <= 4 n eps ||gA||_F. Sizes on either side of the kernel's row blocks
-    (17, 31, 33, 64) and the first size it does not take (65), both ops and a matrix
-    function's backward (sqrtm), absent cotangents, a transposed (non-contiguous)
+    (17, 31, 33, 64) and the first size it does not take (65), both ops and the matrix
+    functions' backward (eigh_fn's for sqrtm, svd_fn's square one), absent cotangents, a transposed (non-contiguous)
     cotangent, an exactly degenerate spectrum."""
     from safesvd._testing import cpu_small_bmm, cpu_soa_calls
 
