@@ -60,14 +60,14 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
-      const Tensor GV = tall ? at::matmul(Gp, V) : Tensor();
-      // Square: the three products through device_bmm (as in eigh_fn_backward; V and Vh
-      // row-major for it, the forward's Vh is column-major).
+      // The products through device_bmm, which decides whether the device's own kernel takes
+      // them (on the CPU: real, square, n <= 64, the right factor row-major, so the square
+      // case passes V and Vh row-major; the forward's Vh is column-major).
       const bool square = !tall && !wide;
-      const Tensor UhG = tall ? Tensor() : square ? device_bmm(dev, Up.mH(), Gp, Tensor()) : at::matmul(Up.mH(), Gp);
-      const Tensor M = tall     ? at::matmul(Up.mH(), GV).contiguous()
-                       : square ? device_bmm(dev, UhG, V.contiguous(), Tensor())
-                                : at::matmul(UhG, V).contiguous();
+      const Tensor GV = tall ? device_bmm(dev, Gp, V, Tensor()) : Tensor();
+      const Tensor UhG = tall ? Tensor() : device_bmm(dev, Up.mH(), Gp, Tensor());
+      const Tensor M = tall ? device_bmm(dev, Up.mH(), GV, Tensor())
+                            : device_bmm(dev, UhG, square ? V.contiguous() : V, Tensor());
       Tensor X = at::empty_like(M), F = at::empty({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
       dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
