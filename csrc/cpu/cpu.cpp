@@ -407,12 +407,12 @@ void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
   });
 }
 
-// The batched backward's n x n products up to kSmallGemmMaxDim in float and double
+// The batched backward's n x n products up to cpu::kSmallGemmMaxDim (soa_cpu.h) in float and double
 // (kernels/small_gemm.h, measured at 64 x 64; above, batched BLAS, whose efficiency grows
 // with n: docs/architecture.md, "Batched backward"). out is row-major, so the kernel
 // forms out^T = b^T a^T column-major: X = b^T needs b's rows contiguous (b.stride(2) == 1,
 // as for every product of the backward: Q^H gQ, J Q^H, Q (J Q^H)); else BLAS.
-constexpr int64_t kSmallGemmMaxDim = 64;
+//
 // 1: small_bmm_cpu takes the shapes above (the default); 0: it takes none, every product
 // batched BLAS (safesvd_testing_cpu_small_bmm, csrc/testing.h).
 std::atomic<int>& small_bmm_mode() {
@@ -430,7 +430,7 @@ bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
       at::get_overlap_status(out, b) != at::MemOverlapStatus::No)
     return false;
   const int64_t B = a.size(0), n = a.size(1);
-  if (n > kSmallGemmMaxDim || a.size(2) != n || b.size(0) != B || b.size(1) != n || b.size(2) != n ||
+  if (n > cpu::kSmallGemmMaxDim || a.size(2) != n || b.size(0) != B || b.size(1) != n || b.size(2) != n ||
       out.size(0) != B || out.size(1) != n || out.size(2) != n || (n > 1 && b.stride(2) != 1))
     return false;
   soa_calls(2).fetch_add(1, std::memory_order_relaxed);

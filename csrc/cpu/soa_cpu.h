@@ -68,6 +68,10 @@ struct SoaEighBuildJ {
   T *J, *gauge;
 };
 
+// The largest n small_bmm_cpu sends to the kernel (kernels/small_gemm.h, whose scratch
+// is sized by its own kSmallGemmMaxDim: soa_isa.inc asserts the two equal).
+constexpr int64_t kSmallGemmMaxDim = 64;
+
 // D_b = X_b Y_b for matrices [t0, t1) of a batch of real n x n products (kernels/small_gemm.h:
 // D column-major with leading dimension ldd, X's columns contiguous, Y any strides; sbx,
 // sby, sbd: the batch strides).

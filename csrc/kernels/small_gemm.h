@@ -6,7 +6,11 @@
 // entry of Y (broadcast): IB / lanes loads and one broadcast for JB IB / lanes fmas.
 // Measured (2-core AMD EPYC Zen 4, AVX-512, one thread, 500 products of 64 x 64 in
 // float64): 33 GFLOP/s where torch's bmm (MKL) reached 19 (MKL: 28 at 128 x 128, 43 at
-// 512; this kernel is used, and was measured, up to 64 only).
+// 512; this kernel is used, and was measured, up to 64 only). The same 64 x 64 products
+// with their operands in cache: 52 GFLOP/s, the core's fma peak; the batch streams them
+// from memory. Sizes that are not a multiple of the rows of a block (float32 24, 31, 40,
+// 56: 7-18 GFLOP/s with their last rows one at a time) run at 52-77 GFLOP/s since the last
+// rows take a zero-padded vector block.
 //
 // Host only; compiled per instruction set inside a namespace of the variant's own
 // (csrc/cpu/isa/soa_isa.inc, band "builders"), with the vector's lanes for T as the
@@ -27,6 +31,10 @@
 
 namespace safesvd {
 namespace kernels {
+
+// The largest n the kernel takes (the CPU's small_bmm sends larger products to BLAS).
+constexpr int64_t kSmallGemmMaxDim = 64;
+
 namespace gemm_detail {
 
 using jacobi_detail::jfma;  // one fma where the ISA has it
@@ -54,29 +62,71 @@ inline void gemm_block(int64_t n, const T* __restrict__ X, int64_t ldx, const T*
   }
 }
 
-// Rows [i0, i0 + IB) by every column, JB at a time, the last columns one at a time.
+// Rows [i0, i0 + IB) by every column, JB at a time, the last columns 4, 2, then 1 at a time.
 template <int IB, int JB, typename T>
 inline void gemm_rows(int64_t n, const T* X, int64_t ldx, const T* Y, int64_t ysk, int64_t ysj, T* D, int64_t ldd,
                       int64_t i0) {
   int64_t j0 = 0;
   for (; j0 + JB <= n; j0 += JB) gemm_block<IB, JB, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0, j0);
+  if constexpr (JB > 4) {
+    if (j0 + 4 <= n) {
+      gemm_block<IB, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0, j0);
+      j0 += 4;
+    }
+  }
+  if constexpr (JB > 2) {
+    if (j0 + 2 <= n) {
+      gemm_block<IB, 2, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0, j0);
+      j0 += 2;
+    }
+  }
   for (; j0 < n; ++j0) gemm_block<IB, 1, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0, j0);
+}
+
+// The last t = n - i0 < V rows (n <= kSmallGemmMaxDim): X's rows copied into a panel of V
+// rows with zeros below them, one block of V rows over it, its first t rows copied out.
+// (One row at a time, the rows were scalar code: float 24 x 24 ran at a quarter of the
+// speed of 32 x 32 on AVX-512, its last 8 rows taking most of the time.)
+template <int V, typename T>
+inline void gemm_tail_rows(int64_t n, const T* X, int64_t ldx, const T* Y, int64_t ysk, int64_t ysj, T* D,
+                           int64_t ldd, int64_t i0) {
+  alignas(64) T Xt[kSmallGemmMaxDim * V];
+  alignas(64) T Dt[kSmallGemmMaxDim * V];
+  const int64_t t = n - i0;
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t i = 0; i < V; ++i) Xt[k * V + i] = i < t ? X[k * ldx + i0 + i] : T(0);
+  gemm_rows<V, 8, T>(n, Xt, V, Y, ysk, ysj, Dt, V, 0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < t; ++i) D[j * ldd + i0 + i] = Dt[j * V + i];
 }
 
 }  // namespace gemm_detail
 
-// D = X Y (the layouts above), n >= 0. V: the ISA's lanes for T. Row blocks of 4 vectors
-// with 4 columns (16 accumulators) where there are 32 vector registers (V = 8 doubles or
-// 16 floats: AVX-512), else 3 vectors with 4 columns (12 of 16 registers); the last rows
-// in blocks of one vector, then one row at a time.
+// D = X Y (the layouts above), 0 <= n <= kSmallGemmMaxDim. V: the ISA's lanes for T. Row
+// blocks of 4 vectors by 4 columns (16 accumulators) where there are 32 vector registers
+// (V = 8 doubles or 16 floats: AVX-512), else 3 vectors by 4 columns (12 of 16 registers);
+// of the whole vectors left, two in one block of 6 columns, one or three a vector at a
+// time by 4 columns; the last n % V rows in a zero-padded block (gemm_tail_rows), or as
+// scalar code when there is one. Measured on AVX-512 (500 products, one thread, GFLOP/s):
+// float64 48 (two vectors left) 34-36 -> 39-42 with the 6-column block; three single vectors
+// (float64 24) 50, as one block of three by 6 or 8 columns 45. Every entry of D is the
+// same k-ordered sum whichever block computes it.
 template <int V, typename T>
 void small_gemm(int64_t n, const T* X, int64_t ldx, const T* Y, int64_t ysk, int64_t ysj, T* D, int64_t ldd) {
   using namespace gemm_detail;
-  constexpr int R = V * sizeof(T) >= 64 ? 4 : 3;  // vectors per row block
+  constexpr bool wide = V * sizeof(T) >= 64;  // 32 vector registers
+  constexpr int R = wide ? 4 : 3;             // vectors per row block
   int64_t i0 = 0;
   for (; i0 + R * V <= n; i0 += R * V) gemm_rows<R * V, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
+  if ((n - i0) / V == 2) {
+    gemm_rows<2 * V, 6, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);  // two whole vectors left
+    i0 += 2 * V;
+  }
   for (; i0 + V <= n; i0 += V) gemm_rows<V, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
-  for (; i0 < n; ++i0) gemm_rows<1, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
+  if (n - i0 == 1)
+    gemm_rows<1, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);  // one row: cheaper as scalar code than padded
+  else if (i0 < n)
+    gemm_tail_rows<V, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
 }
 
 }  // namespace kernels
