@@ -61,13 +61,12 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
       // The products through device_bmm, which decides whether the device's own kernel takes
-      // them (on the CPU: real, square, n <= 64, the right factor row-major, so the square
-      // case passes V and Vh row-major; the forward's Vh is column-major).
-      const bool square = !tall && !wide;
+      // them (on the CPU: real, square, n <= 64; it makes the row-major copy of a right
+      // factor it needs, Vh here, itself).
       const Tensor GV = tall ? device_bmm(dev, Gp, V, Tensor()) : Tensor();
       const Tensor UhG = tall ? Tensor() : device_bmm(dev, Up.mH(), Gp, Tensor());
       const Tensor M = tall ? device_bmm(dev, Up.mH(), GV, Tensor())
-                            : device_bmm(dev, UhG, square ? V.contiguous() : V, Tensor());
+                            : device_bmm(dev, UhG, V, Tensor());
       Tensor X = at::empty_like(M), F = at::empty({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
       dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
@@ -76,7 +75,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       else if (wide)  // U X Vh + U F U^H G (I - V V^H)
         at::matmul_out(out, Up, at::matmul(X, Vhp) + F.unsqueeze(-1) * (UhG - at::matmul(M, Vhp)));
       else
-        bmm_into(dev, Up, device_bmm(dev, X, Vhp.contiguous(), UhG), out);
+        bmm_into(dev, Up, device_bmm(dev, X, Vhp, UhG), out);
     });
   }
   return {gA.reshape(G.sizes()), gf.reshape(S.sizes())};
@@ -103,15 +102,14 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       // The four square products through device_bmm (the CPU's own kernel for real n <= 64,
-      // which needs the right factor row-major: Q and Q^H each in that layout, a copy of
-      // n^2 per matrix for the one that is not; the forward's Q is column-major).
+      // which makes the row-major copy of Q it needs as a right factor itself).
       const Tensor Qp = part(a.U), Qh = Qp.mH();
-      const Tensor GQ = device_bmm(dev, part(a.G), Qp.contiguous(), Tensor());
+      const Tensor GQ = device_bmm(dev, part(a.G), Qp, Tensor());
       const Tensor T = device_bmm(dev, Qh, GQ, Tensor());
       Tensor X = at::empty_like(T), F, gf_part = part(gf), out = part(gA);
       dev.fn_build_X({false, T, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
-      bmm_into(dev, Qp, device_bmm(dev, X, Qh.contiguous(), GQ), out);
+      bmm_into(dev, Qp, device_bmm(dev, X, Qh, GQ), out);
     });
   }
   return {gA.reshape(G.sizes()), gf.reshape(L.sizes())};

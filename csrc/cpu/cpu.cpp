@@ -410,8 +410,12 @@ void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
 // The batched backward's n x n products up to cpu::kSmallGemmMaxDim (soa_cpu.h) in float and double
 // (kernels/small_gemm.h, measured at 64 x 64; above, batched BLAS, whose efficiency grows
 // with n: docs/architecture.md, "Batched backward"). out is row-major, so the kernel
-// forms out^T = b^T a^T column-major: X = b^T needs b's rows contiguous (b.stride(2) == 1,
-// as for every product of the backward: Q^H gQ, J Q^H, Q (J Q^H)); else BLAS.
+// forms out^T = b^T a^T column-major: X = b^T needs b's rows contiguous; a b without
+// unit stride along its rows (the forward's Q^H and V are, its Vh and Q are not; a
+// transposed cotangent) is copied row-major first, n^2 values a matrix beside the
+// product's n^3 fmas. The copy is made here, where the kernel takes the product, and not
+// by the callers, so that a device or dtype the kernel does not take (CUDA, complex) gets
+// no copy.
 //
 // 1: small_bmm_cpu takes the shapes above (the default); 0: it takes none, every product
 // batched BLAS (safesvd_testing_cpu_small_bmm, csrc/testing.h).
@@ -431,14 +435,15 @@ bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
     return false;
   const int64_t B = a.size(0), n = a.size(1);
   if (n > cpu::kSmallGemmMaxDim || a.size(2) != n || b.size(0) != B || b.size(1) != n || b.size(2) != n ||
-      out.size(0) != B || out.size(1) != n || out.size(2) != n || (n > 1 && b.stride(2) != 1))
+      out.size(0) != B || out.size(1) != n || out.size(2) != n)
     return false;
   soa_calls(2).fetch_add(1, std::memory_order_relaxed);
   if (B == 0 || n == 0) return true;
+  const Tensor br = n > 1 && b.stride(2) != 1 ? b.contiguous() : b;
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   AT_DISPATCH_FLOATING_TYPES(dtype, "safesvd_small_bmm", [&] {
     using T = scalar_t;
-    const cpu::SmallGemmBatch<T> batch{B,           n,           b.const_data_ptr<T>(), b.stride(0), b.stride(1),
+    const cpu::SmallGemmBatch<T> batch{B,           n,           br.const_data_ptr<T>(), br.stride(0), br.stride(1),
                                        a.const_data_ptr<T>(),    a.stride(0), a.stride(2), a.stride(1),
                                        out.mutable_data_ptr<T>(), n * n,       n};
     if constexpr (std::is_same_v<T, float>)
