@@ -123,10 +123,10 @@ void small_gemm(int64_t n, const T* X, int64_t ldx, const T* Y, int64_t ysk, int
     i0 += 2 * V;
   }
   for (; i0 + V <= n; i0 += V) gemm_rows<V, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
-  if (n - i0 == 1)
-    gemm_rows<1, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);  // one row: cheaper as scalar code than padded
-  else if (i0 < n)
+  if (n - i0 >= 2 && n <= kSmallGemmMaxDim)  // (the panel's size; the caller keeps n within it)
     gemm_tail_rows<V, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
+  else  // one row: cheaper as scalar code than padded
+    for (; i0 < n; ++i0) gemm_rows<1, 4, T>(n, X, ldx, Y, ysk, ysj, D, ldd, i0);
 }
 
 }  // namespace kernels
