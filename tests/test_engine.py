@@ -524,9 +524,9 @@ def test_small_bmm_matches_bmm(dtype):
     max |ours - BLAS| <= 4 n eps ||gA||_F. Sizes on either side of the kernel's row blocks
     (17 and 33: one row past whole vectors; 24, 31: a zero-padded block of the last rows in
     float32, 31 in float64 too; 48: three vectors left in float32, two in float64; 64) and
-    the first size it does not take (65), both ops and the matrix
-    functions' backward (eigh_fn's for sqrtm, svd_fn's square one), absent cotangents, a transposed (non-contiguous)
-    cotangent, an exactly degenerate spectrum."""
+    the first size it does not take (65); both ops and the matrix functions' backward
+    (eigh_fn's for sqrtm, svd_fn's square one), absent cotangents, a transposed
+    (non-contiguous) cotangent, an exactly degenerate spectrum."""
     from safesvd._testing import cpu_small_bmm, cpu_soa_calls
 
     g = torch.Generator().manual_seed(21)
