@@ -37,7 +37,24 @@ constexpr int64_t kSmallGemmMaxDim = 64;
 
 namespace gemm_detail {
 
-using jacobi_detail::jfma;  // one fma where the ISA has it
+using jacobi_detail::jfma;
+
+// One fma a term: the hardware instruction where the unit's instruction set has it
+// (SAFESVD_ISA_FMA, set by the generated unit from csrc/manifest.txt), else jfma. Not jfma
+// alone: jacobi.h tests __FMA__, which GCC's target pragma does not define, and the units
+// that compile this kernel (soa_isa.inc) turn FMA contraction off, so jfma there was a
+// multiply and an add. On Intel cores, whose adds and multiplies share the two FMA ports,
+// that halved the kernel's rate (docs/architecture.md, "Batched backward"); AMD's Zen 4
+// adds on pipes of their own and lost nothing.
+#if SAFESVD_ISA_PRAGMAS && defined(SAFESVD_ISA_FMA) && SAFESVD_ISA_FMA
+inline float gemm_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline double gemm_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+template <typename T>
+inline T gemm_fma(T a, T b, T c) {
+  return jfma(a, b, c);
+}
+#endif
 
 // Rows [i0, i0 + IB) by columns [j0, j0 + JB) of D.
 template <int IB, int JB, typename T>
@@ -53,7 +70,7 @@ inline void gemm_block(int64_t n, const T* __restrict__ X, int64_t ldx, const T*
     for (int j = 0; j < JB; ++j) {
       const T y = Y[k * ysk + (j0 + j) * ysj];
       SAFESVD_GEMM_SIMD
-      for (int i = 0; i < IB; ++i) acc[j][i] = jfma(x[i], y, acc[j][i]);
+      for (int i = 0; i < IB; ++i) acc[j][i] = gemm_fma(x[i], y, acc[j][i]);
     }
   }
   for (int j = 0; j < JB; ++j) {

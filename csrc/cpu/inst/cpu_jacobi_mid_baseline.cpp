@@ -4,6 +4,7 @@
 // inline functions is compiled for a wider ISA and then shared by the linker.
 #include "../isa/isa_prelude.h"
 #define SAFESVD_ISA baseline
+#define SAFESVD_ISA_FMA 0
 #define SAFESVD_ISA_WIDTH_FLOAT 8
 #define SAFESVD_ISA_WIDTH_DOUBLE 4
 #define SAFESVD_BAND mid

@@ -7,6 +7,7 @@
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
 #endif
 #define SAFESVD_ISA avx512
+#define SAFESVD_ISA_FMA 1
 #define SAFESVD_ISA_WIDTH_FLOAT 32
 #define SAFESVD_ISA_WIDTH_DOUBLE 16
 #define SAFESVD_BAND small
