@@ -5,6 +5,8 @@ the Python package is part of an import loop."""
 
 import ast
 import os
+import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +69,43 @@ def test_lanes_option_doubles_the_tile_width():
         assert f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double * factor}\n" in text, unit.path
         seen.add(factor)
     assert seen == {1, 2}
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or shutil.which("objdump") is None,
+                    reason="reads x86-64 instructions with objdump")
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_batched_products_use_the_fma_instruction(isa, tmp_path):
+    """The batched backward's products (csrc/kernels/small_gemm.h) compile in the SoA
+    "builders" units, whose FMA contraction is off (csrc/cpu/isa/soa_isa.inc), and GCC's
+    target pragma does not define __FMA__: until SAFESVD_ISA_FMA every term was a multiply
+    and an add, which ran at half rate on Intel (docs/architecture.md, "Batched
+    backward"). Compiles the generated unit with the build's flags and reads the kernel's
+    functions: fma instructions and no separate vector multiply or add where the target
+    has FMA, no fma where it has not (the x86-64 baseline)."""
+    from torch.utils import cpp_extension
+
+    unit = ROOT / f"csrc/cpu/inst/cpu_soa_builders_{isa}.cpp"
+    obj = tmp_path / "unit.o"
+    flags = ["-std=c++20", "-fPIC", *MANIFEST.flags["cxx"], *(f"-I{p}" for p in cpp_extension.include_paths())]
+    result = subprocess.run([CXX, *flags, "-c", str(unit), "-o", str(obj)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", str(obj)], capture_output=True,
+                             text=True, check=True).stdout
+    has_fma = MANIFEST.isas[isa].target is not None and "fma" in MANIFEST.isas[isa].target.split(",")
+    ops, names = [], []
+    for function in listing.split("\n\n"):
+        lines = function.strip().splitlines()
+        if not lines or not any(n in lines[0] for n in ("gemm_detail::", "kernels::small_gemm<", "gemm_matrices<")):
+            continue  # (the register blocks may be inlined into their callers: all of them are read)
+        names.append(lines[0])
+        ops += [line.split()[1] for line in lines[1:] if len(line.split()) > 1]
+    assert names, "no function of the kernel found in the object"
+    fmas = [op for op in ops if op.startswith(("vfmadd", "vfnmadd"))]
+    if has_fma:
+        assert fmas, names
+        assert not [op for op in ops if op in ("vmulpd", "vmulps", "vaddpd", "vaddps")], names
+    else:
+        assert not fmas, names
 
 
 def _includes(source, *extra):
