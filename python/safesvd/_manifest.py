@@ -25,6 +25,13 @@ class Isa:
     width_double: int
     target: str | None  # gcc target attribute string; None: the compiler's default
 
+    @property
+    def has_fma(self) -> bool:
+        """Whether the target enables FMA. GCC's target pragma does not define __FMA__
+        (g++ 12), so the generated units say it (SAFESVD_ISA_FMA) for the code that asks
+        for the instruction explicitly (csrc/kernels/small_gemm.h)."""
+        return self.target is not None and "fma" in self.target.split(",")
+
 
 @dataclass
 class Source:
@@ -175,9 +182,7 @@ def render(manifest: Manifest, unit: Source) -> str:
     if isa.target:
         lines.append(f'#if SAFESVD_ISA_PRAGMAS\n#pragma GCC target("{isa.target}")\n#endif\n')
     lines.append(f"#define SAFESVD_ISA {isa.name}\n")
-    # Whether the target has FMA: GCC's target pragma does not define __FMA__ (g++ 12), and a
-    # unit compiled with contraction off (soa_isa.inc) asks for the instruction explicitly.
-    lines.append(f"#define SAFESVD_ISA_FMA {int(isa.target is not None and 'fma' in isa.target.split(','))}\n")
+    lines.append(f"#define SAFESVD_ISA_FMA {int(isa.has_fma)}\n")
     factor = lane_factor(unit)
     lines.append(f"#define SAFESVD_ISA_WIDTH_FLOAT {isa.width_float * factor}\n")
     lines.append(f"#define SAFESVD_ISA_WIDTH_DOUBLE {isa.width_double * factor}\n")
