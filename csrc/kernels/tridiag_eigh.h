@@ -121,7 +121,10 @@ SAFESVD_HD constexpr int64_t mid_z_ld(int64_t n) {
 // (z_i, z_i+1) to (c z_i - s z_i+1, c z_i+1 + s z_i), its (c, s) the next 2 W values of
 // cs. Row by row the new z_i is the z_i+1 of rotation i - 1: it stays in a register,
 // and each entry is loaded and stored once per sweep.
-template <int RB, int W, typename T>
+// A rotation's record in the buffer holds its c for CS lanes, then its s for CS lanes
+// (CS = W P where P tiles' sweeps are made together, ql_tiles; cs then points at this
+// tile's first lane).
+template <int RB, int W, int CS, typename T>
 SAFESVD_HD void apply_sweeps(T* __restrict__ Z, int64_t ld, int64_t row0, const T* __restrict__ cs,
                              const int64_t* hi, const int64_t* lo, int sweeps) {
   using jacobi_detail::jfma;
@@ -132,14 +135,14 @@ SAFESVD_HD void apply_sweeps(T* __restrict__ Z, int64_t ld, int64_t row0, const 
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) x[r][l] = top[r * W + l];
     }
-    for (int64_t i = hi[j]; i >= lo[j]; --i, cs += 2 * W) {
+    for (int64_t i = hi[j]; i >= lo[j]; --i, cs += 2 * CS) {
       T* z = Z + (i * ld + row0) * W;
       for (int r = 0; r < RB; ++r) {
         SAFESVD_MID_SIMD
         for (int l = 0; l < W; ++l) {
           const T a = z[r * W + l];
-          z[(ld + r) * W + l] = jfma(cs[l], x[r][l], cs[W + l] * a);
-          x[r][l] = jfma(cs[l], a, -(cs[W + l] * x[r][l]));
+          z[(ld + r) * W + l] = jfma(cs[l], x[r][l], cs[CS + l] * a);
+          x[r][l] = jfma(cs[l], a, -(cs[CS + l] * x[r][l]));
         }
       }
     }
@@ -167,15 +170,15 @@ SAFESVD_HD void rotate_rows(T* Z, int64_t n, int64_t ld, int64_t i, const T* __r
     }
   }
 }
-template <int W, typename T>
+template <int W, int CS, typename T>
 SAFESVD_HD void apply_buffered_sweeps(T* Z, int64_t n, int64_t ld, const T* cs, const int64_t* hi,
                                       const int64_t* lo, int sweeps) {
   static_assert(kSweepRows == 8, "one case per block size");
   int64_t row = 0;
-  for (; row + 8 <= n; row += 8) apply_sweeps<8, W, T>(Z, ld, row, cs, hi, lo, sweeps);
-  if (row + 4 <= n) apply_sweeps<4, W, T>(Z, ld, row, cs, hi, lo, sweeps), row += 4;
-  if (row + 2 <= n) apply_sweeps<2, W, T>(Z, ld, row, cs, hi, lo, sweeps), row += 2;
-  if (row < n) apply_sweeps<1, W, T>(Z, ld, row, cs, hi, lo, sweeps);
+  for (; row + 8 <= n; row += 8) apply_sweeps<8, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps);
+  if (row + 4 <= n) apply_sweeps<4, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps), row += 4;
+  if (row + 2 <= n) apply_sweeps<2, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps), row += 2;
+  if (row < n) apply_sweeps<1, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps);
 }
 
 // Q <- H_k0 H_k0+1 ... H_k0+B-1 Q for B reflectors of the tridiagonalization (v_k in
@@ -345,46 +348,29 @@ SAFESVD_HD void update_and_symv(T* A, int64_t n, int64_t j0, const T* vp, const 
   }
 }
 
-// Scratch of tridiag_eigh_tile: in T, d, e, tau and two work vectors (5 n per lane), the
-// rotation buffer (2 per rotation and lane) and, where the sweeps are buffered
-// (n >= kBufferedSweepsFrom; below, Z is Q), Z (n columns of mid_z_ld); in the compute
-// type (MidCompute<T>), d and e (2 n per lane).
-template <int W, typename T>
+// Scratch of the mid-size eigh, for P tiles made together (tridiag_eigh_tiles; one tile:
+// P = 1): in T, each tile's d, e, tau and two work vectors (5 n per lane), the rotation
+// buffer (2 per rotation and lane of the P tiles) and, where the sweeps are buffered
+// (n >= kBufferedSweepsFrom; below, Z is Q), each tile's Z (n columns of mid_z_ld); in
+// the compute type (MidCompute<T>), d and e (2 n per lane).
+template <int W, typename T, int P = 1>
 SAFESVD_HD constexpr int64_t tridiag_eigh_scratch(int64_t n) {
-  return (5 * n + 2 * rotation_buffer_capacity(n) + (n >= kBufferedSweepsFrom ? mid_z_ld<W, T>(n) * n : 0)) * W;
+  return (5 * n + 2 * rotation_buffer_capacity(n) + (n >= kBufferedSweepsFrom ? mid_z_ld<W, T>(n) * n : 0)) * W * P;
 }
-template <int W>
+template <int W, int P = 1>
 SAFESVD_HD constexpr int64_t tridiag_eigh_wide_scratch(int64_t n) {
-  return 2 * n * W;
+  return 2 * n * W * P;
 }
 
-// Eigendecomposition of W symmetric n x n matrices (column-major lane tile A, destroyed:
-// only its lower triangle, diagonal included, is read or written, for the scaling's
-// max |a| and finiteness test as for the decomposition; the strict upper triangle may hold
-// anything). Outputs: L (n per lane, NOT sorted: the caller orders them),
-// Q (n x n column-major lanes, column j the eigenvector of L[j]). info[l]: 0 converged,
-// 1 not converged within max_sweeps * n QR sweeps, 2 non-finite input (outputs NaN).
-// scratch, wide: tridiag_eigh_scratch<W, T>(n) values of T, tridiag_eigh_wide_scratch<W>(n)
-// of MidCompute<T>::type.
+// Step 1 of the mid-size eigh (tridiag_eigh_tiles) for one tile: the power-of-two scaling
+// (inv, ok: scale_lower_triangle) and the Householder tridiagonalization of A, into d and
+// e (n per lane; e_(n-1) = 0), the reflectors kept in A below the subdiagonal with their
+// factors in tau. work: 2 n W values.
 template <int W, typename T>
-SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int max_sweeps, T* scratch,
-                                  typename MidCompute<T>::type* wide) {
+SAFESVD_HD void tridiagonalize_tile(T* A, int64_t n, T* d, T* e, T* tau, T* work, T* inv,
+                                    typename tall_detail::Tr<T>::I* ok) {
   using namespace tall_detail;
-  using namespace mid_detail;
-  using U = typename MidCompute<T>::type;
-  using I = typename Tr<T>::I;
-  T* d = scratch;        // diagonal (n)
-  T* e = d + n * W;      // subdiagonal (n - 1 used)
-  T* tau = e + n * W;    // reflector factors (n - 2 used)
-  T* p = tau + n * W;    // work: tau A v, then w
-  T* rot = p + 2 * n * W;  // the buffered QL rotations' (c, s) (after p and w)
-  // Z, the QL rotations' product: Q itself where each rotation is applied as it is made;
-  // its own tile (leading dimension ld) where the sweeps are buffered.
-  const bool buffer = n >= kBufferedSweepsFrom;
-  const int64_t ld = buffer ? mid_z_ld<W, T>(n) : n;
-  T* Z = buffer ? rot + 2 * rotation_buffer_capacity(n) * W : Q;
-  T inv[W];
-  I ok[W];
+  T* p = work;  // tau A v, then w
   scale_lower_triangle<W, T>(A, n, inv, ok);
   auto at = [&](int64_t i, int64_t j) -> T* { return A + (j * n + i) * W; };
 
@@ -449,13 +435,39 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
     e[(n - 1) * W + l] = T(0);
   }
 
+}
+
+// Steps 2 and 3 of the mid-size eigh (tridiag_eigh_tiles) for P tiles at once: their
+// P W lanes run the QL recurrences side by side, so that the latency chain of one
+// tile's step (a square root, a division and some eight dependent operations, ~55
+// cycles at 8 float64 lanes on AVX-512) overlaps the other's: the recurrences of two
+// tiles take 1.5x the time of one (docs/jacobi.md, "Mid-size eigh"). The sweeps run over
+// the union of the P W lanes' windows; each tile's Z gets the rotations of its own lanes
+// (identity outside the lane's window: exact). Each lane's results are those of the tile
+// alone.
+// d[t], e[t]: tile t's tridiagonal (T, n per lane); Z[t]: its rotations' product (Q[t]
+// itself where the sweeps are not buffered), copied to Q[t] at the end; ld: Z's leading
+// dimension; rot: the rotation buffer (2 rotation_buffer_capacity(n) W P values); wide:
+// tridiag_eigh_wide_scratch<W, P>(n) values (the recurrences' d and e, lane t W + l of
+// tile t's lane l, left there for step 4); top: W P values, n - 1 for a lane that
+// converged.
+template <int W, int P, typename T>
+SAFESVD_HD void ql_tiles(int64_t n, const T* const* d, const T* const* e, T* const* Z, T* const* Q, int64_t ld,
+                         T* rot, typename MidCompute<T>::type* wide, int64_t* top, int max_sweeps) {
+  using namespace tall_detail;
+  using namespace mid_detail;
+  using U = typename MidCompute<T>::type;
+  constexpr int WQ = W * P;  // lanes of the recurrences
+  const bool buffer = n >= kBufferedSweepsFrom;
+
   // 2. Z = I: the QL rotations accumulate the eigenvectors of the tridiagonal matrix
   //    into it; Q = H_0 H_1 ... H_{n-3} Z at the end (step 5).
-  for (int64_t c = 0; c < n; ++c)
-    for (int64_t i = 0; i < n; ++i) {
-      SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) Z[(c * ld + i) * W + l] = i == c ? T(1) : T(0);
-    }
+  for (int t = 0; t < P; ++t)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t i = 0; i < n; ++i) {
+        SAFESVD_MID_SIMD
+        for (int l = 0; l < W; ++l) Z[t][(c * ld + i) * W + l] = i == c ? T(1) : T(0);
+      }
 
   // 3. Implicit QL on (d, e) (LAPACK's dsteqr, EISPACK's tql2): lane l works on its
   //    unreduced block [top, end] (e_top-1 = 0 deflated, e_k != 0 inside), shifted by the
@@ -465,39 +477,47 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   //    working precision their rounding dominates the eigenvalue error (step 4); the
   //    rotations applied to Z are rounded to T.
   U* du = wide;
-  U* eu = du + n * W;
-  for (int64_t i = 0; i < n * W; ++i) {
-    du[i] = U(d[i]);
-    eu[i] = U(e[i]);
-  }
-  int64_t top[W], end[W];
-  for (int l = 0; l < W; ++l) top[l] = 0;
+  U* eu = du + n * WQ;
+  for (int64_t k = 0; k < n; ++k)
+    for (int t = 0; t < P; ++t)
+      for (int l = 0; l < W; ++l) {
+        du[k * WQ + t * W + l] = U(d[t][k * W + l]);
+        eu[k * WQ + t * W + l] = U(e[t][k * W + l]);
+      }
+  int64_t end[WQ];
+  for (int l = 0; l < WQ; ++l) top[l] = 0;
   const U eps = Tr<T>::eps(), eps2 = eps * eps, safmin = Tr<T>::min_normal();
   const int64_t max_iterations = int64_t(max_sweeps) * n;
   int64_t iteration = 0;
   int64_t buffered = 0, sweep_hi[kMaxBufferedSweeps], sweep_lo[kMaxBufferedSweeps];
   int sweeps = 0;
+  auto apply_buffer = [&]() {
+    for (int t = 0; t < P; ++t)
+      apply_buffered_sweeps<W, WQ, T>(Z[t], n, ld, rot + t * W, sweep_hi, sweep_lo, sweeps);
+    sweeps = 0;
+    buffered = 0;
+  };
   for (;; ++iteration) {
     // Deflate at the top, then find the end m of each lane's unreduced block [top, m]: one
     // pass over k for all lanes at once, the same decisions as a scan per lane (which was
     // scalar, with a data-dependent exit per lane: ~10% of the QL step at n = 24).
     int64_t kfirst = n;
-    for (int l = 0; l < W; ++l) kfirst = top[l] < kfirst ? top[l] : kfirst;
-    int64_t found[W];
+    for (int l = 0; l < WQ; ++l) kfirst = top[l] < kfirst ? top[l] : kfirst;
+    int64_t found[WQ];
     SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) {
+    for (int l = 0; l < WQ; ++l) {
       found[l] = 0;
       end[l] = n - 1;
     }
     for (int64_t k = kfirst; k < n - 1; ++k) {
       int64_t open = 0;
       SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) {
-        const U ek = eu[k * W + l];
-        const bool small = ek * ek <= eps2 * compute_abs(du[k * W + l]) * compute_abs(du[(k + 1) * W + l]) + safmin;
+      for (int l = 0; l < WQ; ++l) {
+        const U ek = eu[k * WQ + l];
+        const bool small = ek * ek <= eps2 * compute_abs(du[k * WQ + l]) * compute_abs(du[(k + 1) * WQ + l]) + safmin;
         const bool advance = small && k == top[l];                          // e_top negligible
         const bool stop = small && !advance && k >= top[l] && !found[l];  // the block ends at k
-        eu[k * W + l] = advance || stop ? U(0) : ek;
+        eu[k * WQ + l] = advance || stop ? U(0) : ek;
         top[l] = advance ? k + 1 : top[l];
         end[l] = stop ? k : end[l];
         found[l] = stop ? 1 : found[l];
@@ -506,7 +526,7 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       if (!open) break;
     }
     int64_t kmin = n, kmax = -1;
-    for (int l = 0; l < W; ++l) {
+    for (int l = 0; l < WQ; ++l) {
       if (end[l] > top[l]) {
         kmin = top[l] < kmin ? top[l] : kmin;
         kmax = end[l] > kmax ? end[l] : kmax;
@@ -514,47 +534,43 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
     }
     if (kmax < 0 || iteration >= max_iterations) break;
     if (buffer) {
-      if (sweeps == kMaxBufferedSweeps || buffered + (kmax - kmin) > rotation_buffer_capacity(n)) {
-        apply_buffered_sweeps<W, T>(Z, n, ld, rot, sweep_hi, sweep_lo, sweeps);
-        sweeps = 0;
-        buffered = 0;
-      }
+      if (sweeps == kMaxBufferedSweeps || buffered + (kmax - kmin) > rotation_buffer_capacity(n)) apply_buffer();
       sweep_hi[sweeps] = kmax - 1;
       sweep_lo[sweeps] = kmin;
       ++sweeps;
     }
-    U g[W], s[W], c[W], p[W];
+    U g[WQ], s[WQ], c[WQ], p[WQ];
     SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) {
+    for (int l = 0; l < WQ; ++l) {
       const int64_t t = top[l] < n - 1 ? top[l] : n - 2, m = end[l];
-      const U et = eu[t * W + l];
-      const U dt = du[t * W + l];
-      const U gg = (du[(t + 1) * W + l] - dt) * compute_recip_where(et != U(0), U(2) * et);
+      const U et = eu[t * WQ + l];
+      const U dt = du[t * WQ + l];
+      const U gg = (du[(t + 1) * WQ + l] - dt) * compute_recip_where(et != U(0), U(2) * et);
       const U r = compute_sqrt(compute_fma(gg, gg, U(1)));
       const U den = gg >= U(0) ? gg + r : gg - r;
-      g[l] = du[m * W + l] - dt + et * compute_recip_where(den != U(0), den);
+      g[l] = du[m * WQ + l] - dt + et * compute_recip_where(den != U(0), den);
       s[l] = U(1);
       c[l] = U(1);
       p[l] = U(0);
     }
     // The sweep's rotations into the buffer (applied to Z by apply_buffered_sweeps).
     for (int64_t i = kmax - 1; i >= kmin; --i) {
-      T* cr = rot + buffered * 2 * W;
-      T* sr = cr + W;
+      T* cr = rot + buffered * 2 * WQ;
+      T* sr = cr + WQ;
       SAFESVD_MID_SIMD
-      for (int l = 0; l < W; ++l) {
+      for (int l = 0; l < WQ; ++l) {
         const bool active = end[l] > top[l] && i >= top[l] && i < end[l];
         // 2 b off the chain through r: (2 cn) b = cn (2 b) exactly, one multiplication
         // less after the square root and division (1-3% of the eigh at n = 24..64).
-        const U f = s[l] * eu[i * W + l], b = c[l] * eu[i * W + l], b2 = U(2) * b;
+        const U f = s[l] * eu[i * WQ + l], b = c[l] * eu[i * WQ + l], b2 = U(2) * b;
         const U r = compute_sqrt(compute_fma(g[l], g[l], f * f));
         const U ir = compute_recip_where(r > U(0), r);
         const U cn = r > U(0) ? g[l] * ir : U(1), sn = r > U(0) ? f * ir : U(0);
-        if (i + 1 < n) eu[(i + 1) * W + l] = active && i != end[l] - 1 ? r : eu[(i + 1) * W + l];
-        const U gg = du[(i + 1) * W + l] - p[l];
-        const U rr = compute_fma((du[i * W + l] - gg), sn, cn * b2);
+        if (i + 1 < n) eu[(i + 1) * WQ + l] = active && i != end[l] - 1 ? r : eu[(i + 1) * WQ + l];
+        const U gg = du[(i + 1) * WQ + l] - p[l];
+        const U rr = compute_fma((du[i * WQ + l] - gg), sn, cn * b2);
         const U pn = sn * rr;
-        du[(i + 1) * W + l] = active ? gg + pn : du[(i + 1) * W + l];
+        du[(i + 1) * WQ + l] = active ? gg + pn : du[(i + 1) * WQ + l];
         g[l] = active ? compute_fma(cn, rr, -b) : g[l];
         p[l] = active ? pn : p[l];
         c[l] = active ? cn : c[l];
@@ -565,24 +581,39 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
       if (buffer)
         ++buffered;
       else
-        rotate_rows<W, T>(Z, n, ld, i, cr, sr);
+        for (int t = 0; t < P; ++t) rotate_rows<W, T>(Z[t], n, ld, i, cr + t * W, sr + t * W);
     }
     SAFESVD_MID_SIMD
-    for (int l = 0; l < W; ++l) {
+    for (int l = 0; l < WQ; ++l) {
       if (end[l] > top[l]) {
-        du[top[l] * W + l] -= p[l];
-        eu[top[l] * W + l] = g[l];
+        du[top[l] * WQ + l] -= p[l];
+        eu[top[l] * WQ + l] = g[l];
       }
     }
   }
   if (buffer) {
-    apply_buffered_sweeps<W, T>(Z, n, ld, rot, sweep_hi, sweep_lo, sweeps);
-    for (int64_t c = 0; c < n; ++c)
-      for (int64_t i = 0; i < n; ++i) {
-        SAFESVD_MID_SIMD
-        for (int l = 0; l < W; ++l) Q[(c * n + i) * W + l] = Z[(c * ld + i) * W + l];
-      }
+    apply_buffer();
+    for (int t = 0; t < P; ++t)
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t i = 0; i < n; ++i) {
+          SAFESVD_MID_SIMD
+          for (int l = 0; l < W; ++l) Q[t][(c * n + i) * W + l] = Z[t][(c * ld + i) * W + l];
+        }
   }
+}
+
+// Steps 4 to 6 of the mid-size eigh (tridiag_eigh_tiles) for one tile: the eigenvalues
+// into L, Q = H_0 ... H_(n-3) Z with unit columns, NaN for a lane of non-finite input,
+// info. d, e: the tile's tridiagonal (T, still as step 1 left it); du: the recurrences'
+// diagonal, lane l at du[k * WQ + l] (ql_tiles, offset to the tile); top: the tile's W
+// values of ql_tiles' top; p: n W values of work; pack: kReflectorBlock n W values.
+template <int W, int WQ, typename T>
+SAFESVD_HD void finish_tile(const T* A, int64_t n, T* L, T* Q, int* info, T* d, const T* e, const T* tau, T* p,
+                            T* pack, const typename MidCompute<T>::type* du, const int64_t* top, const T* inv,
+                            const typename tall_detail::Tr<T>::I* ok) {
+  using namespace tall_detail;
+  using U = typename MidCompute<T>::type;
+  T* rot = pack;
   // 4. The eigenvalues. Where the recurrences ran in a wider type, d is accurate. Where
   //    they could not (float64 without a wider type at hand, MidCompute), their rounding
   //    would dominate the eigenvalue error (3-6x LAPACK's at n = 32..64): take instead the
@@ -590,7 +621,8 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
   //    second order in the vectors' error, also inside clusters (any vector of an
   //    invariant subspace of nearly equal eigenvalues gives one of them to within their gap).
   if (sizeof(U) > sizeof(T)) {
-    for (int64_t i = 0; i < n * W; ++i) d[i] = T(du[i]);
+    for (int64_t k = 0; k < n; ++k)
+      for (int l = 0; l < W; ++l) d[k * W + l] = T(du[k * WQ + l]);
   } else {
     // The sum of the terms d_k z_k^2 and 2 e_k z_k z_k+1 with its rounding errors carried
     // (Ogita, Rump and Oishi's Dot2: TwoProduct by fma, TwoSum), so that the quotient is
@@ -671,6 +703,51 @@ SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int ma
     for (int l = 0; l < W; ++l) Q[i * W + l] = ok[l] ? Q[i * W + l] : jacobi_detail::quiet_nan<T>();
   }
   for (int l = 0; l < W; ++l) info[l] = !ok[l] ? 2 : (hi[l] > 0 ? 1 : 0);
+}
+
+// Eigendecomposition of P tiles of W symmetric n x n matrices each (column-major lane
+// tiles A[t], destroyed: only the lower triangle, diagonal included, is read or written,
+// for the scaling's max |a| and finiteness test as for the decomposition; the strict
+// upper triangle may hold anything). Outputs: L[t] (n per lane, NOT sorted: the caller
+// orders them), Q[t] (n x n column-major lanes, column j the eigenvector of L[j]).
+// info[t][l]: 0 converged, 1 not converged within max_sweeps * n QR sweeps, 2 non-finite
+// input (outputs NaN). scratch, wide: tridiag_eigh_scratch<W, T, P>(n) values of T,
+// tridiag_eigh_wide_scratch<W, P>(n) of MidCompute<T>::type. Each lane's results are
+// those of its tile alone (P = 1): the P tiles only share the QL recurrences' loop
+// (ql_tiles).
+template <int W, int P, typename T>
+SAFESVD_HD void tridiag_eigh_tiles(T* const* A, int64_t n, T* const* L, T* const* Q, int* const* info, int max_sweeps,
+                                   T* scratch, typename MidCompute<T>::type* wide) {
+  using I = typename tall_detail::Tr<T>::I;
+  // Layout: per tile d, e, tau and two work vectors (5 n W), then the rotation buffer,
+  // then per tile Z where the sweeps are buffered.
+  const bool buffer = n >= kBufferedSweepsFrom;
+  const int64_t ld = buffer ? mid_z_ld<W, T>(n) : n;
+  T* rot = scratch + 5 * n * W * P;
+  T *d[P], *e[P], *tau[P], *work[P], *Z[P];
+  T inv[P][W];
+  I ok[P][W];
+  for (int t = 0; t < P; ++t) {
+    d[t] = scratch + 5 * n * W * t;
+    e[t] = d[t] + n * W;
+    tau[t] = e[t] + n * W;
+    work[t] = tau[t] + n * W;
+    Z[t] = buffer ? rot + 2 * rotation_buffer_capacity(n) * W * P + mid_z_ld<W, T>(n) * n * W * t : Q[t];
+    tridiagonalize_tile<W, T>(A[t], n, d[t], e[t], tau[t], work[t], inv[t], ok[t]);
+  }
+  int64_t top[W * P];
+  ql_tiles<W, P, T>(n, d, e, Z, Q, ld, rot, wide, top, max_sweeps);
+  // The rotation buffer, free from here, holds a block's reflectors (step 5).
+  for (int t = 0; t < P; ++t)
+    finish_tile<W, W * P, T>(A[t], n, L[t], Q[t], info[t], d[t], e[t], tau[t], work[t], rot, wide + t * W,
+                             top + t * W, inv[t], ok[t]);
+}
+
+// One tile (the mid-size svd's eigh of its Gram matrix, mid_svd.h).
+template <int W, typename T>
+SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int max_sweeps, T* scratch,
+                                  typename MidCompute<T>::type* wide) {
+  tridiag_eigh_tiles<W, 1, T>(&A, n, &L, &Q, &info, max_sweeps, scratch, wide);
 }
 
 }  // namespace kernels
