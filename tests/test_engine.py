@@ -186,25 +186,29 @@ def test_mid_size_lanes_are_independent(n, dtype):
                     assert torch.equal(x[b], y[b - 1]), f"{kind} n={n} matrix {b}: shifted"
 
 
+@pytest.mark.parametrize("kind", ["eigh", "svd"])
 @pytest.mark.parametrize("n", [24, 45, 64])
-def test_mid_size_eigh_tile_pairs_match_tiles_alone(n):
-    """float64 runs the mid-size eigh's tiles in pairs (their QL recurrences side by side,
-    kernels/tridiag_eigh.h, tridiag_eigh_tiles) and a range's odd last tile alone: on one
-    thread a batch of five tiles (any lane width up to 8) takes both paths, and every
-    matrix's result is bit for bit that of the matrix alone (a tile of its own, with its
-    lanes' copies of it). n = 24: rotations applied as made; 45, 64: buffered."""
-    sets = accuracy_sets(n, torch.float64, count=10, seed=5, kind="eigh")
+def test_mid_size_tile_pairs_match_tiles_alone(n, kind):
+    """float64 runs the mid-size engine's tiles in pairs (the QL recurrences of their eigh,
+    or of their Gram matrices' eigh, side by side: kernels/tridiag_eigh.h,
+    tridiag_eigh_tiles) and a range's odd last tile alone: on one thread a batch of five
+    tiles (any lane width up to 8) takes both paths, and every matrix's result is bit for
+    bit that of the matrix alone (a tile of its own, with its lanes' copies of it).
+    n = 24: rotations applied as made; 45, 64: buffered."""
+    sets = accuracy_sets(n, torch.float64, count=10, seed=5, kind=kind)
     A = torch.cat([sets[name] for name in ("random", "clustered", "ill_conditioned", "repeated")])[:40]
+    run = (lambda M: safesvd.eigh(M, driver="jacobi")) if kind == "eigh" else (
+        lambda M: safesvd.svd(M, driver="jacobi"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        L, Q = safesvd.eigh(A, driver="jacobi")
+        full = run(A)
         for b in range(A.shape[0]):
-            L1, Q1 = safesvd.eigh(A[b:b + 1], driver="jacobi")
-            assert torch.equal(L[b], L1[0]) and torch.equal(Q[b], Q1[0]), f"n={n} matrix {b}: pair vs alone"
+            alone = run(A[b:b + 1])
+            for x, y in zip(full, alone):
+                assert torch.equal(x[b], y[0]), f"{kind} n={n} matrix {b}: pair vs alone"
     finally:
         torch.set_num_threads(threads)
-    assert (L[:, 1:] >= L[:, :-1]).all()
 
 
 def test_mid_size_gradients_layout_and_non_finite():

@@ -105,28 +105,19 @@ SAFESVD_HD void orthogonalize_column(T* X, int64_t n, int64_t j, const typename 
 
 }  // namespace mid_svd_detail
 
-// SVD of W square n x n matrices A = U diag(S) V^T (column-major lane tile, destroyed).
-// U, V: n x n column-major lanes; S: n per lane, NOT sorted (the caller orders U, S, V
-// together). info: 0 converged, 1 not converged within max_sweeps Jacobi sweeps (or the
-// eigh of the Gram matrix did not converge: then Jacobi runs from V0 = I), 2 non-finite
-// input (outputs NaN).
-template <int W, typename T>
-SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
-                             typename MidCompute<T>::type* wide) {
-  using namespace mid_svd_detail;
-  using I = typename Tr<T>::I;
-  const int64_t nn = n * n;
-  T* G = U;                // the Gram matrix A^T A, then (eigh) destroyed; U from step 4
-  T* B = scratch;          // A V0, rotated by Jacobi
-  T* ev = B + nn * W;      // eigenvalues of G (unused)
-  T* eig_scratch = ev + n * W;
-  T* norms = eig_scratch + tridiag_eigh_scratch<W, T>(n);  // ||b_j||^2
-  T* work = norms + n * W;
-  T inv[W];
-  I ok[W];
-  scale_columns<W, T>(A, nn, inv, ok);
+// The mid-size svd of P tiles (one, or two in float64: the eigh of their Gram matrices
+// runs its QL recurrences side by side, tridiag_eigh_tiles) in three steps: mid_svd_gram
+// (the scaling and G = A^T A, step 1's first half), the eigh of the tiles' G together,
+// mid_svd_finish (the rest). mid_svd_tile is the three for one tile.
 
-  // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors. Rows of the
+// Step 1's first half for one tile: the power-of-two scaling of A's columns (inv, ok:
+// scale_columns), then G = A^T A into G (n x n lanes; U's space).
+template <int W, typename T>
+SAFESVD_HD void mid_svd_gram(T* A, int64_t n, T* G, T* inv, typename tall_detail::Tr<T>::I* ok) {
+  using namespace mid_svd_detail;
+  scale_columns<W, T>(A, n * n, inv, ok);
+
+  // 1. G = A^T A (the upper triangle, mirrored), V0 its eigenvectors (the caller). Rows of the
   //    triangle in blocks of kRowBlock columns, their sums in registers: a load of a_i
   //    feeds kRowBlock products (dot products one entry at a time loaded both factors
   //    of each). Block by block, so that the block's columns stay in L1 while every a_i
@@ -160,8 +151,19 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
         for (int l = 0; l < W; ++l) G[(j * n + i) * W + l] = G[(i * n + j) * W + l] = g[c][l];
       }
     }
-  int eig_info[W];
-  tridiag_eigh_tile<W, T>(G, n, ev, V, eig_info, max_sweeps, eig_scratch, wide);
+}
+
+// Steps 2 to 5 for one tile, V holding the eigenvectors of G (eig_info: the eigh's info
+// per lane; U: G's space, free), inv and ok from mid_svd_gram. scratch: mid_svd_scratch.
+template <int W, typename T>
+SAFESVD_HD void mid_svd_finish(const T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
+                               const int* eig_info, const T* inv, const typename tall_detail::Tr<T>::I* ok) {
+  using namespace mid_svd_detail;
+  using I = typename Tr<T>::I;
+  const int64_t nn = n * n;
+  T* B = scratch;                                                     // A V0, rotated by Jacobi
+  T* norms = B + nn * W + n * W + tridiag_eigh_scratch<W, T>(n);  // ||b_j||^2
+  T* work = norms + n * W;
   for (int64_t e = 0; e < nn; ++e) {  // a lane whose eigh failed starts from V0 = I
     const int64_t i = e % n, j = e / n;
     SAFESVD_MSVD_SIMD
@@ -319,6 +321,40 @@ SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int m
     }
   }
   for (int l = 0; l < W; ++l) info[l] = !ok[l] ? 2 : (rotated_sweep[l] && sweep >= max_sweeps ? 1 : 0);
+}
+
+// SVD of P tiles of W square n x n matrices each, A = U diag(S) V^T (column-major lane
+// tiles A[t], destroyed). U, V: n x n column-major lanes; S: n per lane, NOT sorted (the
+// caller orders U, S, V together). info: 0 converged, 1 not converged within max_sweeps
+// Jacobi sweeps (or the eigh of the Gram matrix did not converge: then Jacobi runs from
+// V0 = I), 2 non-finite input (outputs NaN). scratch[t]: mid_svd_scratch<W, T>(n) values
+// each; eig_scratch, wide: tridiag_eigh_scratch<W, T, P>(n) and
+// tridiag_eigh_wide_scratch<W, P>(n) values (P = 1: eig_scratch may be the tile's own,
+// mid_svd_tile). Each lane's results are those of its tile alone.
+template <int W, int P, typename T>
+SAFESVD_HD void mid_svd_tiles_kernel(T* const* A, int64_t n, T* const* U, T* const* S, T* const* V,
+                                     int* const* info, int max_sweeps, T* const* scratch, T* eig_scratch,
+                                     typename MidCompute<T>::type* wide) {
+  using I = typename tall_detail::Tr<T>::I;
+  T inv[P][W];
+  I ok[P][W];
+  int eig_info[P][W];
+  int* eig_infos[P];
+  T* ev[P];  // the eigenvalues of G (unused)
+  for (int t = 0; t < P; ++t) {
+    eig_infos[t] = eig_info[t];
+    ev[t] = scratch[t] + n * n * W;
+    mid_svd_gram<W, T>(A[t], n, U[t], inv[t], ok[t]);
+  }
+  tridiag_eigh_tiles<W, P, T>(U, n, ev, V, eig_infos, max_sweeps, eig_scratch, wide);
+  for (int t = 0; t < P; ++t)
+    mid_svd_finish<W, T>(A[t], n, U[t], S[t], V[t], info[t], max_sweeps, scratch[t], eig_info[t], inv[t], ok[t]);
+}
+
+template <int W, typename T>
+SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
+                             typename MidCompute<T>::type* wide) {
+  mid_svd_tiles_kernel<W, 1, T>(&A, n, &U, &S, &V, &info, max_sweeps, &scratch, scratch + n * n * W + n * W, wide);
 }
 
 }  // namespace kernels
