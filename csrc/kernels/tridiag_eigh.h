@@ -439,9 +439,9 @@ SAFESVD_HD void tridiagonalize_tile(T* A, int64_t n, T* d, T* e, T* tau, T* work
 
 // Steps 2 and 3 of the mid-size eigh (tridiag_eigh_tiles) for P tiles at once: their
 // P W lanes run the QL recurrences side by side, so that the latency chain of one
-// tile's step (a square root, a division and some eight dependent operations, ~55
-// cycles at 8 float64 lanes on AVX-512) overlaps the other's: the recurrences of two
-// tiles take 1.5x the time of one (docs/jacobi.md, "Mid-size eigh"). The sweeps run over
+// tile's step (a square root, a division and some eight dependent operations, ~55 TSC
+// ticks at 8 float64 lanes on AVX-512, Intel Xeon) overlaps the other's: a step of two
+// tiles took 1.3x the time of one's, not 2x (docs/jacobi.md, "Mid-size eigh"). The sweeps run over
 // the union of the P W lanes' windows; each tile's Z gets the rotations of its own lanes
 // (identity outside the lane's window: exact). Each lane's results are those of the tile
 // alone.
