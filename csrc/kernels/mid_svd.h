@@ -38,6 +38,18 @@ template <int W, typename T>
 SAFESVD_HD constexpr int64_t mid_svd_scratch(int64_t n) {
   return n * n * W + n * W + tridiag_eigh_scratch<W, T>(n) + 2 * n * W;
 }
+// The parts of one tile's mid_svd_scratch, in that order: B = A V0 (n x n), the Gram
+// matrix's eigenvalues (n, unused), the eigh's scratch, ||b_j||^2 (n) and a work column (n).
+template <int W, typename T>
+struct MidSvdScratch {
+  T *B, *ev, *eig, *norms, *work;
+  SAFESVD_HD MidSvdScratch(T* scratch, int64_t n)
+      : B(scratch),
+        ev(B + n * n * W),
+        eig(ev + n * W),
+        norms(eig + tridiag_eigh_scratch<W, T>(n)),
+        work(norms + n * W) {}
+};
 
 // Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
 constexpr int kRowBlock = 8;
@@ -161,9 +173,10 @@ SAFESVD_HD void mid_svd_finish(const T* A, int64_t n, T* U, T* S, T* V, int* inf
   using namespace mid_svd_detail;
   using I = typename Tr<T>::I;
   const int64_t nn = n * n;
-  T* B = scratch;                                                     // A V0, rotated by Jacobi
-  T* norms = B + nn * W + n * W + tridiag_eigh_scratch<W, T>(n);  // ||b_j||^2
-  T* work = norms + n * W;
+  const MidSvdScratch<W, T> parts(scratch, n);
+  T* B = parts.B;  // A V0, rotated by Jacobi
+  T* norms = parts.norms;
+  T* work = parts.work;
   for (int64_t e = 0; e < nn; ++e) {  // a lane whose eigh failed starts from V0 = I
     const int64_t i = e % n, j = e / n;
     SAFESVD_MSVD_SIMD
@@ -343,7 +356,7 @@ SAFESVD_HD void mid_svd_tiles_kernel(T* const* A, int64_t n, T* const* U, T* con
   T* ev[P];  // the eigenvalues of G (unused)
   for (int t = 0; t < P; ++t) {
     eig_infos[t] = eig_info[t];
-    ev[t] = scratch[t] + n * n * W;
+    ev[t] = MidSvdScratch<W, T>(scratch[t], n).ev;
     mid_svd_gram<W, T>(A[t], n, U[t], inv[t], ok[t]);
   }
   tridiag_eigh_tiles<W, P, T>(U, n, ev, V, eig_infos, max_sweeps, eig_scratch, wide);
@@ -354,7 +367,8 @@ SAFESVD_HD void mid_svd_tiles_kernel(T* const* A, int64_t n, T* const* U, T* con
 template <int W, typename T>
 SAFESVD_HD void mid_svd_tile(T* A, int64_t n, T* U, T* S, T* V, int* info, int max_sweeps, T* scratch,
                              typename MidCompute<T>::type* wide) {
-  mid_svd_tiles_kernel<W, 1, T>(&A, n, &U, &S, &V, &info, max_sweeps, &scratch, scratch + n * n * W + n * W, wide);
+  mid_svd_tiles_kernel<W, 1, T>(&A, n, &U, &S, &V, &info, max_sweeps, &scratch, MidSvdScratch<W, T>(scratch, n).eig,
+                                wide);
 }
 
 }  // namespace kernels

@@ -613,7 +613,6 @@ SAFESVD_HD void finish_tile(const T* A, int64_t n, T* L, T* Q, int* info, T* d, 
                             const typename tall_detail::Tr<T>::I* ok) {
   using namespace tall_detail;
   using U = typename MidCompute<T>::type;
-  T* rot = pack;
   // 4. The eigenvalues. Where the recurrences ran in a wider type, d is accurate. Where
   //    they could not (float64 without a wider type at hand, MidCompute), their rounding
   //    would dominate the eigenvalue error (3-6x LAPACK's at n = 32..64): take instead the
@@ -659,22 +658,22 @@ SAFESVD_HD void finish_tile(const T* A, int64_t n, T* L, T* Q, int* info, T* d, 
   }
 
   // 5. Q = H_0 H_1 ... H_{n-3} Z, the reflectors applied last to first (H_k touches rows
-  //    k+1.. of every column) in blocks of kReflectorBlock, the last block first. The
-  //    rotation buffer, free from here, holds a block's reflectors row by row
+  //    k+1.. of every column) in blocks of kReflectorBlock, the last block first. pack
+  //    (the rotation buffer, free from here) holds a block's reflectors row by row
   //    (apply_reflector_block: kReflectorBlock n <= 2 rotation_buffer_capacity(n)).
   static_assert(kReflectorBlock <= 2 * rotation_buffer_capacity(1), "the rotation buffer holds a block");
   for (int64_t kb = n - 2; kb > 0;) {
     const int64_t k0 = kb > kReflectorBlock ? kb - kReflectorBlock : 0;
     static_assert(kReflectorBlock == 8, "one case per block size");
     switch (kb - k0) {
-      case 8: apply_reflector_block<8, W, T>(A, n, k0, tau, Q, rot); break;
-      case 7: apply_reflector_block<7, W, T>(A, n, k0, tau, Q, rot); break;
-      case 6: apply_reflector_block<6, W, T>(A, n, k0, tau, Q, rot); break;
-      case 5: apply_reflector_block<5, W, T>(A, n, k0, tau, Q, rot); break;
-      case 4: apply_reflector_block<4, W, T>(A, n, k0, tau, Q, rot); break;
-      case 3: apply_reflector_block<3, W, T>(A, n, k0, tau, Q, rot); break;
-      case 2: apply_reflector_block<2, W, T>(A, n, k0, tau, Q, rot); break;
-      default: apply_reflector_block<1, W, T>(A, n, k0, tau, Q, rot); break;
+      case 8: apply_reflector_block<8, W, T>(A, n, k0, tau, Q, pack); break;
+      case 7: apply_reflector_block<7, W, T>(A, n, k0, tau, Q, pack); break;
+      case 6: apply_reflector_block<6, W, T>(A, n, k0, tau, Q, pack); break;
+      case 5: apply_reflector_block<5, W, T>(A, n, k0, tau, Q, pack); break;
+      case 4: apply_reflector_block<4, W, T>(A, n, k0, tau, Q, pack); break;
+      case 3: apply_reflector_block<3, W, T>(A, n, k0, tau, Q, pack); break;
+      case 2: apply_reflector_block<2, W, T>(A, n, k0, tau, Q, pack); break;
+      default: apply_reflector_block<1, W, T>(A, n, k0, tau, Q, pack); break;
     }
     kb = k0;
   }
