@@ -547,8 +547,9 @@ def test_small_bmm_matches_bmm(dtype):
     error below n eps |X| |Y| (|.| entrywise), and with orthogonal factors ||gA||_F = ||M||_F:
     each result is within a few n eps ||gA||_F of the exact one, asserted per matrix as
     max |ours - BLAS| <= 4 n eps ||gA||_F. Sizes on either side of the kernel's row blocks
-    (17 and 33: one row past whole vectors; 24, 31: a zero-padded block of the last rows in
-    float32, 31 in float64 too; 48: three vectors left in float32, two in float64; 64) and
+    (17 and 33: one row past whole vectors; 20, 24, 31: a block of half a vector for the
+    last rows in float32, 20 in float64 too, then for 31 a zero-padded block of what is
+    left; 24 and 48: three vectors left, in float64 and float32; 48: two in float64; 64) and
     the first size it does not take (65); both ops and the matrix functions' backward
     (eigh_fn's for sqrtm, svd_fn's square one), absent cotangents, a transposed
     (non-contiguous) cotangent, an exactly degenerate spectrum."""
@@ -571,7 +572,7 @@ def test_small_bmm_matches_bmm(dtype):
         assert cpu_small_bmm(-1) == 1
         return f(), blas
 
-    for n in (17, 24, 31, 33, 48, 64, 65):
+    for n in (17, 20, 24, 31, 33, 48, 64, 65):
         calls = cpu_soa_calls("gemm")
         B = 6
         X = torch.randn(B, n, n, dtype=dtype, generator=g)
