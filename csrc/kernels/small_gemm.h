@@ -159,12 +159,15 @@ inline void gemm_tail_rows(int64_t n, const T* X, int64_t ldx, const T* Y, int64
 // D = X Y (the layouts above), 0 <= n <= kSmallGemmMaxDim. V: the ISA's lanes for T. Row
 // blocks of 4 vectors by 6 columns (24 accumulators) where there are 32 vector registers
 // (V = 8 doubles or 16 floats: AVX-512), else 3 vectors by 4 columns (12 of 16 registers);
-// of the whole vectors left, two in one block of 6 columns, one or three a vector at a
-// time by 4 columns; the last n % V rows in a zero-padded block (gemm_tail_rows), or as
-// scalar code when there is one. Measured on AVX-512 (500 products, one thread, GFLOP/s):
-// float64 48 (two vectors left) 34-36 -> 39-42 with the 6-column block; three single vectors
-// (float64 24) 50, as one block of three by 6 or 8 columns 45; 64 x 64 float64 with its
-// operands in cache, 4 vectors by 4 columns 60-68, by 6 columns 71-75 (2-core Intel Xeon).
+// of the whole vectors left, two in one block by 6 columns, three in one by 8, one by 8;
+// the last n % V rows from half a vector up in half-width blocks, then a zero-padded block
+// (gemm_tail_rows), or as scalar code when one row is left. Measured on AVX-512 when the
+// kernel was written (500 products, one thread, GFLOP/s): float64 48 (two vectors left)
+// 34-36 -> 39-42 with the 6-column block; three single vectors by 4 columns (float64 24)
+// 50, as one block of three by 6 or 8 columns 45. On the 2-core Intel Xeon the other way
+// round: inside the backward op, three single vectors by 4 columns (float32 48) took 1.2x
+// MKL's time, the block of three by 8 1.0x (docs/architecture.md, "Batched backward");
+// 64 x 64 float64 with its operands in cache, 4 vectors by 4 columns 60-68, by 6 71-75.
 // Every entry of D is the same k-ordered sum whichever block computes it.
 // next_X, next_Y: the next product's operands (same layouts), prefetched (GemmPrefetch);
 // null for none.
