@@ -32,7 +32,7 @@ namespace safesvd {
 namespace kernels {
 
 // The type of the QL recurrences for T: float's run in double; double's in double, with
-// the eigenvalues then refined by Rayleigh quotients (step 4 of tridiag_eigh_tile: the
+// the eigenvalues then refined by Rayleigh quotients (step 4 of tridiag_eigh_tiles: the
 // x87 long double would cost 1.6x in all).
 template <typename T>
 struct MidCompute {
@@ -740,13 +740,6 @@ SAFESVD_HD void tridiag_eigh_tiles(T* const* A, int64_t n, T* const* L, T* const
   for (int t = 0; t < P; ++t)
     finish_tile<W, W * P, T>(A[t], n, L[t], Q[t], info[t], d[t], e[t], tau[t], work[t], rot, wide + t * W,
                              top + t * W, inv[t], ok[t]);
-}
-
-// One tile (the mid-size svd's eigh of its Gram matrix, mid_svd.h).
-template <int W, typename T>
-SAFESVD_HD void tridiag_eigh_tile(T* A, int64_t n, T* L, T* Q, int* info, int max_sweeps, T* scratch,
-                                  typename MidCompute<T>::type* wide) {
-  tridiag_eigh_tiles<W, 1, T>(&A, n, &L, &Q, &info, max_sweeps, scratch, wide);
 }
 
 }  // namespace kernels
