@@ -107,6 +107,10 @@ TORCH_LIBRARY(safesvd, m) {
 
   // The instruction set the CPU forward engine runs ("baseline", "avx2", "avx512").
   m.def("_cpu_isa() -> str");
+  // The CPU output cache (csrc/aten/output_cache.cpp): sets the limit of idle bytes when
+  // given, empties it when clear, and returns [idle bytes, limit, idle blocks, reuses,
+  // new blocks].
+  m.def("_cpu_output_cache(int? limit_bytes=None, bool clear=False) -> int[]");
   // Whether this build has kernels for a device type ("cpu", "cuda", ...).
   m.def("_has_device_kernels(str device) -> bool");
   // (Test hooks are exported C symbols, not operators: csrc/testing.h.)

@@ -117,7 +117,7 @@ Tensor max_abs(const Tensor& x, at::IntArrayRef dims) {
   const int64_t B = x3.size(0), len = over == 0 ? 1 : over == 1 ? c : r;
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 2);
   if (over) shape.push_back(len);
-  Tensor out = at::empty(shape, x.options());
+  Tensor out = empty_output(shape, x.options());
   if (B == 0 || len == 0) return out.zero_();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "safesvd_max_abs", [&] {
     const scalar_t* px = x3.const_data_ptr<scalar_t>();
@@ -154,7 +154,7 @@ Tensor device_bmm(const DeviceKernels& dev, const Tensor& a, const Tensor& b, Te
   const auto dtype = at::promote_types(a.scalar_type(), b.scalar_type());
   if (!spare.defined() || !spare.is_contiguous() || spare.scalar_type() != dtype ||
       spare.sizes() != at::IntArrayRef({a.size(0), a.size(1), b.size(2)}) || spare.is_same(a) || spare.is_same(b))
-    spare = at::empty({a.size(0), a.size(1), b.size(2)}, a.options().dtype(dtype));
+    spare = empty_output({a.size(0), a.size(1), b.size(2)}, a.options().dtype(dtype));
   bmm_into(dev, a, b, spare);
   return spare;
 }

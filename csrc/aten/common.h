@@ -102,6 +102,12 @@ inline std::vector<int64_t> with_trailing(std::vector<int64_t> shape, std::initi
   return shape;
 }
 
+// A new tensor for an operator's output or a large temporary: on the CPU, from the
+// output cache (csrc/aten/output_cache.cpp: memory of an earlier call's freed output of
+// the same size, its pages mapped already), elsewhere at::empty / at::empty_strided.
+Tensor empty_output(at::IntArrayRef shape, const at::TensorOptions& options);
+Tensor empty_strided_output(at::IntArrayRef shape, at::IntArrayRef strides, const at::TensorOptions& options);
+
 // A new (..., r, c) tensor whose matrices are column-major (LAPACK's layout) and
 // whose batch is contiguous: the strides torch.linalg.svd / eigh return, so fake
 // tensors and forward-mode tangents agree with either driver. Not a view.
@@ -116,7 +122,7 @@ inline Tensor empty_column_major(const std::vector<int64_t>& shape, const at::Te
     strides[i] = step;
     step *= std::max<int64_t>(shape[i], 1);
   }
-  return at::empty_strided(shape, strides, options);
+  return empty_strided_output(shape, strides, options);
 }
 // Its matrices as one (B, r, c) batch (a view of the same memory).
 inline Tensor as_matrix_batch(const Tensor& X) {

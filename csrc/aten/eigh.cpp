@@ -25,9 +25,9 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
   }
   const Tensor A3 = A.reshape({-1, n, n});
   // Q column-major like LAPACK's, allocated in its final shape (not a view); see svd.cpp.
-  Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options()),
+  Tensor L = empty_output(with_trailing(batch_shape(A), {n}), A.options()),
          Q = empty_column_major(A.sizes().vec(), A.options());
-  Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q), info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
+  Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q), info = empty_output({A3.size(0)}, A.options().dtype(at::kInt));
   dev.eigh_jacobi(A3, UPLO == "L", L3, Q3, info);
   if (dev.jacobi_fallback) {
     if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
@@ -45,7 +45,7 @@ void eigh_backward_batched(const DeviceKernels& dev, const EighBackwardArgs& a, 
   const Tensor QhgQ = a.gQ.defined() ? device_bmm(dev, a.Q.mH(), a.gQ, Tensor()) : Tensor();
   const Tensor cotangent_scale = max_abs_or_zero(a.gQ, a.L.select(-1, 0)).contiguous();
   const int64_t B = a.L.size(0);
-  Tensor J = at::empty({B, a.n, a.n}, a.Q.options());
+  Tensor J = empty_output({B, a.n, a.n}, a.Q.options());
   dev.eigh_build_J({QhgQ, a.L.contiguous(), a.gL.defined() ? a.gL.contiguous() : Tensor(), cotangent_scale, a.guard},
                    J, gauge);
   bmm_into(dev, a.Q, device_bmm(dev, J, a.Q.mH(), QhgQ), out);
@@ -66,12 +66,12 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
   const int64_t B = args.L.size(0);
   Tensor gA, gauge;
   if (dev.backward_fused ? dev.backward_fused(Q, n, n) : n <= dev.fused_max_dim) {
-    gA = at::empty({B, n, n}, Q.options());
-    gauge = at::empty({B, 3}, L.options());
+    gA = empty_output({B, n, n}, Q.options());
+    gauge = empty_output({B, 3}, L.options());
     dev.eigh_backward_fused(args, gA, gauge);
   } else {
-    gA = at::empty({B, n, n}, Q.options());
-    gauge = at::empty({B, 3}, L.options());
+    gA = empty_output({B, n, n}, Q.options());
+    gauge = empty_output({B, 3}, L.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       Tensor gauge_part = batch_slice(gauge, b0, b1);
       eigh_backward_batched(dev,

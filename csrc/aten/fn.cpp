@@ -50,13 +50,13 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
   const FnBackwardArgs a{U.reshape({-1, m, k}), Vh.reshape({-1, k, n}), G.reshape({-1, m, n}),
                          S.reshape({-1, k}), fS.reshape({-1, k}), dfS.reshape({-1, k}), m, n, k, rt, at_};
   const int64_t B = a.S.size(0);
-  Tensor gA, gf = at::empty({B, k}, S.options());
+  Tensor gA, gf = empty_output({B, k}, S.options());
   if (std::max(m, n) <= dev.fused_max_dim) {
-    gA = at::empty({B, m, n}, U.options());
+    gA = empty_output({B, m, n}, U.options());
     dev.svd_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     const bool tall = m > k, wide = n > k;
-    gA = at::empty({B, m, n}, U.options());
+    gA = empty_output({B, m, n}, U.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
@@ -67,7 +67,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       const Tensor UhG = tall ? Tensor() : device_bmm(dev, Up.mH(), Gp, Tensor());
       const Tensor M = tall ? device_bmm(dev, Up.mH(), GV, Tensor())
                             : device_bmm(dev, UhG, V, Tensor());
-      Tensor X = at::empty_like(M), F = at::empty({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
+      Tensor X = empty_output(M.sizes(), M.options()), F = empty_output({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
       dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
       if (tall)  // U X Vh + (I - U U^H) G V F Vh
@@ -93,12 +93,12 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   const FnBackwardArgs a{Q.reshape({-1, n, n}), Tensor(), G.reshape({-1, n, n}), L.reshape({-1, n}),
                          fL.reshape({-1, n}), dfL.reshape({-1, n}), n, n, n, rt, at_};
   const int64_t B = a.S.size(0);
-  Tensor gA, gf = at::empty({B, n}, L.options());
+  Tensor gA, gf = empty_output({B, n}, L.options());
   if (n <= dev.fused_max_dim) {
-    gA = at::empty({B, n, n}, Q.options());
+    gA = empty_output({B, n, n}, Q.options());
     dev.eigh_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
-    gA = at::empty({B, n, n}, Q.options());
+    gA = empty_output({B, n, n}, Q.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       // The four square products through device_bmm (the CPU's own kernel for real n <= 64,
@@ -106,7 +106,7 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
       const Tensor Qp = part(a.U), Qh = Qp.mH();
       const Tensor GQ = device_bmm(dev, part(a.G), Qp, Tensor());
       const Tensor T = device_bmm(dev, Qh, GQ, Tensor());
-      Tensor X = at::empty_like(T), F, gf_part = part(gf), out = part(gA);
+      Tensor X = empty_output(T.sizes(), T.options()), F, gf_part = part(gf), out = part(gA);
       dev.fn_build_X({false, T, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
       bmm_into(dev, Qp, device_bmm(dev, X, Qh, GQ), out);
@@ -123,8 +123,8 @@ std::tuple<Tensor, Tensor, Tensor> second_order_in_basis(const DeviceKernels& de
   const int64_t N = lam.size(-1);
   const Tensor lam2 = lam.reshape({-1, N}).contiguous();
   const int64_t B = lam2.size(0);
-  Tensor Z = at::empty({B, N, N}, Gt.options()), gf = at::empty({B, N}, lam.options()),
-         gdf = at::empty({B, N}, lam.options());
+  Tensor Z = empty_output({B, N, N}, Gt.options()), gf = empty_output({B, N}, lam.options()),
+         gdf = empty_output({B, N}, lam.options());
   dev.fn_second_order({Gt.reshape({-1, N, N}).contiguous(), Ht.reshape({-1, N, N}).contiguous(), lam2,
                        f.reshape({-1, N}).contiguous(), df.reshape({-1, N}).contiguous(),
                        d2f.reshape({-1, N}).contiguous(), rt, at_},

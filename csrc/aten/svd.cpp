@@ -33,10 +33,10 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
   // U, Vh column-major (LAPACK's layout, whatever the driver), allocated in their final
   // shape so that the results are not views; the kernels write through (B, r, c) views.
   Tensor U = empty_column_major(with_trailing(batch, {m, ucols}), A.options()),
-         S = at::empty(with_trailing(batch, {k}), A.options()),
+         S = empty_output(with_trailing(batch, {k}), A.options()),
          Vh = empty_column_major(with_trailing(batch, {vrows, n}), A.options());
   Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh),
-         info = at::empty({A3.size(0)}, A.options().dtype(at::kInt));
+         info = empty_output({A3.size(0)}, A.options().dtype(at::kInt));
   dev.svd_jacobi(A3, full_matrices, U3, S3, Vh3, info);
   if (dev.jacobi_fallback) {
     if (const Tensor redo = matrices_to_redo(info, op); redo.defined()) {
@@ -95,9 +95,9 @@ void svd_backward_batched(const DeviceKernels& dev, const SvdBackwardArgs& a, Te
     pmax = max_abs(P, {-1}).contiguous();
   }
   const int64_t B = a.S.size(0), k = a.k;
-  Tensor J = at::empty({B, k, k}, a.U.options());
-  Tensor Dr = P.defined() ? at::empty({B, k}, a.S.options()) : Tensor();
-  Tensor factors = at::empty({B, 2}, a.S.options());
+  Tensor J = empty_output({B, k, k}, a.U.options());
+  Tensor Dr = P.defined() ? empty_output({B, k}, a.S.options()) : Tensor();
+  Tensor factors = empty_output({B, 2}, a.S.options());
   dev.svd_build_J({UhgU, gVhV, a.S.contiguous(), a.gS.defined() ? a.gS.contiguous() : Tensor(), pmax,
                    cotangent_scale, a.m, a.n, a.guard},
                   J, Dr, factors, gauge);
@@ -138,12 +138,12 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
   const int64_t B = args.S.size(0);
   Tensor gA, gauge;
   if (dev.backward_fused ? dev.backward_fused(U, m, n) : std::max(m, n) <= dev.fused_max_dim) {
-    gA = at::empty({B, m, n}, U.options());
-    gauge = at::empty({B, 3}, S.options());
+    gA = empty_output({B, m, n}, U.options());
+    gauge = empty_output({B, 3}, S.options());
     dev.svd_backward_fused(args, gA, gauge);
   } else {
-    gA = at::empty({B, m, n}, U.options());
-    gauge = at::empty({B, 3}, S.options());
+    gA = empty_output({B, m, n}, U.options());
+    gauge = empty_output({B, 3}, S.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       Tensor gauge_part = batch_slice(gauge, b0, b1);
       svd_backward_batched(dev,

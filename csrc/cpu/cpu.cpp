@@ -207,7 +207,7 @@ std::tuple<Tensor, Tensor, Tensor> lapack_svd_cpu(const Tensor& A, bool full) {
   const auto batch = batch_shape(A);
   const at::TensorOptions real = A.options().dtype(c10::toRealValueType(A.scalar_type()));
   Tensor U = empty_column_major(with_trailing(batch, {m, full ? m : k}), A.options()),
-         S = at::empty(with_trailing(batch, {k}), real),
+         S = empty_output(with_trailing(batch, {k}), real),
          Vh = empty_column_major(with_trailing(batch, {full ? n : k, n}), A.options());
   const Tensor A3 = A.reshape({-1, m, n});
   Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh);
@@ -225,7 +225,7 @@ std::tuple<Tensor, Tensor, Tensor> lapack_svd_cpu(const Tensor& A, bool full) {
 std::tuple<Tensor, Tensor> lapack_eigh_cpu(const Tensor& A, c10::string_view UPLO) {
   if (!lapack_in_parallel(A)) return at::linalg_eigh(A, UPLO);
   const int64_t n = A.size(-1);
-  Tensor L = at::empty(with_trailing(batch_shape(A), {n}), A.options().dtype(c10::toRealValueType(A.scalar_type()))),
+  Tensor L = empty_output(with_trailing(batch_shape(A), {n}), A.options().dtype(c10::toRealValueType(A.scalar_type()))),
          Q = empty_column_major(A.sizes().vec(), A.options());
   const Tensor A3 = A.reshape({-1, n, n});
   Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q);

@@ -21,6 +21,7 @@ from ._eigh import eigh
 from ._functions import eigh_fn, invsqrtm, logm, polar, procrustes, sqrtm, svd_fn
 from ._gauge import GaugeWarning, flush_gauge_warnings, gauge_mode, get_gauge_mode, set_gauge_mode
 from ._loader import load
+from ._memory import cpu_output_cache
 from ._override import override_torch
 from ._svd import svd, svdvals
 from ._topk import svd_rank1, svd_topk
@@ -46,6 +47,7 @@ __all__ = [
     "get_gauge_mode",
     "flush_gauge_warnings",
     "load",
+    "cpu_output_cache",
     "override_torch",
 ]
 

@@ -1,0 +1,177 @@
+"""The CPU output cache (csrc/aten/output_cache.cpp): reused memory must never show
+through. Each test poisons the blocks an operator's outputs came from (fills them with
+NaN, then frees them), calls the operator again, whose outputs now come from those
+blocks, and asserts the results are bit for bit those of a call on fresh memory (the
+cache turned off): an entry a kernel forgot to write would be NaN, or differ."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import safesvd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cache():
+    """The cache on (256 MiB) and empty; its earlier limit restored afterwards."""
+    before = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(256 << 20, clear=True)
+    yield
+    safesvd.cpu_output_cache(before, clear=True)
+
+
+def _poisoned_then_fresh(run):
+    """run() -> tensors. Results with the cache off, then with every block of a first
+    call poisoned and reused; both returned."""
+    limit = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(0)
+    fresh = [t.clone() for t in run()]
+    safesvd.cpu_output_cache(limit)
+    first = run()
+    for t in first:
+        t.fill_(float("nan"))
+    del first
+    reuses = safesvd.cpu_output_cache()["reuses"]
+    again = run()
+    assert safesvd.cpu_output_cache()["reuses"] > reuses, "the second call took no block from the cache"
+    return fresh, again
+
+
+def _fwd_bwd(f, A, seed=0):
+    """f's outputs and the gradient of a random linear loss of all of them (whose
+    dependence on the basis is beside the point here: gauge checks off)."""
+    X = A.clone().requires_grad_()
+    outs = f(X)
+    g = torch.Generator().manual_seed(seed)
+    cot = [torch.randn(o.shape, dtype=o.dtype, generator=g) for o in outs]
+    with safesvd.gauge_mode("ignore"):
+        torch.autograd.backward(list(outs), cot)
+    return [o.detach() for o in outs] + [X.grad]
+
+
+CASES = [
+    ("svd", (4096, 3, 3), torch.float32),
+    ("svd", (2048, 8, 8), torch.float64),
+    ("svd", (256, 24, 24), torch.float64),
+    ("svd", (512, 64, 16), torch.float32),
+    ("svd", (512, 16, 64), torch.float64),
+    ("svd", (4096, 8, 3), torch.float32),
+    ("svd_full", (512, 12, 5), torch.float64),
+    ("svd_lapack", (512, 8, 8), torch.float64),
+    ("eigh", (2048, 8, 8), torch.float32),
+    ("eigh", (128, 40, 40), torch.float64),
+    ("eigh_lapack", (512, 8, 8), torch.float64),
+    ("svd_complex", (1024, 6, 6), torch.complex128),
+    ("sqrtm", (256, 32, 32), torch.float64),
+    ("svd_fn", (512, 12, 12), torch.float32),
+    ("svdvals", (4096, 5, 5), torch.float64),
+]
+
+
+def _op(name):
+    if name.startswith("svd_fn"):
+        return lambda X: (safesvd.svd_fn(X, torch.tanh, lambda s: 1 - torch.tanh(s) ** 2),)
+    if name == "svd_full":
+        return lambda X: safesvd.svd(X, full_matrices=True)
+    if name == "svd_lapack":
+        return lambda X: safesvd.svd(X, driver="lapack")
+    if name.startswith("svd") and name != "svdvals":
+        return safesvd.svd
+    if name == "eigh_lapack":
+        return lambda X: safesvd.eigh(X, driver="lapack")
+    if name == "eigh":
+        return safesvd.eigh
+    if name == "sqrtm":
+        return lambda X: (safesvd.sqrtm(X),)
+    return lambda X: (safesvd.svdvals(X),)
+
+
+@pytest.mark.parametrize("name,shape,dtype", CASES, ids=[f"{c[0]}-{'x'.join(map(str, c[1]))}-{c[2]}" for c in CASES])
+def test_reused_blocks_never_show_through(cache, name, shape, dtype):
+    A = torch.randn(shape, dtype=dtype)
+    if name.startswith("eigh") or name == "sqrtm":
+        A = A @ A.mH / shape[-1] + 0.1 * torch.eye(shape[-1], dtype=dtype)  # positive definite for sqrtm
+    f = _op(name)
+    fresh, again = _poisoned_then_fresh(lambda: _fwd_bwd(f, A))
+    for a, b in zip(fresh, again):
+        assert a.shape == b.shape and a.stride() == b.stride()
+        assert torch.equal(a, b)
+
+
+def test_limit_and_clear(cache):
+    A = torch.randn(2048, 8, 8, dtype=torch.float64)  # U and Vh 1 MiB each
+    outs = safesvd.svd(A)
+    del outs
+    info = safesvd.cpu_output_cache()
+    assert info["idle_blocks"] >= 2 and info["idle_bytes"] >= 2 * A.numel() * 8
+    # A lower limit drops the oldest blocks at once; a block over the limit is not kept.
+    info = safesvd.cpu_output_cache(A.numel() * 8 + 4096)
+    assert info["idle_bytes"] <= info["limit_bytes"]
+    outs = safesvd.svd(A)
+    del outs
+    info = safesvd.cpu_output_cache()
+    assert info["idle_bytes"] <= info["limit_bytes"]
+    assert safesvd.cpu_output_cache(clear=True)["idle_bytes"] == 0
+    # Limit 0: nothing kept, nothing taken.
+    safesvd.cpu_output_cache(0)
+    before = safesvd.cpu_output_cache()
+    del before  # (the counters only)
+    outs = safesvd.svd(A)
+    del outs
+    assert safesvd.cpu_output_cache()["idle_blocks"] == 0
+
+
+def test_outputs_are_ordinary_tensors(cache):
+    A = torch.randn(4096, 4, 4)
+    U, S, Vh = safesvd.svd(A)
+    assert U.is_contiguous() is False and U.mT.is_contiguous()  # column-major, as torch.linalg.svd
+    # resize_ (through the cache's allocator), a copy, numpy, pickling, and a view that
+    # outlives its base all behave as for any CPU tensor.
+    S2 = S.clone()
+    S.resize_(S.numel() * 2)
+    assert torch.equal(S[: S2.numel()], S2.flatten())
+    assert torch.equal(torch.from_numpy(Vh.numpy()), Vh)
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save(U, buffer)
+    buffer.seek(0)
+    assert torch.equal(torch.load(buffer), U)
+    assert torch.equal(pickle.loads(pickle.dumps(Vh)), Vh)
+    row = U[0].clone()
+    view = U[0]
+    del U
+    assert torch.equal(view, row)
+
+
+def test_bad_arguments(cache):
+    with pytest.raises(ValueError, match=">= 0"):
+        safesvd.cpu_output_cache(-1)
+    with pytest.raises(TypeError, match="int"):
+        safesvd.cpu_output_cache(1.5)
+
+
+def _in_subprocess(env_value: str, code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SAFESVD_CPU_CACHE_MB=env_value, PYTHONPATH=str(ROOT / "python"))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_environment_variable():
+    code = ("import torch, safesvd; safesvd.load(); U, S, Vh = safesvd.svd(torch.randn(2048, 8, 8)); del U, S, Vh; "
+            "print(safesvd.cpu_output_cache())")
+    off = _in_subprocess("0", code)
+    assert off.returncode == 0, off.stderr
+    info = eval(off.stdout.strip().splitlines()[-1])  # noqa: S307 - our own dict repr
+    assert info["limit_bytes"] == 0 and info["idle_blocks"] == 0 and info["reuses"] == 0
+    small = _in_subprocess("1.5", code)
+    assert small.returncode == 0, small.stderr
+    assert eval(small.stdout.strip().splitlines()[-1])["limit_bytes"] == int(1.5 * 2**20)  # noqa: S307
+    bad = _in_subprocess("lots", code)
+    assert bad.returncode != 0 and "SAFESVD_CPU_CACHE_MB" in bad.stderr
