@@ -95,6 +95,9 @@ TORCH_LIBRARY(safesvd, m) {
   // divided differences.
   m.def("_guard_defaults(ScalarType dtype, float? rtol=None, float? atol=None, "
         "bool divided_difference=False) -> float[]");
+  // The largest residual of a CPU gauge tensor (..., 3) of a backward op, NaN when one is
+  // (the check of python/safesvd/_gauge.py; CPU only).
+  m.def("_gauge_worst(Tensor gauge) -> float");
   // Per matrix (..., 6): [f1, f2, tol, floor, noise, cap] (or the divided differences').
   m.def(
       "_guard_params(Tensor spectrum, Tensor cotangent_scale, int dims, str guard, float? rtol, "

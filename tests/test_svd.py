@@ -1,5 +1,6 @@
 """safesvd.svd and safesvd.svdvals: forward, backward vs torch and finite differences."""
 
+import math
 import warnings
 
 import pytest
@@ -331,6 +332,33 @@ def test_gauge_modes():
     assert safesvd.get_gauge_mode() == "warn"
     with pytest.raises(ValueError):
         safesvd.set_gauge_mode("loud")
+
+
+@pytest.mark.parametrize("where", [0, 12_345, 19_999])
+def test_gauge_check_finds_one_matrix_in_a_large_batch(where):
+    """The CPU check scans the residuals over the batch in parallel (_gauge_worst): one
+    basis-dependent matrix anywhere in a batch of 20000 is named."""
+    A = torch.randn(20_000, 4, 4, dtype=torch.float64)
+    A[where] = with_singular_values([3, 2, 2, 1], 4, 4).to(torch.float64)
+    X = A.clone().requires_grad_()
+    U, S, Vh = safesvd.svd(X)
+    with pytest.warns(safesvd.GaugeWarning, match=rf"matrix \({where},\)"):
+        U[where, :, 1].sum().backward()
+    assert torch.isfinite(X.grad).all()
+
+
+def test_gauge_worst():
+    g = torch.zeros(20_000, 3)
+    assert torch.ops.safesvd._gauge_worst(g) == 0.0
+    g[17_000, 0] = 0.25
+    g[3, 0] = 0.125
+    assert torch.ops.safesvd._gauge_worst(g) == 0.25
+    assert torch.ops.safesvd._gauge_worst(g[:100]) == 0.125
+    g[1, 0] = float("nan")
+    assert math.isnan(torch.ops.safesvd._gauge_worst(g))
+    assert torch.ops.safesvd._gauge_worst(torch.zeros(0, 3, dtype=torch.float64)) == 0.0
+    with pytest.raises(ValueError, match="gauge"):
+        torch.ops.safesvd._gauge_worst(torch.zeros(5, 2))
 
 
 def test_full_matrices_extra_columns_warn():
