@@ -43,14 +43,18 @@ def _poisoned_then_fresh(run):
     return fresh, again
 
 
-def _fwd_bwd(f, A, seed=0):
+def _fwd_bwd(f, A, seed=0, quiet=True):
     """f's outputs and the gradient of a random linear loss of all of them (whose
-    dependence on the basis is beside the point here: gauge checks off)."""
+    dependence on the basis is beside the point here: gauge checks off when quiet; the
+    mode is global, so threads leave it alone)."""
     X = A.clone().requires_grad_()
     outs = f(X)
     g = torch.Generator().manual_seed(seed)
     cot = [torch.randn(o.shape, dtype=o.dtype, generator=g) for o in outs]
-    with safesvd.gauge_mode("ignore"):
+    if quiet:
+        with safesvd.gauge_mode("ignore"):
+            torch.autograd.backward(list(outs), cot)
+    else:
         torch.autograd.backward(list(outs), cot)
     return [o.detach() for o in outs] + [X.grad]
 
@@ -175,3 +179,27 @@ def test_environment_variable():
     assert eval(small.stdout.strip().splitlines()[-1])["limit_bytes"] == int(1.5 * 2**20)  # noqa: S307
     bad = _in_subprocess("lots", code)
     assert bad.returncode != 0 and "SAFESVD_CPU_CACHE_MB" in bad.stderr
+
+
+def test_threads_share_the_cache(cache):
+    """Calls from several Python threads at once take and return blocks concurrently
+    (the cache's lock): every result is the one a lone call gives."""
+    import threading
+
+    inputs = [torch.randn(1024, 6, 6, dtype=torch.float64) for _ in range(4)]  # distinct values: no gauge issue
+    expected = [[t.clone() for t in _fwd_bwd(safesvd.svd, A, quiet=False)] for A in inputs]
+    failures = []
+
+    def work(i):
+        for _ in range(10):
+            got = _fwd_bwd(safesvd.svd, inputs[i], quiet=False)
+            if not all(torch.equal(a, b) for a, b in zip(expected[i], got)):
+                failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert safesvd.cpu_output_cache()["reuses"] > 0
