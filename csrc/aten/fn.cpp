@@ -67,7 +67,8 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
       const Tensor UhG = tall ? Tensor() : device_bmm(dev, Up.mH(), Gp, Tensor());
       const Tensor M = tall ? device_bmm(dev, Up.mH(), GV, Tensor())
                             : device_bmm(dev, UhG, V, Tensor());
-      Tensor X = empty_output(M.sizes(), M.options()), F = empty_output({b1 - b0, k}, S.options()), gf_part = part(gf), out = part(gA);
+      Tensor X = empty_output(M.sizes(), M.options()), F = empty_output({b1 - b0, k}, S.options()),
+             gf_part = part(gf), out = part(gA);
       dev.fn_build_X({true, M, part(a.S).contiguous(), part(a.fS).contiguous(), part(a.dfS).contiguous(), rt, at_},
                      X, F, gf_part);
       if (tall)  // U X Vh + (I - U U^H) G V F Vh
