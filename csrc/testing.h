@@ -31,6 +31,12 @@ SAFESVD_TESTING_API long long safesvd_testing_cpu_soa_calls(int which);
 // reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_fused_rectangular(int mode);
 
+// The CPU output cache (csrc/aten/output_cache.cpp): 1 fills every block it hands out,
+// new or reused, with 0xff bytes (NaN in float32 / float64, -1 in int32) first, so that an
+// entry an operator does not write shows in its result; 0 off (the default); -1 only
+// reads. Returns the previous mode, -2 for a bad one.
+SAFESVD_TESTING_API int safesvd_testing_cpu_cache_poison(int mode);
+
 // The CPU's own products for the batched backward's real square matrices up to 64
 // (csrc/cpu/cpu.cpp, small_bmm_cpu): 1 on (the default), 0 off (batched BLAS for every
 // product); -1 only reads. Returns the previous mode, -2 for a bad one.

@@ -1,18 +1,22 @@
-"""The CPU output cache (csrc/aten/output_cache.cpp): reused memory must never show
-through. Each test poisons the blocks an operator's outputs came from (fills them with
-NaN, then frees them), calls the operator again, whose outputs now come from those
-blocks, and asserts the results are bit for bit those of a call on fresh memory (the
-cache turned off): an entry a kernel forgot to write would be NaN, or differ."""
+"""The CPU output cache (csrc/aten/output_cache.cpp): its memory must never show through.
+
+Two checks per path. Poisoned: the cache fills every block it hands out (new or reused,
+outputs and temporaries alike) with 0xff bytes (NaN in float, -1 in int32) through a test
+hook, and the results must be bit for bit those of a call on fresh memory (the cache
+off): an entry an operator reads or returns without writing it would differ. Reused: a
+second call takes the blocks of a first one whose outputs were filled with NaN."""
 
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 import safesvd
+from safesvd import _testing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,16 +100,84 @@ def _op(name):
     return lambda X: (safesvd.svdvals(X),)
 
 
-@pytest.mark.parametrize("name,shape,dtype", CASES, ids=[f"{c[0]}-{'x'.join(map(str, c[1]))}-{c[2]}" for c in CASES])
-def test_reused_blocks_never_show_through(cache, name, shape, dtype):
+def _input(name, shape, dtype):
     A = torch.randn(shape, dtype=dtype)
     if name.startswith("eigh") or name == "sqrtm":
         A = A @ A.mH / shape[-1] + 0.1 * torch.eye(shape[-1], dtype=dtype)  # positive definite for sqrtm
-    f = _op(name)
-    fresh, again = _poisoned_then_fresh(lambda: _fwd_bwd(f, A))
-    for a, b in zip(fresh, again):
+    return A
+
+
+def _assert_same(fresh, got):
+    assert len(fresh) == len(got)
+    for a, b in zip(fresh, got):
         assert a.shape == b.shape and a.stride() == b.stride()
         assert torch.equal(a, b)
+
+
+IDS = [f"{c[0]}-{'x'.join(map(str, c[1]))}-{c[2]}" for c in CASES]
+
+
+@pytest.mark.parametrize("name,shape,dtype", CASES, ids=IDS)
+def test_reused_blocks_never_show_through(cache, name, shape, dtype):
+    A = _input(name, shape, dtype)
+    f = _op(name)
+    _assert_same(*_poisoned_then_fresh(lambda: _fwd_bwd(f, A)))
+
+
+@pytest.mark.parametrize("name,shape,dtype", CASES, ids=IDS)
+def test_poisoned_blocks_never_show_through(cache, name, shape, dtype):
+    A = _input(name, shape, dtype)
+    f = _op(name)
+    limit = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(0)
+    fresh = [t.clone() for t in _fwd_bwd(f, A)]
+    safesvd.cpu_output_cache(limit)
+    new_blocks = safesvd.cpu_output_cache()["new_blocks"]
+    with _testing.cpu_cache_poison():
+        got = _fwd_bwd(f, A)
+    assert safesvd.cpu_output_cache()["new_blocks"] > new_blocks or safesvd.cpu_output_cache()["reuses"] > 0
+    _assert_same(fresh, got)
+
+
+def test_poisoned_large_batch_with_gauge_checks(cache):
+    """B = 20000: the int32 convergence flags and the (B, 3) gauge residuals come from the
+    cache too (>= 64 KiB); a 0xff residual (NaN) would warn, a -1 flag be a redo."""
+    A = torch.randn(20_000, 4, 4, dtype=torch.float64)
+
+    def run():
+        X = A.clone().requires_grad_()
+        U, S, Vh = safesvd.svd(X)
+        (S.sum() + (U[..., 0] * Vh[..., 0, :]).sum()).backward()  # no gauge dependence: no warning
+        return [U.detach(), S.detach(), Vh.detach(), X.grad]
+
+    limit = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(0)
+    fresh = [t.clone() for t in run()]
+    safesvd.cpu_output_cache(limit)
+    with _testing.cpu_cache_poison(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = run()
+    _assert_same(fresh, got)
+
+
+def test_poisoned_second_order(cache):
+    """The matrix functions' second-order terms (second_order_in_basis) on poisoned blocks."""
+    A = _input("eigh", (512, 12, 12), torch.float64)
+
+    def run():
+        X = A.clone().requires_grad_()
+        Y = safesvd.sqrtm(X)
+        (g,) = torch.autograd.grad((Y * Y).sum(), X, create_graph=True)
+        (h,) = torch.autograd.grad((g * g).sum(), X)
+        return [Y.detach(), g.detach(), h]
+
+    limit = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(0)
+    fresh = [t.clone() for t in run()]
+    safesvd.cpu_output_cache(limit)
+    with _testing.cpu_cache_poison():
+        got = run()
+    _assert_same(fresh, got)
 
 
 def test_limit_and_clear(cache):
@@ -125,10 +197,11 @@ def test_limit_and_clear(cache):
     # Limit 0: nothing kept, nothing taken.
     safesvd.cpu_output_cache(0)
     before = safesvd.cpu_output_cache()
-    del before  # (the counters only)
     outs = safesvd.svd(A)
     del outs
-    assert safesvd.cpu_output_cache()["idle_blocks"] == 0
+    after = safesvd.cpu_output_cache()
+    assert after["idle_blocks"] == 0
+    assert (after["reuses"], after["new_blocks"]) == (before["reuses"], before["new_blocks"])
 
 
 def test_outputs_are_ordinary_tensors(cache):
@@ -160,6 +233,28 @@ def test_bad_arguments(cache):
         safesvd.cpu_output_cache(-1)
     with pytest.raises(TypeError, match="int"):
         safesvd.cpu_output_cache(1.5)
+    with pytest.raises(TypeError, match="bool"):
+        safesvd.cpu_output_cache(True)
+    import numpy as np
+
+    assert safesvd.cpu_output_cache(np.int64(1 << 20))["limit_bytes"] == 1 << 20
+
+
+def test_deterministic_fill_is_kept():
+    """With torch.use_deterministic_algorithms(True) and its fill of uninitialized memory,
+    the operators allocate through at::empty (which fills): results as usual."""
+    A = torch.randn(2048, 8, 8, dtype=torch.float64)
+    U, S, Vh = safesvd.svd(A)
+    before = safesvd.cpu_output_cache()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        U2, S2, Vh2 = safesvd.svd(A)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    after = safesvd.cpu_output_cache()
+    assert (after["reuses"], after["new_blocks"]) == (before["reuses"], before["new_blocks"])
+    assert torch.equal(S, S2) and torch.equal(U, U2) and torch.equal(Vh, Vh2)
 
 
 def _in_subprocess(env_value: str, code: str) -> subprocess.CompletedProcess:

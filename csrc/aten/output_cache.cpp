@@ -19,23 +19,29 @@
 // default 256; 0 turns the cache off), the oldest freed first when a newly freed block
 // would exceed it. Blocks in use are not counted: they belong to the tensors holding them.
 // torch.ops.safesvd._cpu_output_cache reads the counters, sets the limit and empties the
-// cache (safesvd.cpu_output_cache in Python).
+// cache (safesvd.cpu_output_cache in Python). Under torch.use_deterministic_algorithms
+// with its fill of uninitialized memory, the operators use at::empty (which fills).
+// fork() takes the cache's lock first and releases it on both sides. Tests fill every
+// block handed out with 0xff bytes (safesvd_testing_cpu_cache_poison, csrc/testing.h).
 #include <ATen/ATen.h>
 #include <ATen/EmptyTensor.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <ATen/Context.h>
 #include <torch/library.h>
 
 #include <pthread.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <deque>
+#include <cstring>
+#include <iterator>
 #include <mutex>
-#include <new>
 #include <string>
+#include <vector>
 
+#include "../testing.h"
 #include "common.h"
 
 namespace safesvd {
@@ -62,15 +68,26 @@ size_t limit_from_environment() {
 
 class OutputCache final : public c10::Allocator {
  public:
-  OutputCache() : limit_(limit_from_environment()) {
-    // A child of fork() has one thread: a lock another thread held at the fork is
-    // never released there.
-    pthread_atfork(nullptr, nullptr, [] { new (&instance().mutex_) std::mutex(); });
-  }
+  OutputCache() : limit_(limit_from_environment()) { idle_.reserve(kMaxIdleBlocks + 1); }
 
   static OutputCache& instance() {
-    static OutputCache* cache = new OutputCache();  // never destroyed: tensors may outlive exit handlers
+    static OutputCache* cache = [] {
+      auto* c = new OutputCache();  // never destroyed: tensors may outlive exit handlers
+      // fork(): the lock is taken before and released after in both processes, so the
+      // child (one thread) never inherits it held, nor the list half changed.
+      forked_.store(c);
+      pthread_atfork([] { forked_.load()->mutex_.lock(); }, [] { forked_.load()->mutex_.unlock(); },
+                     [] { forked_.load()->mutex_.unlock(); });
+      return c;
+    }();
     return *cache;
+  }
+
+  // Tests: every block handed out (new or reused) filled with 0xff bytes first (NaN in
+  // float32 / float64, -1 in int32), so that an entry an operator does not write shows.
+  static std::atomic<bool>& poison() {
+    static std::atomic<bool> on{false};
+    return on;
   }
 
   bool enabled() const { return limit_.load(std::memory_order_relaxed) > 0; }
@@ -83,6 +100,7 @@ class OutputCache final : public c10::Allocator {
       *reinterpret_cast<size_t*>(base) = size;
       data = base + kHeader;
     }
+    if (poison().load(std::memory_order_relaxed)) std::memset(data, 0xff, size);
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
 
@@ -94,7 +112,7 @@ class OutputCache final : public c10::Allocator {
 
   // [idle bytes, limit, idle blocks, reuses, new blocks]; a limit >= 0 is set first.
   std::vector<int64_t> control(int64_t new_limit, bool clear) {
-    std::deque<void*> dropped;
+    std::vector<void*> dropped;
     std::vector<int64_t> out;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -102,6 +120,7 @@ class OutputCache final : public c10::Allocator {
       const size_t limit = limit_.load();
       if (clear || limit == 0) {
         dropped.swap(idle_);
+        idle_.reserve(kMaxIdleBlocks + 1);
         idle_bytes_ = 0;
       }
       while (idle_bytes_ > limit) drop_oldest_locked(dropped);
@@ -121,7 +140,7 @@ class OutputCache final : public c10::Allocator {
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {  // the newest first: its pages are warmest
       if (size_of(*it) == size) {
         void* data = *it;
-        idle_.erase(std::next(it).base());
+        idle_.erase(std::next(it).base());  // at most kMaxIdleBlocks moves
         idle_bytes_ -= size;
         ++reuses_;
         return data;
@@ -131,39 +150,59 @@ class OutputCache final : public c10::Allocator {
     return nullptr;
   }
 
-  void drop_oldest_locked(std::deque<void*>& dropped) {
+  // The oldest idle block out of the list, onto `dropped` (at most two per release:
+  // `dropped` is a small fixed array there, nothing allocates inside a deleter).
+  template <typename Dropped>
+  void drop_oldest_locked(Dropped& dropped) {
     idle_bytes_ -= size_of(idle_.front());
     dropped.push_back(idle_.front());
-    idle_.pop_front();
+    idle_.erase(idle_.begin());
   }
 
+  // Up to kMaxIdleBlocks + 1 pointers without allocating (the deleter must not throw).
+  struct Dropped {
+    void* items[kMaxIdleBlocks + 1];
+    size_t count = 0;
+    void push_back(void* p) { items[count++] = p; }
+  };
+
   static void release(void* data) {
+    if (data == nullptr) return;
     OutputCache& c = instance();
-    std::deque<void*> dropped;
+    Dropped dropped;
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       const size_t size = size_of(data), limit = c.limit_.load();
-      if (size > limit) {
+      // A block under kMinBytes comes only from resize_ of a cached output: not kept, so
+      // that small blocks do not take the places of large ones.
+      if (size > limit || size < kMinBytes) {
         dropped.push_back(data);
       } else {
-        c.idle_.push_back(data);
+        c.idle_.push_back(data);  // never reallocates: reserved for kMaxIdleBlocks + 1
         c.idle_bytes_ += size;
         while (c.idle_bytes_ > limit || c.idle_.size() > kMaxIdleBlocks) c.drop_oldest_locked(dropped);
       }
     }
-    for (void* d : dropped) free_block(d);  // outside the lock
+    for (size_t i = 0; i < dropped.count; ++i) free_block(dropped.items[i]);  // outside the lock
   }
 
+  inline static std::atomic<OutputCache*> forked_{nullptr};  // for the fork handlers
   std::mutex mutex_;
-  std::deque<void*> idle_;  // oldest first
+  std::vector<void*> idle_;  // oldest first
   size_t idle_bytes_ = 0;
   std::atomic<size_t> limit_;  // written under mutex_, read without it by enabled()
   int64_t reuses_ = 0, new_blocks_ = 0;
 };
 
+// torch.use_deterministic_algorithms(True) fills new tensors (NaN, or the integer
+// maximum) where its fill_uninitialized_memory is on: at::empty does that, so those calls
+// take it.
 bool cached(const at::TensorOptions& options, size_t nbytes) {
+  const at::Context& ctx = at::globalContext();
   return options.device().type() == c10::DeviceType::CPU && !options.pinned_memory() &&
-         options.layout() == at::kStrided && nbytes >= kMinBytes && OutputCache::instance().enabled();
+         options.layout() == at::kStrided && nbytes >= kMinBytes &&
+         !(ctx.deterministicAlgorithms() && ctx.deterministicFillUninitializedMemory()) &&
+         OutputCache::instance().enabled();
 }
 
 size_t nbytes_of(at::IntArrayRef shape, const at::TensorOptions& options) {
@@ -196,3 +235,10 @@ TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
 }
 
 }  // namespace safesvd
+
+// Testing hook (csrc/testing.h): not an operator of the schema.
+extern "C" SAFESVD_TESTING_API int safesvd_testing_cpu_cache_poison(int mode) {
+  if (mode < -1 || mode > 1) return -2;
+  auto& on = safesvd::OutputCache::poison();
+  return mode < 0 ? int(on.load()) : int(on.exchange(mode == 1));
+}

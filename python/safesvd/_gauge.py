@@ -254,7 +254,10 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     # (B = 100000: 73-83 vs 144-224 us, one thread), and it is most of the check; the
     # library's own scan (_gauge_worst) reads it over the batch in parallel, each thread
     # the part the backward has just written (svd 8x3, B = 20000: the check 0.125 -> 0.095 ms).
-    worst = torch.ops.safesvd._gauge_worst(flat) if flat.device.type == "cpu" else float(flat[:, 0].max())
+    # (A tensor subclass other than those is_tracing skips gets torch's max(), which it
+    # handles like any op; the library's scan is for plain CPU tensors.)
+    plain_cpu = type(flat) is torch.Tensor and flat.device.type == "cpu"
+    worst = torch.ops.safesvd._gauge_worst(flat) if plain_cpu else float(flat[:, 0].max())
     if not worst > threshold:
         return
     b = int(flat[:, 0].argmax())

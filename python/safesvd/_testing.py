@@ -23,6 +23,8 @@ def _hooks(path: str) -> ctypes.CDLL:
     lib.safesvd_testing_cpu_fused_rectangular.restype = ctypes.c_int
     lib.safesvd_testing_cpu_small_bmm.argtypes = [ctypes.c_int]
     lib.safesvd_testing_cpu_small_bmm.restype = ctypes.c_int
+    lib.safesvd_testing_cpu_cache_poison.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_cpu_cache_poison.restype = ctypes.c_int
     lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
     lib.safesvd_testing_gauge_reads_block.restype = ctypes.c_int
     ll = ctypes.c_longlong
@@ -66,6 +68,17 @@ def cpu_soa_calls(kind: str = "backward") -> int:
     fn.restype = ctypes.c_longlong
     fn.argtypes = [ctypes.c_int]
     return int(fn(which))
+
+
+@contextlib.contextmanager
+def cpu_cache_poison():
+    """Inside the block, every block the CPU output cache hands out (new or reused) is
+    first filled with 0xff bytes (NaN in float32 / float64, -1 in int32)."""
+    previous = hooks().safesvd_testing_cpu_cache_poison(1)
+    try:
+        yield
+    finally:
+        hooks().safesvd_testing_cpu_cache_poison(previous)
 
 
 def cpu_fused_rectangular(mode: int = -1) -> int:
