@@ -298,3 +298,40 @@ def test_threads_share_the_cache(cache):
         t.join()
     assert not failures
     assert safesvd.cpu_output_cache()["reuses"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_uses_the_cache(cache):
+    """A forked child (a DataLoader worker) inherits the idle blocks and the cache's state
+    and runs the operators on them. (The fork handlers take the cache's lock around
+    fork(); a child forked while another thread is inside the cache is not tested here:
+    about 200 such forks, one child hung, under a parallel build, stack unknown; forking a
+    process whose other threads run OpenMP is outside what libgomp promises.)"""
+    import time
+
+    A = torch.randn(2048, 8, 8, dtype=torch.float64)
+    S_ref = torch.linalg.svdvals(A)
+    U, S, Vh = safesvd.svd(A)
+    del U, S, Vh  # idle blocks of the right sizes in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: an exit code only, never back into pytest
+        code = 3
+        try:
+            torch.set_num_threads(1)
+            before = safesvd.cpu_output_cache()["reuses"]
+            U, S, Vh = safesvd.svd(A)
+            good = torch.allclose(S, S_ref, rtol=1e-10, atol=1e-12)
+            code = 0 if good and safesvd.cpu_output_cache()["reuses"] > before else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
