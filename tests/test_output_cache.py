@@ -30,13 +30,21 @@ def cache():
     safesvd.cpu_output_cache(before, clear=True)
 
 
+def _on_fresh_memory(run):
+    """run() -> tensors: copies of its results with the cache off (every block from
+    at::empty), the cache's limit restored afterwards."""
+    limit = safesvd.cpu_output_cache()["limit_bytes"]
+    safesvd.cpu_output_cache(0)
+    try:
+        return [t.clone() for t in run()]
+    finally:
+        safesvd.cpu_output_cache(limit)
+
+
 def _poisoned_then_fresh(run):
     """run() -> tensors. Results with the cache off, then with every block of a first
     call poisoned and reused; both returned."""
-    limit = safesvd.cpu_output_cache()["limit_bytes"]
-    safesvd.cpu_output_cache(0)
-    fresh = [t.clone() for t in run()]
-    safesvd.cpu_output_cache(limit)
+    fresh = _on_fresh_memory(run)
     first = run()
     for t in first:
         t.fill_(float("nan"))
@@ -128,10 +136,7 @@ def test_reused_blocks_never_show_through(cache, name, shape, dtype):
 def test_poisoned_blocks_never_show_through(cache, name, shape, dtype):
     A = _input(name, shape, dtype)
     f = _op(name)
-    limit = safesvd.cpu_output_cache()["limit_bytes"]
-    safesvd.cpu_output_cache(0)
-    fresh = [t.clone() for t in _fwd_bwd(f, A)]
-    safesvd.cpu_output_cache(limit)
+    fresh = _on_fresh_memory(lambda: _fwd_bwd(f, A))
     new_blocks = safesvd.cpu_output_cache()["new_blocks"]
     with _testing.cpu_cache_poison():
         got = _fwd_bwd(f, A)
@@ -150,10 +155,7 @@ def test_poisoned_large_batch_with_gauge_checks(cache):
         (S.sum() + (U[..., 0] * Vh[..., 0, :]).sum()).backward()  # no gauge dependence: no warning
         return [U.detach(), S.detach(), Vh.detach(), X.grad]
 
-    limit = safesvd.cpu_output_cache()["limit_bytes"]
-    safesvd.cpu_output_cache(0)
-    fresh = [t.clone() for t in run()]
-    safesvd.cpu_output_cache(limit)
+    fresh = _on_fresh_memory(run)
     with _testing.cpu_cache_poison(), warnings.catch_warnings():
         warnings.simplefilter("error")
         got = run()
@@ -171,10 +173,7 @@ def test_poisoned_second_order(cache):
         (h,) = torch.autograd.grad((g * g).sum(), X)
         return [Y.detach(), g.detach(), h]
 
-    limit = safesvd.cpu_output_cache()["limit_bytes"]
-    safesvd.cpu_output_cache(0)
-    fresh = [t.clone() for t in run()]
-    safesvd.cpu_output_cache(limit)
+    fresh = _on_fresh_memory(run)
     with _testing.cpu_cache_poison():
         got = run()
     _assert_same(fresh, got)

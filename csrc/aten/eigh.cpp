@@ -64,14 +64,10 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
                               gL ? gL->reshape({-1, n}) : Tensor(), n, rg};
   const DeviceKernels& dev = device_kernels(Q.device(), op);
   const int64_t B = args.L.size(0);
-  Tensor gA, gauge;
+  Tensor gA = empty_output({B, n, n}, Q.options()), gauge = empty_output({B, 3}, L.options());
   if (dev.backward_fused ? dev.backward_fused(Q, n, n) : n <= dev.fused_max_dim) {
-    gA = empty_output({B, n, n}, Q.options());
-    gauge = empty_output({B, 3}, L.options());
     dev.eigh_backward_fused(args, gA, gauge);
   } else {
-    gA = empty_output({B, n, n}, Q.options());
-    gauge = empty_output({B, 3}, L.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       Tensor gauge_part = batch_slice(gauge, b0, b1);
       eigh_backward_batched(dev,

@@ -50,13 +50,11 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
   const FnBackwardArgs a{U.reshape({-1, m, k}), Vh.reshape({-1, k, n}), G.reshape({-1, m, n}),
                          S.reshape({-1, k}), fS.reshape({-1, k}), dfS.reshape({-1, k}), m, n, k, rt, at_};
   const int64_t B = a.S.size(0);
-  Tensor gA, gf = empty_output({B, k}, S.options());
+  Tensor gA = empty_output({B, m, n}, U.options()), gf = empty_output({B, k}, S.options());
   if (std::max(m, n) <= dev.fused_max_dim) {
-    gA = empty_output({B, m, n}, U.options());
     dev.svd_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     const bool tall = m > k, wide = n > k;
-    gA = empty_output({B, m, n}, U.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       const Tensor Up = part(a.U), Vhp = part(a.Vh), Gp = part(a.G), V = Vhp.mH();
@@ -94,12 +92,10 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
   const FnBackwardArgs a{Q.reshape({-1, n, n}), Tensor(), G.reshape({-1, n, n}), L.reshape({-1, n}),
                          fL.reshape({-1, n}), dfL.reshape({-1, n}), n, n, n, rt, at_};
   const int64_t B = a.S.size(0);
-  Tensor gA, gf = empty_output({B, n}, L.options());
+  Tensor gA = empty_output({B, n, n}, Q.options()), gf = empty_output({B, n}, L.options());
   if (n <= dev.fused_max_dim) {
-    gA = empty_output({B, n, n}, Q.options());
     dev.eigh_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
-    gA = empty_output({B, n, n}, Q.options());
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {
       const auto part = [&](const Tensor& t) { return batch_slice(t, b0, b1); };
       // The four square products through device_bmm (the CPU's own kernel for real n <= 64,

@@ -28,6 +28,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/accumulate.h>
 #include <ATen/Context.h>
 #include <torch/library.h>
 
@@ -206,9 +207,7 @@ bool cached(const at::TensorOptions& options, size_t nbytes) {
 }
 
 size_t nbytes_of(at::IntArrayRef shape, const at::TensorOptions& options) {
-  size_t n = options.dtype().itemsize();
-  for (int64_t s : shape) n *= size_t(s);
-  return n;
+  return size_t(c10::multiply_integers(shape)) * options.dtype().itemsize();
 }
 
 }  // namespace

@@ -136,14 +136,10 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
       m, n, k, rg};
   const DeviceKernels& dev = device_kernels(U.device(), op);
   const int64_t B = args.S.size(0);
-  Tensor gA, gauge;
+  Tensor gA = empty_output({B, m, n}, U.options()), gauge = empty_output({B, 3}, S.options());
   if (dev.backward_fused ? dev.backward_fused(U, m, n) : std::max(m, n) <= dev.fused_max_dim) {
-    gA = empty_output({B, m, n}, U.options());
-    gauge = empty_output({B, 3}, S.options());
     dev.svd_backward_fused(args, gA, gauge);
   } else {
-    gA = empty_output({B, m, n}, U.options());
-    gauge = empty_output({B, 3}, S.options());
     in_backward_slices(U, B, std::max(m, n) * k * U.element_size(), [&](int64_t b0, int64_t b1) {
       Tensor gauge_part = batch_slice(gauge, b0, b1);
       svd_backward_batched(dev,
