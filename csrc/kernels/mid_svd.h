@@ -53,13 +53,28 @@ struct MidSvdScratch {
 
 // Rows per register block of rows_times_vector (and of the mid-size svd's Gram matrix).
 constexpr int kRowBlock = 8;
-// out[(i0 + r) * W + l] = the sum over the columns c = 0 .. n-1, ascending from a zero
-// accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, for the column-major
-// n x n lane tile X (element (i, c) at X[(c * n + i) * W + l]). The rows' sums stay in
-// registers, so a load of v[c] feeds `rows` products and `out` is written once (a sum
-// accumulated in memory is loaded and stored once per column). Step 2's B = A V0.
+// Rows [i0, i0 + rows) of the column-major n x n lane tile X (element (i, c) at
+// X[(c * n + i) * W + l]) copied into `pack`, column after column: X(i0 + r, c) at
+// pack[(c * kRowBlock + r) * W + l], n kRowBlock W values. In X those rows lie n W values
+// apart per column, at n = 64 in float64 exactly 4 KiB (2 KiB at 32): the block's lines
+// fall into the same few sets of the L1 cache, which cannot hold them, and each of the n
+// passes of rows_times_vector over the block read it from L2 (docs/jacobi.md, "Mid-size
+// svd"). The copy is 32 KiB at most (n = 64), contiguous.
 template <int W, typename T>
-SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0, int rows, const T* __restrict__ v,
+SAFESVD_HD void pack_rows(const T* __restrict__ X, int64_t n, int64_t i0, int rows, T* __restrict__ pack) {
+  for (int64_t c = 0; c < n; ++c)
+    for (int r = 0; r < rows; ++r) {
+      SAFESVD_MSVD_SIMD
+      for (int l = 0; l < W; ++l) pack[(c * kRowBlock + r) * W + l] = X[(c * n + i0 + r) * W + l];
+    }
+}
+// out[r * W + l] = the sum over the columns c = 0 .. n-1, ascending from a zero
+// accumulator, of X(i0 + r, c) v[c] (lane l), r < rows <= kRowBlock, from the rows'
+// pack_rows copy. The rows' sums stay in registers, so a load of v[c] feeds `rows`
+// products and `out` is written once (a sum accumulated in memory is loaded and stored
+// once per column). Step 2's B = A V0.
+template <int W, typename T>
+SAFESVD_HD void rows_times_vector(const T* __restrict__ pack, int64_t n, int rows, const T* __restrict__ v,
                                   T* __restrict__ out) {
   using jacobi_detail::jfma;
   T acc[kRowBlock][W];
@@ -71,18 +86,18 @@ SAFESVD_HD void rows_times_vector(const T* __restrict__ X, int64_t n, int64_t i0
     for (int64_t c = 0; c < n; ++c)
       for (int r = 0; r < kRowBlock; ++r) {
         SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(pack[(c * kRowBlock + r) * W + l], v[c * W + l], acc[r][l]);
       }
   } else {
     for (int64_t c = 0; c < n; ++c)
       for (int r = 0; r < rows; ++r) {
         SAFESVD_MSVD_SIMD
-        for (int l = 0; l < W; ++l) acc[r][l] = jfma(X[(c * n + i0 + r) * W + l], v[c * W + l], acc[r][l]);
+        for (int l = 0; l < W; ++l) acc[r][l] = jfma(pack[(c * kRowBlock + r) * W + l], v[c * W + l], acc[r][l]);
       }
   }
   for (int r = 0; r < rows; ++r) {
     SAFESVD_MSVD_SIMD
-    for (int l = 0; l < W; ++l) out[(i0 + r) * W + l] = acc[r][l];
+    for (int l = 0; l < W; ++l) out[r * W + l] = acc[r][l];
   }
 }
 
@@ -186,29 +201,43 @@ SAFESVD_HD void mid_svd_finish(const T* A, int64_t n, T* U, T* S, T* V, int* inf
   // 2. B = A V0, kRowBlock rows at a time with their sums (over k ascending from 0) in
   //    registers (rows_times_vector): one load of V's entry per kRowBlock
   //    products, and B written once (accumulating a column of B in memory loaded and
-  //    stored it n times). The row block outside, so that its kRowBlock rows of A stay in
-  //    L1 while V's columns pass.
+  //    stored it n times). The row block outside, copied (pack_rows, into U: the Gram
+  //    matrix there is dead after the eigh, and U is written in step 4), so that its
+  //    kRowBlock rows of A stay in L1 while V's columns pass.
   for (int64_t i0 = 0; i0 < n; i0 += kRowBlock) {
     const int rows = n - i0 < kRowBlock ? int(n - i0) : kRowBlock;
-    for (int64_t j = 0; j < n; ++j) rows_times_vector<W, T>(A, n, i0, rows, V + (j * n) * W, B + (j * n) * W);
+    pack_rows<W, T>(A, n, i0, rows, U);
+    for (int64_t j = 0; j < n; ++j) rows_times_vector<W, T>(U, n, rows, V + (j * n) * W, B + (j * n + i0) * W);
   }
 
   // 3. One-sided Jacobi on B (jacobi.h's rotation and tests: rotate when
   //    |b_p . b_q| > tol ||b_p|| ||b_q|| and > eps^2 in the scaled units), V <- V J. The
   //    squared norms are computed at each sweep's start and updated by the rotations
   //    (a' = a - t g, b' = b + t g): one dot product per pair instead of three.
+  //    A pair whose two columns no rotation has touched since the sweep before this one
+  //    began is skipped: its columns and their norms are those of its last test, bit for
+  //    bit, which rotated in no lane, so the test would again find nothing (in a lane that
+  //    does not rotate, the identity rotation leaves the columns and the norms exact). After
+  //    the preconditioner, the last sweep, which verifies convergence, touches only the few
+  //    columns the sweep before it rotated (docs/jacobi.md, "Mid-size svd").
   const int root_n = jacobi_detail::jac_isqrt_ceil(n < 64 ? int(n) : 64);
   const T tol = T(2 * root_n) * Tr<T>::eps();
   const T floor_abs = Tr<T>::eps() * Tr<T>::eps();
   I rotated_sweep[W];
   for (int l = 0; l < W; ++l) rotated_sweep[l] = I(1);
+  bool touched_before[64], touched[64];  // n <= 64: rotated in the previous sweep / in this one
+  for (int64_t j = 0; j < n; ++j) touched_before[j] = true;
   int sweep = 0;
   for (; sweep < max_sweeps; ++sweep) {
     for (int l = 0; l < W; ++l) rotated_sweep[l] = I(0);
-    for (int64_t j = 0; j < n; ++j) column_dot<W, T>(B + (j * n) * W, B + (j * n) * W, 0, n, norms + j * W);
+    for (int64_t j = 0; j < n; ++j) {  // an untouched column keeps its norm, bit for bit
+      if (touched_before[j]) column_dot<W, T>(B + (j * n) * W, B + (j * n) * W, 0, n, norms + j * W);
+      touched[j] = false;
+    }
     int any = 0;
     for (int64_t p = 0; p + 1 < n; ++p)
       for (int64_t q = p + 1; q < n; ++q) {
+        if (!(touched_before[p] | touched_before[q] | touched[p] | touched[q])) continue;
         T* bp = B + (p * n) * W;
         T* bq = B + (q * n) * W;
         T g[W], s[W], tau[W];
@@ -226,6 +255,7 @@ SAFESVD_HD void mid_svd_finish(const T* A, int64_t n, T* U, T* S, T* V, int* inf
         }
         if (!jacobi_detail::any_lane<W>(r)) continue;
         any = 1;
+        touched[p] = touched[q] = true;
         for (int l = 0; l < W; ++l) rotated_sweep[l] |= r[l];
         // x_p <- x_p - s (x_q + tau x_p), x_q <- x_q + s (x_p - tau x_q) (jacobi.h).
         for (T* X : {B, V}) {
@@ -241,6 +271,7 @@ SAFESVD_HD void mid_svd_finish(const T* A, int64_t n, T* U, T* S, T* V, int* inf
           }
         }
       }
+    for (int64_t j = 0; j < n; ++j) touched_before[j] = touched[j];
     if (!any) break;
   }
 
