@@ -91,6 +91,8 @@ SAFESVD_HD void lane_stable_order(const T* v, int64_t n, bool descending, int64_
 constexpr int64_t kBufferedSweepsFrom = 40;
 constexpr int kSweepRows = 8;
 constexpr int kMaxBufferedSweeps = 64;
+// Columns of Z the zero-row bookkeeping holds (ql_tiles, "Zero rows"): n <= 64.
+constexpr int kMaxZColumns = 64;
 // Columns either side of a rotation whose stores may still be in flight when it loads.
 constexpr int kAliasColumns = 6;
 SAFESVD_HD constexpr int64_t rotation_buffer_capacity(int64_t n) { return 8 * n; }
@@ -124,18 +126,27 @@ SAFESVD_HD constexpr int64_t mid_z_ld(int64_t n) {
 // A rotation's record in the buffer holds its c for CS lanes, then its s for CS lanes
 // (CS = W P where P tiles' sweeps are made together, ql_tiles; cs then points at this
 // tile's first lane).
+// first_row: per sweep (n values from j * kMaxZColumns), column i's first row that may
+// be nonzero as the sweep starts (ql_tiles, "Zero rows"): a rotation i with
+// first_row[i] >= row0 + RB finds the block's rows zero in both of its columns and is
+// skipped, as is every rotation above it (first_row grows with i).
 template <int RB, int W, int CS, typename T>
 SAFESVD_HD void apply_sweeps(T* __restrict__ Z, int64_t ld, int64_t row0, const T* __restrict__ cs,
-                             const int64_t* hi, const int64_t* lo, int sweeps) {
+                             const int64_t* hi, const int64_t* lo, const int8_t* first_row, int sweeps) {
   using jacobi_detail::jfma;
   T x[RB][W];
   for (int j = 0; j < sweeps; ++j) {
-    const T* top = Z + ((hi[j] + 1) * ld + row0) * W;
+    const int8_t* fr = first_row + j * kMaxZColumns;
+    int64_t h = hi[j];
+    while (h >= lo[j] && fr[h] >= row0 + RB) --h;
+    cs += 2 * CS * (hi[j] - h);  // the skipped rotations' records
+    if (h < lo[j]) continue;
+    const T* top = Z + ((h + 1) * ld + row0) * W;
     for (int r = 0; r < RB; ++r) {
       SAFESVD_MID_SIMD
       for (int l = 0; l < W; ++l) x[r][l] = top[r * W + l];
     }
-    for (int64_t i = hi[j]; i >= lo[j]; --i, cs += 2 * CS) {
+    for (int64_t i = h; i >= lo[j]; --i, cs += 2 * CS) {
       T* z = Z + (i * ld + row0) * W;
       for (int r = 0; r < RB; ++r) {
         SAFESVD_MID_SIMD
@@ -153,15 +164,15 @@ SAFESVD_HD void apply_sweeps(T* __restrict__ Z, int64_t ld, int64_t row0, const 
     }
   }
 }
-// One rotation (as apply_sweeps) applied to every row of Z at once, as soon as it is made
-// (below kBufferedSweepsFrom).
+// One rotation (as apply_sweeps) applied to rows row0.. of Z at once, as soon as it is
+// made (below kBufferedSweepsFrom; the rows above row0 are zero in both columns).
 template <int W, typename T>
-SAFESVD_HD void rotate_rows(T* Z, int64_t n, int64_t ld, int64_t i, const T* __restrict__ c,
+SAFESVD_HD void rotate_rows(T* Z, int64_t n, int64_t ld, int64_t i, int64_t row0, const T* __restrict__ c,
                             const T* __restrict__ s) {
   using jacobi_detail::jfma;
   T* __restrict__ zi = Z + (i * ld) * W;
   T* __restrict__ zj = zi + ld * W;
-  for (int64_t row = 0; row < n; ++row) {
+  for (int64_t row = row0; row < n; ++row) {
     SAFESVD_MID_SIMD
     for (int l = 0; l < W; ++l) {
       const T x = zj[row * W + l], a = zi[row * W + l];
@@ -172,13 +183,13 @@ SAFESVD_HD void rotate_rows(T* Z, int64_t n, int64_t ld, int64_t i, const T* __r
 }
 template <int W, int CS, typename T>
 SAFESVD_HD void apply_buffered_sweeps(T* Z, int64_t n, int64_t ld, const T* cs, const int64_t* hi,
-                                      const int64_t* lo, int sweeps) {
+                                      const int64_t* lo, const int8_t* first_row, int sweeps) {
   static_assert(kSweepRows == 8, "one case per block size");
   int64_t row = 0;
-  for (; row + 8 <= n; row += 8) apply_sweeps<8, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps);
-  if (row + 4 <= n) apply_sweeps<4, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps), row += 4;
-  if (row + 2 <= n) apply_sweeps<2, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps), row += 2;
-  if (row < n) apply_sweeps<1, W, CS, T>(Z, ld, row, cs, hi, lo, sweeps);
+  for (; row + 8 <= n; row += 8) apply_sweeps<8, W, CS, T>(Z, ld, row, cs, hi, lo, first_row, sweeps);
+  if (row + 4 <= n) apply_sweeps<4, W, CS, T>(Z, ld, row, cs, hi, lo, first_row, sweeps), row += 4;
+  if (row + 2 <= n) apply_sweeps<2, W, CS, T>(Z, ld, row, cs, hi, lo, first_row, sweeps), row += 2;
+  if (row < n) apply_sweeps<1, W, CS, T>(Z, ld, row, cs, hi, lo, first_row, sweeps);
 }
 
 // Q <- H_k0 H_k0+1 ... H_k0+B-1 Q for B reflectors of the tridiagonalization (v_k in
@@ -489,11 +500,23 @@ SAFESVD_HD void ql_tiles(int64_t n, const T* const* d, const T* const* e, T* con
   const U eps = Tr<T>::eps(), eps2 = eps * eps, safmin = Tr<T>::min_normal();
   const int64_t max_iterations = int64_t(max_sweeps) * n;
   int64_t iteration = 0;
+  // Zero rows: Z starts as I, and a rotation i makes columns i and i + 1 nonzero in the
+  // union of their rows, so that column k is zero above a row first[k] (the same for every
+  // lane of the P tiles: their union), first[k] <= first[k + 1]. A sweep (rotations
+  // hi .. lo, descending) sets first[k] = first[k - 1] for k = hi + 1 .. lo + 1: each
+  // sweep fills one more row above the subdiagonal, and Z is full after some n sweeps. A
+  // rotation i touches rows first[i].. only; the others are zero in both columns, where
+  // it would store zeros. (Some n^3 / 6 of about n^3 row rotations a tile makes at
+  // n = 64: docs/jacobi.md, "Mid-size eigh".) The buffered sweeps keep the state of first
+  // as each starts (n <= kMaxZColumns <= 127: int8_t).
+  static_assert(kMaxZColumns <= 127, "first rows are int8_t");
+  int8_t first[kMaxZColumns], sweep_first[kMaxBufferedSweeps * kMaxZColumns];
+  for (int64_t k = 0; k < n; ++k) first[k] = int8_t(k);
   int64_t buffered = 0, sweep_hi[kMaxBufferedSweeps], sweep_lo[kMaxBufferedSweeps];
   int sweeps = 0;
   auto apply_buffer = [&]() {
     for (int t = 0; t < P; ++t)
-      apply_buffered_sweeps<W, WQ, T>(Z[t], n, ld, rot + t * W, sweep_hi, sweep_lo, sweeps);
+      apply_buffered_sweeps<W, WQ, T>(Z[t], n, ld, rot + t * W, sweep_hi, sweep_lo, sweep_first, sweeps);
     sweeps = 0;
     buffered = 0;
   };
@@ -537,6 +560,7 @@ SAFESVD_HD void ql_tiles(int64_t n, const T* const* d, const T* const* e, T* con
       if (sweeps == kMaxBufferedSweeps || buffered + (kmax - kmin) > rotation_buffer_capacity(n)) apply_buffer();
       sweep_hi[sweeps] = kmax - 1;
       sweep_lo[sweeps] = kmin;
+      for (int64_t k = 0; k < n; ++k) sweep_first[sweeps * kMaxZColumns + k] = first[k];
       ++sweeps;
     }
     U g[WQ], s[WQ], c[WQ], p[WQ];
@@ -581,7 +605,8 @@ SAFESVD_HD void ql_tiles(int64_t n, const T* const* d, const T* const* e, T* con
       if (buffer)
         ++buffered;
       else
-        for (int t = 0; t < P; ++t) rotate_rows<W, T>(Z[t], n, ld, i, cr + t * W, sr + t * W);
+        for (int t = 0; t < P; ++t) rotate_rows<W, T>(Z[t], n, ld, i, first[i], cr + t * W, sr + t * W);
+      first[i + 1] = first[i];
     }
     SAFESVD_MID_SIMD
     for (int l = 0; l < WQ; ++l) {
