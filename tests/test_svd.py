@@ -357,6 +357,15 @@ def test_gauge_worst():
     g[1, 0] = float("nan")
     assert math.isnan(torch.ops.safesvd._gauge_worst(g))
     assert torch.ops.safesvd._gauge_worst(torch.zeros(0, 3, dtype=torch.float64)) == 0.0
+    # Every position of a run (the scan keeps several running maxima) and the last
+    # entries of a batch that is not a multiple of their count, in float64 too.
+    for B in (1, 7, 9, 20_003):
+        for where in {0, B // 2, B - 1}:
+            h = torch.rand(B, 3, dtype=torch.float64) * 0.5
+            h[where, 0] = 0.75
+            assert torch.ops.safesvd._gauge_worst(h) == 0.75
+            h[where, 0] = float("nan")
+            assert math.isnan(torch.ops.safesvd._gauge_worst(h))
     with pytest.raises(ValueError, match="gauge"):
         torch.ops.safesvd._gauge_worst(torch.zeros(5, 2))
 
