@@ -357,8 +357,8 @@ def test_gauge_worst():
     g[1, 0] = float("nan")
     assert math.isnan(torch.ops.safesvd._gauge_worst(g))
     assert torch.ops.safesvd._gauge_worst(torch.zeros(0, 3, dtype=torch.float64)) == 0.0
-    # Every position of a run (the scan keeps several running maxima) and the last
-    # entries of a batch that is not a multiple of their count, in float64 too.
+    # The first, middle and last matrix of batches smaller and larger than one chunk of
+    # the parallel scan, in float64 too.
     for B in (1, 7, 9, 20_003):
         for where in {0, B // 2, B - 1}:
             h = torch.rand(B, 3, dtype=torch.float64) * 0.5
