@@ -161,6 +161,91 @@ def test_mid_size_float64_against_lapack_above_32(kind, n):
         assert values <= bound, f"{what}: values differ from LAPACK's by {values:.3g} > {bound:.3g}"
 
 
+def _structured_symmetric(n: int, dtype, seed: int) -> torch.Tensor:
+    """Symmetric matrices whose structure shapes the mid-size eigh's QL windows and the
+    zero rows of its Z (kernels/tridiag_eigh.h, ql_tiles), with random ones between them
+    so that one tile's lanes differ."""
+    g = torch.Generator().manual_seed(seed)
+
+    def sym(X):
+        return (X + X.mT) / 2
+
+    def rand(k):
+        return sym(torch.randn(k, k, dtype=torch.float64, generator=g))
+
+    ones = torch.ones(n - 1, dtype=torch.float64)
+    d = torch.randn(n, dtype=torch.float64, generator=g)
+    k, k2 = n // 3, (2 * n) // 3
+    blocks = torch.zeros(n, n, dtype=torch.float64)
+    blocks[:k, :k], blocks[k:k2, k:k2], blocks[k2:, k2:] = rand(k), rand(k2 - k), rand(n - k2)
+    half = torch.zeros(n, n, dtype=torch.float64)
+    half[: n // 2, : n // 2] = rand(n // 2)
+    perm = torch.randperm(n, generator=g)
+    repeated = torch.diag((torch.arange(n) % 4).to(torch.float64))[perm][:, perm]
+    wilkinson = torch.diag((torch.arange(n, dtype=torch.float64) - (n - 1) / 2).abs()) + torch.diag(ones, 1) + \
+        torch.diag(ones, -1)
+    mats = [torch.diag(d), torch.diag(d) + torch.diag(ones, 1) + torch.diag(ones, -1), blocks, half, repeated,
+            wilkinson, torch.eye(n, dtype=torch.float64), torch.ones(n, n, dtype=torch.float64)]
+    mats = [m for pair in zip(mats, [rand(n) for _ in mats]) for m in pair]
+    return torch.stack(mats).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [24, 39, 40, 45, 64])
+def test_mid_size_eigh_structured(n, dtype):
+    """Diagonal, tridiagonal, block-diagonal (the tridiagonal splits: windows that end
+    inside the matrix), half zero, permuted repeated values, Wilkinson's W+, identity and
+    rank one, each beside a random matrix in the tiles: the rotations applied as made
+    (n < 40) and buffered (n >= 40, with the rows of Z still zero skipped). The all-ones
+    matrix's trailing columns are rounding noise of the first reflection, small enough in
+    float32 that their squares fell into the subnormal range: Q was far from orthogonal
+    (||Q^T Q - I|| = 0.25 at n = 24) before the tridiagonalization scaled each column
+    (kernels/tridiag_eigh.h, tridiagonalize_tile). Reconstruction and orthogonality within
+    4x of LAPACK's or of n eps (backward stability; LAPACK's reconstruction of the ones
+    matrix is exceptionally small: 16 eps at n = 39 in float64, ours 78); values within
+    what both backward errors allow (as test_mid_size_float64_against_lapack_above_32)."""
+    A = _structured_symmetric(n, dtype, seed=n)
+    eps = torch.finfo(dtype).eps
+    ref = lapack_eigh(A)
+    ours, theirs = eigh_errors(A, *safesvd.eigh(A, driver="jacobi"), ref[0]), eigh_errors(A, *ref, ref[0])
+    values = ours.pop("values")
+    theirs.pop("values")
+    what = f"eigh n={n} {dtype} structured"
+    ok = within(ours, theirs, factor=4.0, floor=n * eps)
+    assert all(ok.values()), f"{what}: (engine, LAPACK) errors beyond 4x: {ours} {theirs}"
+    bound = n * (ours["recon"] + theirs["recon"]) + 2 * (ours["orth_q"] + theirs["orth_q"]) + n * eps
+    assert values <= bound, f"{what}: values differ from LAPACK's by {values:.3g} > {bound:.3g}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(9, 3), (64, 16), (256, 8), (16, 64), (24, 24), (40, 40), (64, 64)])
+def test_svd_tiny_columns_keep_factors_orthogonal(shape, dtype):
+    """Columns that the Householder steps meet near or below the square root of the
+    smallest normal number, once the matrix is scaled to max |a| ~ 1: the all-ones matrix
+    (every column after the first is rounding noise of the first reflection, shrinking by
+    eps a step) and matrices whose columns after the first are 1e-21 (float32) or 1e-160
+    (float64) times the first, beside random ones. The tall path's QR
+    (kernels/tall_svd.h) and the mid-size eigh of the Gram matrix built their reflectors
+    from norms whose squares lost their digits: ||U^T U - I|| up to 6e-4 (tall 64x16
+    float32) and 2.4e-4 (the all-ones 64x16 float64) before the columns were scaled.
+    Orthogonality and reconstruction within 4x of LAPACK's or of max(m, n) eps."""
+    m, n = shape
+    g = torch.Generator().manual_seed(m * 100 + n)
+    tiny = 1e-21 if dtype == torch.float32 else 1e-160
+    mats = [torch.ones(m, n, dtype=torch.float64)]
+    for _ in range(3):
+        X = torch.randn(m, n, dtype=torch.float64, generator=g)
+        X[:, 1:] *= tiny
+        mats += [X, torch.randn(m, n, dtype=torch.float64, generator=g)]
+    A = torch.stack(mats).to(dtype)
+    ref = lapack_svd(A)
+    ours, theirs = svd_errors(A, *safesvd.svd(A, driver="jacobi"), ref[1]), svd_errors(A, *ref, ref[1])
+    ours.pop("values")
+    theirs.pop("values")
+    ok = within(ours, theirs, factor=4.0, floor=max(m, n) * torch.finfo(dtype).eps)
+    assert all(ok.values()), f"svd {m}x{n} {dtype} tiny columns: (engine, LAPACK) {ours} {theirs}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [3, 8, 12, 24, 33, 45])
 def test_mid_size_lanes_are_independent(n, dtype):

@@ -301,6 +301,46 @@ SAFESVD_HD void form_u_wy(const T* A, int64_t M, const T* tau, const T* UR, T* U
   }
 }
 
+// Before a Householder reflector is made from rows i0..i1-1 of a column x (lane
+// layout; x[i0] the entry it keeps, sum2 = the sum of squares of rows i0+1..): where a
+// lane's x_i0^2 + sum2 lies below min_normal / eps^2 (or is not finite), the rows are
+// scaled by the power of two that takes their largest entry into [1, 2) and sum2 is
+// made again from them; inv = the inverse scale (1 where nothing was scaled), by which
+// the reflector's beta goes back. Such a column is rounding noise that earlier
+// reflections left near or below the square root of the smallest normal number (the
+// matrix itself is scaled to max |a| in [1, 2)): its squares fell into the subnormal
+// range or vanished, the norm lost its digits and the reflector was not orthogonal (the
+// all-ones 64 x 16 float64 svd: ||U^T U - I|| = 2.4e-4; the all-ones 24 x 24 float32
+// eigh: ||Q^T Q - I|| = 0.25), as LAPACK's larfg rescales. The scaling is exact, and a
+// lane that needs none runs as before, bit for bit, at the cost of one test per column
+// (docs/jacobi.md, "Tall and wide input").
+template <int W, typename T>
+SAFESVD_HD void rescale_tiny_column(T* x, int64_t i0, int64_t i1, T* sum2, T* inv) {
+  using I = typename Tr<T>::I;
+  constexpr T low = Tr<T>::min_normal() / (Tr<T>::eps() * Tr<T>::eps());
+  I need[W], finite[W];
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) {
+    const T x0 = x[i0 * W + l], n2 = jfma(x0, x0, sum2[l]);
+    need[l] = I(n2 > T(0) && !(n2 >= low && n2 <= Tr<T>::max_finite()));
+    inv[l] = T(1);
+    finite[l] = I(1);
+  }
+  if (!jacobi_detail::any_lane<W>(need)) return;
+  T amax[W], scale[W];
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) amax[l] = T(0);
+  lane_max_abs_finite<W, T>(x + i0 * W, i1 - i0, amax, finite);
+  lane_power_of_two_scale<W, T>(amax, scale, inv);
+  SAFESVD_TALL_SIMD
+  for (int l = 0; l < W; ++l) {  // only the lanes that need it: each lane's result its own
+    scale[l] = need[l] ? scale[l] : T(1);
+    inv[l] = need[l] ? inv[l] : T(1);
+  }
+  lane_scale_entries<W, T>(x + i0 * W, i1 - i0, scale, finite);
+  column_dot<W, T>(x, x, i0 + 1, i1, sum2);
+}
+
 }  // namespace tall_detail
 
 // Scratch (in T) of tall_svd_tile<N, W, T> besides the M x N tile and the M x N U tile:
@@ -345,8 +385,9 @@ SAFESVD_HD void tall_svd_tile(T* A, int64_t M, T* U, T* S, T* V, int* info, int 
   // tau = (beta - a_jj) / beta; tau = 0 (H = I) where the column below the diagonal is 0.
   for (int j = 0; j < N; ++j) {
     T* a = A + (int64_t(j) * M) * W;
-    T sum2[W], scale_v[W];
+    T sum2[W], scale_v[W], ics[W];
     column_dot<W, T>(a, a, j + 1, M, sum2);
+    rescale_tiny_column<W, T>(a, j, M, sum2, ics);
     SAFESVD_TALL_SIMD
     for (int l = 0; l < W; ++l) {
       const T x0 = a[j * W + l];
@@ -355,7 +396,7 @@ SAFESVD_HD void tall_svd_tile(T* A, int64_t M, T* U, T* S, T* V, int* info, int 
       const T beta = reflect ? (x0 >= T(0) ? -nrm : nrm) : x0;
       tau[j * W + l] = (beta - x0) * recip_where(reflect, beta);
       scale_v[l] = recip_where(reflect, x0 - beta);
-      a[j * W + l] = beta;  // R(j, j)
+      a[j * W + l] = beta * ics[l];  // R(j, j)
     }
     for (int64_t i = j + 1; i < M; ++i) {
       SAFESVD_TALL_SIMD

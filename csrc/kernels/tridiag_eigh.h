@@ -396,8 +396,9 @@ SAFESVD_HD void tridiagonalize_tile(T* A, int64_t n, T* d, T* e, T* tau, T* work
     T* col = at(0, k);
     const T* vp = k > 0 ? at(0, k - 1) : nullptr;  // the previous reflector (rows k..)
     if (vp != nullptr) rank2_update_column<W, T>(col, n, k, vp, w);  // bring column k up to date
-    T sum2[W], scale_v[W];
+    T sum2[W], scale_v[W], ics[W];
     column_dot<W, T>(col, col, k + 2, n, sum2);
+    rescale_tiny_column<W, T>(col, k + 1, n, sum2, ics);
     SAFESVD_MID_SIMD
     for (int l = 0; l < W; ++l) {
       const T x0 = col[(k + 1) * W + l];
@@ -406,7 +407,7 @@ SAFESVD_HD void tridiagonalize_tile(T* A, int64_t n, T* d, T* e, T* tau, T* work
       const T beta = reflect ? (x0 >= T(0) ? -nrm : nrm) : x0;
       tau[k * W + l] = (beta - x0) * recip_where(reflect, beta);
       scale_v[l] = recip_where(reflect, x0 - beta);
-      e[k * W + l] = beta;
+      e[k * W + l] = beta * ics[l];
       d[k * W + l] = col[k * W + l];
       col[(k + 1) * W + l] = T(1);  // v_1 = 1, stored explicitly for the products below
     }
