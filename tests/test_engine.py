@@ -199,8 +199,8 @@ def test_mid_size_eigh_structured(n, dtype):
     (n < 40) and buffered (n >= 40, with the rows of Z still zero skipped). The all-ones
     matrix's trailing columns are rounding noise of the first reflection, small enough in
     float32 that their squares fell into the subnormal range: Q was far from orthogonal
-    (||Q^T Q - I|| = 0.25 at n = 24) before the tridiagonalization scaled each column
-    (kernels/tridiag_eigh.h, tridiagonalize_tile). Reconstruction and orthogonality within
+    (||Q^T Q - I|| = 0.25 at n = 24) before the tridiagonalization rescaled such a column
+    (kernels/tall_svd.h, rescale_tiny_column). Reconstruction and orthogonality within
     4x of LAPACK's or of n eps (backward stability; LAPACK's reconstruction of the ones
     matrix is exceptionally small: 16 eps at n = 39 in float64, ours 78); values within
     what both backward errors allow (as test_mid_size_float64_against_lapack_above_32)."""
@@ -225,10 +225,11 @@ def test_svd_tiny_columns_keep_factors_orthogonal(shape, dtype):
     (every column after the first is rounding noise of the first reflection, shrinking by
     eps a step) and matrices whose columns after the first are 1e-21 (float32) or 1e-160
     (float64) times the first, beside random ones. The tall path's QR
-    (kernels/tall_svd.h) and the mid-size eigh of the Gram matrix built their reflectors
-    from norms whose squares lost their digits: ||U^T U - I|| up to 6e-4 (tall 64x16
-    float32) and 2.4e-4 (the all-ones 64x16 float64) before the columns were scaled.
-    Orthogonality and reconstruction within 4x of LAPACK's or of max(m, n) eps."""
+    (kernels/tall_svd.h) built its reflectors from norms whose squares lost their digits:
+    ||U^T U - I|| up to 6e-4 (tall 64x16 float32) and 2.4e-4 (the all-ones 64x16 float64)
+    before such columns were rescaled (rescale_tiny_column); the square shapes take the
+    mid-size path, whose Gram eigh builds its reflectors the same way. Orthogonality and
+    reconstruction within 4x of LAPACK's or of max(m, n) eps."""
     m, n = shape
     g = torch.Generator().manual_seed(m * 100 + n)
     tiny = 1e-21 if dtype == torch.float32 else 1e-160
