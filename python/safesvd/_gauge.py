@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import threading
 import warnings
 
@@ -66,13 +67,19 @@ def is_tracing(*tensors) -> bool:
     tensors), or CUDA graph capture."""
     if torch.compiler.is_compiling():
         return True
+    traced = _traced_types()
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and (isinstance(t, traced) or torch._C._functorch.is_functorch_wrapped_tensor(t)):
+            return True
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+@functools.lru_cache(maxsize=1)
+def _traced_types() -> tuple:
     from torch._subclasses.fake_tensor import FakeTensor
     from torch._subclasses.functional_tensor import FunctionalTensor
 
-    if any(isinstance(t, (FakeTensor, FunctionalTensor)) or torch._C._functorch.is_functorch_wrapped_tensor(t)
-           for t in tensors if isinstance(t, torch.Tensor)):
-        return True
-    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+    return (FakeTensor, FunctionalTensor)
 
 
 def report(message: str, stacklevel: int = 3) -> None:
