@@ -284,6 +284,42 @@ def test_bad_input_errors():
         safesvd.svd(torch.eye(2), rtol=-1.0)
 
 
+def test_guard_defaults_cache_keys_and_errors():
+    """The gauge check's threshold comes from a cache of the library's answers
+    (python/safesvd/_guards.py): keyed by the real dtype and the tolerances, and a bad
+    tolerance raises on every call (an exception is not cached)."""
+    from safesvd import _guards
+
+    r32, a32, t32 = _guards.defaults(torch.float32)
+    r64, a64, t64 = _guards.defaults(torch.float64)
+    assert r32 > r64 > 0 and a32 == a64 == 0
+    assert t32 == max(math.sqrt(torch.finfo(torch.float32).eps), 10 * r32)  # docs/math.md, "Gauge check"
+    assert t64 == max(math.sqrt(torch.finfo(torch.float64).eps), 10 * r64)
+    assert _guards.defaults(torch.complex64) == (r32, a32, t32)
+    assert _guards.defaults(torch.complex128) == (r64, a64, t64)
+    assert _guards.defaults(torch.float64, 1e-3) == (1e-3, 0.0, 1e-2)
+    assert _guards.defaults(torch.float64) == (r64, a64, t64)  # the default is not overwritten
+    for _ in range(2):
+        with pytest.raises(ValueError, match="rtol"):
+            _guards.defaults(torch.float64, -1.0)
+        with pytest.raises(ValueError, match="atol"):
+            _guards.defaults(torch.float32, None, float("inf"))
+    # The check uses the threshold of the rtol it is given, call after call: a loss whose
+    # basis-dependent part is 1e-5 of its cotangent (the top singular vector's projector,
+    # basis-free, plus 1e-5 of one vector of the repeated pair) warns under the default
+    # (threshold ~1.5e-8), not under rtol = 1e-3 (threshold 1e-2), then warns again.
+    A = with_singular_values([2.0, 1.0, 1.0], 3, 3)
+    W = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for rtol, warns in ((None, True), (1e-3, False), (None, True), (1e-3, False)):
+        X = A.clone().requires_grad_()
+        U, S, Vh = safesvd.svd(X, rtol=rtol)
+        loss = ((U[:, :1] @ U[:, :1].T) * W).sum() + 1e-5 * U[:, 1].sum()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            loss.backward()
+        assert any(issubclass(x.category, safesvd.GaugeWarning) for x in w) == warns, rtol
+
+
 def test_backward_op_checks_shapes_and_dtypes():
     A = torch.randn(4, 3, dtype=torch.float64)
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
