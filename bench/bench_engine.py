@@ -18,9 +18,9 @@ two in a row (bench/_common.py, paired_ratios). The forward + backward speedup i
 from such pairs (torch's call / safesvd's, each the second of two in a row: "warm"). The
 interleaved rounds time each call after a different method (after the 1 s idle probe that
 opens a round, or after torch's serial loops): on the 2-core KVM guests of 2026-12 a call
-that starts there pays the idle core's wake-up and inputs evicted from the caches, about
-1-2 ms whatever its length (README, "Cold and warm calls"), which
-is half of a 4 ms safesvd call and 2% of torch's 60 ms one. Both columns are kept: the
+that starts there pays the idle core's wake-up and a slow start of the memory system (not
+the caches' refill), 1-2 ms or more whatever its length (README, "Cold and warm calls"):
+half of a 4 ms safesvd call, 2-3% of torch's 60 ms one. Both columns are kept: the
 interleaved one is what a call among other work sees, the warm one what a loop of calls does.
 
     PYTHONPATH=python python bench/bench_engine.py           # writes bench/results/cpu_engine_<date>.{md,json,png}
@@ -216,7 +216,7 @@ def main() -> None:
              "(`paired_ratios` in bench/_common.py: the cores are awake when the timed call starts). "
              f"Speedup fwd+bwd (warm): the median ratio torch / safesvd of {warm_pairs} such pairs (a loop of "
              "calls); the interleaved column times each call after a different method, which costs a call "
-             "1-2 ms of wake-up and cache refill on this kind of machine (see the script's docstring).", "",
+             "1-2 ms or more of wake-up on this kind of machine (see the script's docstring).", "",
              "| op | dtype | shape | B | torch fwd | safesvd fwd | speedup fwd | torch fwd+bwd | safesvd fwd+bwd "
              "| speedup fwd+bwd | speedup fwd+bwd (warm) | safesvd (lapack fwd) fwd+bwd | 1 thread / all (medians) "
              "| 1 thread / all (pairs) |",
