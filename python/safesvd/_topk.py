@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from . import _gauge, _inputs, _library, _ops
+from . import _gauge, _guards, _inputs, _library, _ops
 
 # Sizes: full SVD forward and dense backward up to this min(m, n) (and m + n);
 # above, subspace iteration and matrix-free CG (when k is small against min(m, n)).
@@ -49,10 +49,6 @@ def _iteration_tolerance(dtype: torch.dtype) -> float:
     return 10 * torch.finfo(dtype).eps ** (2 / 3)
 
 
-def _real_dtype(dtype):
-    return torch.empty((), dtype=dtype).real.dtype
-
-
 def subspace_iteration(A: torch.Tensor, k: int, max_iterations: int = MAX_ITERATIONS):
     """Top-k SVD by block power (subspace) iteration with Rayleigh-Ritz.
 
@@ -65,7 +61,7 @@ def subspace_iteration(A: torch.Tensor, k: int, max_iterations: int = MAX_ITERAT
     gen = torch.Generator(device=A.device).manual_seed(0)
     Q = torch.randn(*A.shape[:-2], n, p, dtype=A.dtype, device=A.device, generator=gen)
     Q = torch.linalg.qr(Q).Q
-    tol = _iteration_tolerance(_real_dtype(A.dtype))
+    tol = _iteration_tolerance(_guards.real_dtype(A.dtype))
     residual = float("inf")
     for _ in range(max_iterations):
         Y = torch.linalg.qr(A @ Q).Q
@@ -225,7 +221,7 @@ def _warn_boundary():
 
 def _fake(A, k, method="auto", guard="pinv", rtol=None, atol=None):
     m, n = A.shape[-2:]
-    real = _real_dtype(A.dtype)
+    real = _guards.real_dtype(A.dtype)
     return (A.new_empty((*A.shape[:-2], m, k)), A.new_empty((*A.shape[:-2], k), dtype=real),
             A.new_empty((*A.shape[:-2], k, n)))
 
