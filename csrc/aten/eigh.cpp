@@ -12,6 +12,7 @@ std::tuple<Tensor, Tensor> eigh_forward(const Tensor& A, c10::string_view UPLO, 
                                         c10::optional<double> rtol, c10::optional<double> atol,
                                         c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.eigh";
+  const BelowAutograd below;
   // NaN or Inf anywhere in A (either triangle) raises: the LAPACK path tests A first, the
   // engine tests it itself (the device's eigh_jacobi, reported as info = 2).
   check_matrix_input(A, op, /*square=*/true, /*check_finite=*/false);
@@ -55,6 +56,7 @@ std::tuple<Tensor, Tensor> eigh_backward(const c10::optional<Tensor>& gL_in, con
                                          const Tensor& L, const Tensor& Q, c10::string_view guard,
                                          c10::optional<double> rtol, c10::optional<double> atol) {
   const char* op = "safesvd._eigh_backward";
+  const BelowAutograd below;
   const auto gL = present(gL_in), gQ = present(gQ_in);
   const int64_t n = check_eigh_backward_args(gL, gQ, L, Q, op);
   const ResolvedGuard rg = resolve_guard(guard, L.scalar_type(), rtol, atol, op);

@@ -19,6 +19,7 @@ Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const T
                       const Tensor& dfS, const c10::optional<Tensor>& d2fS, const c10::optional<Tensor>& df0,
                       c10::optional<double> rtol, c10::optional<double> atol) {
   const char* op = "safesvd.svd_fn";
+  const BelowAutograd below;
   check_fn_args(Tensor(), U, S, Vh, fS, dfS, op);
   check_optional_like(d2fS, S, op, "d2f(S)");
   TORCH_CHECK_VALUE(A.dim() >= 2 && A.size(-2) == U.size(-2) && A.size(-1) == Vh.size(-1), op, ": A ",
@@ -30,6 +31,7 @@ Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const T
 Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL, const Tensor& dfL,
                        const c10::optional<Tensor>& d2fL, c10::optional<double> rtol, c10::optional<double> atol) {
   const char* op = "safesvd.eigh_fn";
+  const BelowAutograd below;
   check_fn_args(Tensor(), Q, L, Q.mH(), fL, dfL, op);
   check_optional_like(d2fL, L, op, "d2f(L)");
   TORCH_CHECK_VALUE(A.sizes() == Q.sizes(), op, ": A ", A.sizes(), " does not match Q ", Q.sizes());
@@ -42,6 +44,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
                                            const Tensor& fS, const Tensor& dfS, c10::optional<double> rtol,
                                            c10::optional<double> atol) {
   const char* op = "safesvd._svd_fn_backward";
+  const BelowAutograd below;
   check_fn_args(G, U, S, Vh, fS, dfS, op);
   const auto [rt, at_] = resolve_divided_difference(S.scalar_type(), rtol, atol, op);
   const int64_t m = U.size(-2), n = Vh.size(-1), k = S.size(-1);
@@ -84,6 +87,7 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
                                             const Tensor& dfL, c10::optional<double> rtol,
                                             c10::optional<double> atol) {
   const char* op = "safesvd._eigh_fn_backward";
+  const BelowAutograd below;
   check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
   const auto [rt, at_] = resolve_divided_difference(L.scalar_type(), rtol, atol, op);
   const int64_t n = L.size(-1);
@@ -138,6 +142,7 @@ std::tuple<Tensor, Tensor, Tensor> eigh_fn_second_order(const Tensor& H, const T
                                                         const Tensor& d2fL, c10::optional<double> rtol,
                                                         c10::optional<double> atol) {
   const char* op = "safesvd._eigh_fn_second_order";
+  const BelowAutograd below;
   check_fn_args(G, Q, L, Q.mH(), fL, dfL, op);
   check_fn_args(H, Q, L, Q.mH(), fL, d2fL, op);
   const auto [rt, at_] = resolve_divided_difference(L.scalar_type(), rtol, atol, op);
@@ -161,6 +166,7 @@ std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Te
                                                        const c10::optional<Tensor>& df0, c10::optional<double> rtol,
                                                        c10::optional<double> atol) {
   const char* op = "safesvd._svd_fn_second_order";
+  const BelowAutograd below;
   check_fn_args(G, U, S, Vh, fS, dfS, op);
   check_fn_args(H, U, S, Vh, fS, d2fS, op);
   const auto [rt, at_] = resolve_divided_difference(S.scalar_type(), rtol, atol, op);
@@ -203,6 +209,7 @@ std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Te
 // on CUDA: callers skip it while tracing or capturing).
 std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::string_view name, bool check) {
   const char* op = "safesvd._spectral_function";
+  const BelowAutograd below;
   TORCH_CHECK_TYPE(L.scalar_type() == at::kFloat || L.scalar_type() == at::kDouble, op,
                    ": expected a real spectrum, got ", L.scalar_type());
   TORCH_CHECK_VALUE(L.dim() >= 1, op, ": expected a spectrum (..., n), got shape ", L.sizes());

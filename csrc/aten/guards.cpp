@@ -34,6 +34,7 @@ Tensor guard_params(const Tensor& spectrum, const Tensor& cotangent_scale, int64
                     c10::string_view guard, c10::optional<double> rtol, c10::optional<double> atol,
                     bool divided_difference) {
   const char* op = "safesvd._guard_params";
+  const BelowAutograd below;
   TORCH_CHECK_TYPE(spectrum.scalar_type() == at::kFloat || spectrum.scalar_type() == at::kDouble, op,
                    ": expected a real spectrum, got ", spectrum.scalar_type());
   TORCH_CHECK_VALUE(spectrum.dim() >= 1 && cotangent_scale.sizes() == spectrum.sizes().slice(0, spectrum.dim() - 1),
@@ -52,6 +53,7 @@ Tensor guard_params(const Tensor& spectrum, const Tensor& cotangent_scale, int64
 std::tuple<Tensor, Tensor, Tensor> guard_coefficients(const Tensor& d, const c10::optional<Tensor>& xabs,
                                                       const Tensor& params, c10::string_view guard) {
   const char* op = "safesvd._guard_coefficients";
+  const BelowAutograd below;
   TORCH_CHECK_TYPE(d.scalar_type() == at::kFloat || d.scalar_type() == at::kDouble, op,
                    ": expected real differences, got ", d.scalar_type());
   TORCH_CHECK_VALUE(params.dim() >= 1 && params.size(-1) == kernels::kGuardParamCount, op,

@@ -13,6 +13,7 @@ std::tuple<Tensor, Tensor, Tensor> svd_forward(const Tensor& A, bool full_matric
                                                c10::optional<double> rtol, c10::optional<double> atol,
                                                c10::optional<c10::string_view> driver) {
   const char* op = "safesvd.svd";
+  const BelowAutograd below;
   // The finite check is one more pass over A: the engine finds non-finite matrices itself
   // (info = 2), so only the LAPACK path pays for it.
   check_matrix_input(A, op, /*square=*/false, /*check_finite=*/false);
@@ -119,6 +120,7 @@ std::tuple<Tensor, Tensor> svd_backward(const c10::optional<Tensor>& gU_in, cons
                                         const Tensor& Vh, c10::string_view guard, c10::optional<double> rtol,
                                         c10::optional<double> atol) {
   const char* op = "safesvd._svd_backward";
+  const BelowAutograd below;
   const auto gU = present(gU_in), gS = present(gS_in), gVh = present(gVh_in);
   const auto [m, n, k] = check_svd_backward_args(gU, gS, gVh, U, S, Vh, op);
   const ResolvedGuard rg = resolve_guard(guard, S.scalar_type(), rtol, atol, op);
