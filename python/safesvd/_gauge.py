@@ -71,7 +71,9 @@ def is_tracing(*tensors) -> bool:
     for t in tensors:
         if isinstance(t, torch.Tensor) and (isinstance(t, traced) or torch._C._functorch.is_functorch_wrapped_tensor(t)):
             return True
-    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+    # Only a CUDA tensor can be part of a graph capture (and asking costs ~0.5 us a call,
+    # a tenth of the check of a small backward).
+    return any(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors) and torch.cuda.is_current_stream_capturing()
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,9 +152,18 @@ _pending_lock = threading.Lock()
 _MAX_PENDING = 1024  # beyond this, the oldest entries are resolved (waiting on their event)
 
 
+@functools.lru_cache(maxsize=1)
+def _gauge_worst_op():
+    return torch.ops.safesvd._gauge_worst.default  # looked up once the library is loaded
+
+
+def _gauge_worst(gauge: torch.Tensor) -> float:
+    return _gauge_worst_op()(gauge)
+
+
 def _reads_block(t: torch.Tensor) -> bool:
     """True where reading `t` on the host would wait for its device (tests patch this)."""
-    return t.device.type == "cuda"
+    return t.is_cuda
 
 
 class _ReadyEvent:
@@ -255,18 +266,22 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     if _mode == "warn" and _reads_block(gauge):
         _enqueue(gauge, spectrum, op, spectrum_name, threshold)
         return
-    flat = gauge.detach().reshape(-1, 3)
     # The largest residual first (a NaN one propagates, and fails the comparison as
     # argmax's would): on the CPU max() of the column takes half of argmax's time
     # (B = 100000: 73-83 vs 144-224 us, one thread), and it is most of the check; the
-    # library's own scan (_gauge_worst) reads it over the batch in parallel, each thread
-    # the part the backward has just written (svd 8x3, B = 20000: the check 0.125 -> 0.095 ms).
-    # (A tensor subclass other than those is_tracing skips gets torch's max(), which it
-    # handles like any op; the library's scan is for plain CPU tensors.)
-    plain_cpu = type(flat) is torch.Tensor and flat.device.type == "cpu"
-    worst = torch.ops.safesvd._gauge_worst(flat) if plain_cpu else float(flat[:, 0].max())
+    # library's own scan (_gauge_worst, any (..., 3) shape) reads it over the batch in
+    # parallel, each thread the part the backward has just written (svd 8x3, B = 20000: the
+    # check 0.125 -> 0.095 ms). (A tensor subclass other than those is_tracing skips gets
+    # torch's max(), which it handles like any op; the library's scan is for plain CPU
+    # tensors.) At B = 1 the check costs ~2.5 us (5.1 with a reshape before the scan and
+    # the CUDA questions asked of CPU tensors).
+    if type(gauge) is torch.Tensor and gauge.is_cpu:
+        worst = _gauge_worst(gauge)
+    else:
+        worst = float(gauge.detach().reshape(-1, 3)[:, 0].max())
     if not worst > threshold:
         return
+    flat = gauge.detach().reshape(-1, 3)
     b = int(flat[:, 0].argmax())
     residual, i, j = flat[b].tolist()
     values = spectrum.detach().reshape(-1, spectrum.shape[-1])[b].tolist()
