@@ -40,6 +40,19 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_backward(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, "
       "float? atol) -> (Tensor gA, Tensor gauge)");
+  // The Python package's fast autograd path (csrc/aten/autograd.cpp): svd / eigh in a C++
+  // autograd node whose backward calls the hook, the Python backward (registered by
+  // python/safesvd/_ops.py; a program without Python has no kernel for it).
+  m.def(
+      "_svd_autograd(Tensor A, bool full_matrices, str guard, float? rtol, float? atol, str? driver) -> "
+      "(Tensor U, Tensor S, Tensor Vh)");
+  m.def(
+      "_eigh_autograd(Tensor A, str UPLO, str guard, float? rtol, float? atol, str? driver) -> (Tensor L, Tensor Q)");
+  m.def(
+      "_svd_backward_hook(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, Tensor Vh, str guard, "
+      "float? rtol, float? atol) -> Tensor");
+  m.def(
+      "_eigh_backward_hook(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, float? atol) -> Tensor");
   // The same math as differentiable ATen ops, for create_graph=True.
   m.def(
       "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "

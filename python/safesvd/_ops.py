@@ -46,11 +46,41 @@ def _differentiable_backward(*tensors) -> bool:
 
 
 def apply(function, op, *args):
-    """How the public functions call an operator: directly, or through its
-    Function while a torch.func transform is active (see the module docstring)."""
+    """How the public functions call an operator: directly, through its Function while a
+    torch.func transform is active (see the module docstring), or, for svd / eigh when a
+    gradient is needed and the C++ node applies (_takes_node), straight to the node's
+    operator (what the operator's Autograd kernel would do one call later)."""
     if _C._are_functorch_transforms_active():
         return function.apply(*args)
+    if torch.compiler.is_compiling():  # traced: the operator (dynamo cannot key a dict by a Function)
+        return op(*args)
+    node = _NODES.get(function)
+    if node is not None:  # svd, eigh: A is their only tensor
+        if torch.is_grad_enabled() and args[0].requires_grad:
+            if _takes_node(args[0]):
+                return node(*args)
+        elif _fwAD._current_level < 0:  # nothing to record: the kernel below autograd
+            return _below_autograd(op, *args)
     return op(*args)
+
+
+# svd and eigh take their C++ node (csrc/aten/autograd.cpp) where the Function adds
+# nothing (_takes_node); False: always the Function (tests compare the two, and
+# bench/bench_latency.py times both).
+use_cpp_node = True
+_NODES: dict = {}  # Function -> the operator of its C++ node, filled by register()
+
+
+def _takes_node(A) -> bool:
+    """Can a gradient-recording call of svd / eigh on A take the C++ node instead of the
+    Function? Not under forward mode (the node has no jvp), a torch.func transform or a
+    functorch-wrapped tensor (the Function's vmap rule and custom_function_call), a
+    dispatch mode (fake tensors, tracing) or a tensor subclass, nor a torch function mode
+    (it would see the node's operator as a second call). The caller has checked the
+    transforms."""
+    return (use_cpp_node and _fwAD._current_level < 0 and type(A) is torch.Tensor
+            and not _C._len_torch_dispatch_stack() and not _C._is_torch_function_mode_enabled()
+            and not _C._functorch.is_functorch_wrapped_tensor(A))
 
 
 # ------------------------------------------------------------ second-order check
@@ -199,6 +229,17 @@ def eigh_jvp(tA, L, Q, guard, rtol, atol):
     return dL, Q @ torch.where(off, _guards.scaled(dP, p, 2) * F, 0)
 
 
+def eigh_backward(gL, gQ, L, Q, guard, rtol, atol):
+    """gA of the eigh backward (fused, or differentiable when it must be), with the gauge check."""
+    if _differentiable_backward(gL, gQ, L, Q):
+        gA, gauge = torch.ops.safesvd._eigh_backward_composite(gL, gQ, L, Q, guard, rtol, atol)
+        gA = SafesvdSecondOrderCheck.apply(gA, L, "safesvd.eigh backward", guard, rtol, atol, 2 * L.shape[-1], False)
+    else:
+        gA, gauge = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, rtol, atol)
+    _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
+    return gA
+
+
 class SafesvdEigh(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -219,14 +260,7 @@ class SafesvdEigh(torch.autograd.Function):
         if gL is None and gQ is None:
             return None, None, None, None, None, None
         L, Q = ctx.saved_tensors
-        guard, rtol, atol = ctx.options
-        if _differentiable_backward(gL, gQ, L, Q):
-            gA, gauge = torch.ops.safesvd._eigh_backward_composite(gL, gQ, L, Q, guard, rtol, atol)
-            gA = SafesvdSecondOrderCheck.apply(gA, L, "safesvd.eigh backward", guard, rtol, atol, 2 * L.shape[-1], False)
-        else:
-            gA, gauge = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, guard, rtol, atol)
-        _gauge.check(gauge, L, "safesvd.eigh backward", "L", rtol)
-        return gA, None, None, None, None, None
+        return eigh_backward(gL, gQ, L, Q, *ctx.options), None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, tA, *_):
@@ -430,9 +464,15 @@ class SafesvdEighFnBackward(torch.autograd.Function):
 # ------------------------------------------------------------- registration
 
 
-def _autograd_kernel(function, op):
+def _autograd_kernel(function, op, node=None):
     """The Autograd kernel of `op`: its Function when gradients or forward-mode tangents
     are involved, else straight to the kernel below autograd.
+
+    `node` (svd, eigh): the operator that runs `op` in a C++ autograd node whose backward
+    calls the same Python backward as the Function (svd_backward, eigh_backward, through
+    the `_*_backward_hook` operators), taken where _takes_node says: there the Function's
+    extras (jvp, vmap rule, custom_function_call) have nothing to do, and its fixed cost
+    was most of a small call (docs/architecture.md, "Autograd in Python").
 
     The dispatcher drops trailing arguments equal to their defaults: the kernel puts them
     back from the schema's defaults, read once here. With every argument present,
@@ -454,7 +494,10 @@ def _autograd_kernel(function, op):
             args = args + defaults[len(args):]
             if _C._are_functorch_transforms_active():
                 return function.apply(*args)
-            return base_apply(*unwrap_dead_wrappers(args))
+            args = unwrap_dead_wrappers(args)
+            if node is not None and _takes_node(args[0]):
+                return node(*args)
+            return base_apply(*args)
         with _C._AutoDispatchBelowAutograd():
             return op.redispatch(keyset & _C._after_autograd_keyset, *args)
     return kernel
@@ -498,9 +541,10 @@ _FAKES = {
 }
 
 
-def register_autograd(lib, name: str, function) -> None:
+def register_autograd(lib, name: str, function, node=None) -> None:
     """Make `function` (an autograd.Function over the op) the Autograd kernel of safesvd::<name>."""
-    lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default), "Autograd", with_keyset=True)
+    lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default, node), "Autograd",
+             with_keyset=True)
 
 
 def register_vmap(name: str) -> None:
@@ -521,8 +565,13 @@ def register() -> None:
     }
     for name, fake in _FAKES.items():
         torch.library.register_fake(f"safesvd::{name}")(fake)
+    _NODES[SafesvdSvd] = torch.ops.safesvd._svd_autograd.default
+    _NODES[SafesvdEigh] = torch.ops.safesvd._eigh_autograd.default
     for name, function in functions.items():
-        register_autograd(lib, name, function)
+        register_autograd(lib, name, function, _NODES.get(function))
+    # The backward of the C++ nodes: the Functions' own (csrc/aten/autograd.cpp).
+    lib.impl("_svd_backward_hook", svd_backward, "CompositeImplicitAutograd")
+    lib.impl("_eigh_backward_hook", eigh_backward, "CompositeImplicitAutograd")
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",

@@ -1,0 +1,244 @@
+"""The C++ autograd node of svd / eigh (csrc/aten/autograd.cpp, docs/architecture.md
+"Autograd in Python"): which calls take it, and that it gives the Function's results bit
+for bit, first and second order, warnings and errors included."""
+
+import warnings
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+import safesvd
+from safesvd import _ops
+
+from helpers import with_eigenvalues, with_singular_values
+
+
+def node_name(t):
+    return t.grad_fn.name()
+
+
+@pytest.fixture
+def function_path(monkeypatch):
+    """Run the Python Function for every call (the path before the node)."""
+    monkeypatch.setattr(_ops, "use_cpp_node", False)
+
+
+def both_paths(run):
+    """run() through the node and through the Function, with the warnings each raised."""
+    out = []
+    for use in (True, False):
+        previous, _ops.use_cpp_node = _ops.use_cpp_node, use
+        try:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                res = run()
+            out.append((res, [(x.category, str(x.message)) for x in w]))
+        finally:
+            _ops.use_cpp_node = previous
+    return out
+
+
+def assert_same(node, function):
+    (a, wa), (b, wb) = node, function
+    assert wa == wb
+    for x, y in zip(a, b):
+        if x is None:
+            assert y is None
+            continue
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert torch.equal(x, y) or (x.isnan() == y.isnan()).all() and torch.equal(x.nan_to_num(), y.nan_to_num())
+
+
+def test_routing():
+    A = torch.randn(4, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert "SvdNode" in node_name(safesvd.svd(A)[1])
+    assert "EighNode" in node_name(safesvd.eigh(A)[0])
+    # The operator itself, through its Autograd kernel.
+    assert "SvdNode" in node_name(torch.ops.safesvd.svd(A)[1])
+    assert "EighNode" in node_name(torch.ops.safesvd.eigh(A)[0])
+    _ops.use_cpp_node = False
+    try:
+        assert node_name(safesvd.svd(A)[1]) == "SafesvdSvdBackward"
+        assert node_name(torch.ops.safesvd.eigh(A)[0]) == "SafesvdEighBackward"
+    finally:
+        _ops.use_cpp_node = True
+    # No gradient asked: no graph at all.
+    with torch.no_grad():
+        assert safesvd.svd(A)[1].grad_fn is None
+    assert safesvd.eigh(A.detach())[0].grad_fn is None
+
+
+def test_function_where_the_node_cannot_go():
+    A = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+
+    class Mode(TorchFunctionMode):
+        seen: list = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            Mode.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Mode():  # the mode sees the public operator once, and never the node's operator
+        S = safesvd.svd(A)[1]
+    assert [f for f in Mode.seen if "safesvd" in f] == ["safesvd.svd.default"]
+    (g,) = torch.autograd.grad(S.sum(), A)
+    U, _, Vh = torch.linalg.svd(A.detach(), full_matrices=False)
+    assert torch.allclose(g, U @ Vh, atol=1e-12)
+    # Forward mode: the node has no jvp; the Function's runs.
+    import torch.autograd.forward_ad as fwAD
+
+    T = torch.randn_like(A)
+    with fwAD.dual_level():
+        S = safesvd.svd(fwAD.make_dual(A.detach(), T))[1]
+        dS = fwAD.unpack_dual(S).tangent
+    U, S0, Vh = torch.linalg.svd(A.detach(), full_matrices=False)
+    assert torch.allclose(dS, (U.mH @ T @ Vh.mH).diagonal(dim1=-2, dim2=-1), atol=1e-12)
+    # torch.func: the Function and its vmap rule.
+    g = torch.func.grad(lambda X: safesvd.svd(X)[1].sum())(A.detach())
+    assert torch.allclose(g, U @ Vh, atol=1e-12)
+    # A tensor subclass keeps the Function.
+    class Sub(torch.Tensor):
+        pass
+
+    S = safesvd.svd(A.detach().as_subclass(Sub).requires_grad_())[1]
+    assert "Node" not in node_name(S)
+
+
+CASES = [
+    ("svd", (3, 3), {}),
+    ("svd", (5, 3), {}),
+    ("svd", (3, 5), {}),
+    ("svd", (4, 3), {"full_matrices": True}),
+    ("svd", (20, 20), {}),
+    ("svd", (64, 16), {}),
+    ("eigh", (3, 3), {}),
+    ("eigh", (4, 4), {"UPLO": "U"}),
+    ("eigh", (24, 24), {}),
+    # The guard options travel through the node to the backward (Lorentz changes every
+    # coefficient: a lost rtol would show).
+    ("svd", (4, 4), {"guard": "lorentz", "rtol": 0.3}),
+    ("eigh", (4, 4), {"guard": "clamp", "atol": 0.5}),
+]
+
+
+@pytest.mark.parametrize("op,shape,kw", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex128])
+def test_node_equals_function(op, shape, kw, dtype):
+    g = torch.Generator().manual_seed(sum(shape))
+    A0 = torch.randn(3, *shape, dtype=dtype, generator=g)
+    if op == "eigh":
+        A0 = A0 + A0.mH
+    f = getattr(safesvd, op)
+
+    def run(which):
+        def go():
+            A = A0.clone().requires_grad_()
+            outs = f(A, **kw)
+            loss = 0
+            for i in which:
+                o = outs[i]
+                w = torch.randn(o.shape, dtype=o.dtype, generator=torch.Generator().manual_seed(i))
+                loss = loss + (o.abs() if o.is_complex() else o).mul(w.real if o.is_complex() else w).sum()
+            (gA,) = torch.autograd.grad(loss, A)
+            return (gA,)
+        return go
+
+    subsets = [(1,), (0,), tuple(range(3 if op == "svd" else 2))]
+    for which in subsets:
+        assert_same(*both_paths(run(which)))
+
+
+@pytest.mark.parametrize("op", ["svd", "eigh"])
+def test_node_degenerate_warns_as_function(op):
+    # Exactly repeated spectrum, a basis-dependent loss: the same GaugeWarning, the same gA.
+    A0 = with_singular_values([2.0, 2.0, 1.0], 3, 3) if op == "svd" else with_eigenvalues([1.0, 1.0, 3.0])
+    f = getattr(safesvd, op)
+
+    def go():
+        A = A0.clone().requires_grad_()
+        out = f(A)
+        basis = out[0] if op == "svd" else out[1]
+        (gA,) = torch.autograd.grad(basis[..., 0, 0], A)
+        return (gA,)
+
+    node, function = both_paths(go)
+    assert node[1] and any(c is safesvd.GaugeWarning for c, _ in node[1])
+    assert_same(node, function)
+    # Mode "raise": the GaugeWarning crosses the C++ node as itself.
+    with safesvd.gauge_mode("raise"), pytest.raises(safesvd.GaugeWarning):
+        go()
+
+
+@pytest.mark.parametrize("op", ["svd", "eigh"])
+def test_node_second_order_equals_function(op):
+    g = torch.Generator().manual_seed(7)
+    A0 = torch.randn(2, 4, 4, dtype=torch.float64, generator=g)
+    if op == "eigh":
+        A0 = A0 + A0.mT
+    f = getattr(safesvd, op)
+
+    def go():
+        A = A0.clone().requires_grad_()
+        out = f(A)
+        loss = (out[1] ** 2).sum() + out[0].pow(3).sum()
+        (gA,) = torch.autograd.grad(loss, A, create_graph=True)
+        (h,) = torch.autograd.grad((gA * gA).sum(), A)
+        return gA.detach(), h
+
+    assert_same(*both_paths(go))
+    A = A0.clone().requires_grad_()
+    sym = (lambda X: X + X.mT) if op == "eigh" else (lambda X: X)  # eigh reads one triangle
+    torch.autograd.gradgradcheck(lambda X: f(sym(X))[1 if op == "svd" else 0], (A,))
+    # At a degeneracy the second order warns through the node as through the Function.
+    D = (with_singular_values([2.0, 2.0, 1.0], 3, 3) if op == "svd" else with_eigenvalues([1.0, 1.0, 3.0])).requires_grad_()
+    out = f(D)
+    spectrum = out[1] if op == "svd" else out[0]
+    (gD,) = torch.autograd.grad(spectrum.pow(3).sum(), D, create_graph=True)
+    with pytest.warns(safesvd.GaugeWarning, match="second derivative"):
+        torch.autograd.grad(gD.sum(), D)
+
+
+def test_node_autograd_contracts():
+    A = torch.randn(3, 4, 4, dtype=torch.float64, requires_grad=True)
+    # An output modified in place after the forward: its saved value is stale.
+    U, S, Vh = safesvd.svd(A)
+    S.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        U.sum().backward()
+    # retain_graph: a second backward needs it, and gives the same result.
+    U, S, Vh = safesvd.svd(A)
+    loss = (U[..., 0] ** 2).sum() + S.sum()
+    (g1,) = torch.autograd.grad(loss, A, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, A)
+    assert torch.equal(g1, g2)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(loss, A)
+    # Saved-tensor hooks see the node's saved outputs.
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+        L, Q = safesvd.eigh(A + A.mT)
+    assert len(packed) == 2
+    (gL,) = torch.autograd.grad(L.sum(), A)
+    assert torch.allclose(gL, 2 * torch.eye(4, dtype=A.dtype).expand(3, 4, 4), atol=1e-12)
+    # Non-contiguous input and an empty batch.
+    B = torch.randn(4, 4, 3, dtype=torch.float64).transpose(0, 2).requires_grad_()
+    safesvd.svd(B)[1].sum().backward()
+    assert torch.allclose(B.grad, torch.linalg.svd(B.detach())[0] @ torch.linalg.svd(B.detach())[2], atol=1e-12)
+    E = torch.randn(0, 3, 3, requires_grad=True)
+    safesvd.eigh(E)[0].sum().backward()
+    assert E.grad.shape == E.shape
+
+
+def test_node_batched_grads():
+    """vmap over the node's backward (is_grads_batched, gradcheck's batched check): the hook
+    runs the Python backward on batched tensors, which takes the composite."""
+    A = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    for f in (lambda X: safesvd.svd(X)[1], lambda X: safesvd.eigh(X + X.mT)[0]):
+        out = f(A)
+        assert "Node" in node_name(out)
+        V = torch.randn(3, *out.shape, dtype=out.dtype)
+        (g,) = torch.autograd.grad(out, A, V, is_grads_batched=True)
+        ref = torch.stack([torch.autograd.grad(f(A), A, v)[0] for v in V])
+        torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda X: safesvd.svd(X)[1], (A,), check_batched_grad=True)
