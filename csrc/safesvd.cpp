@@ -40,9 +40,9 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_backward(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, "
       "float? atol) -> (Tensor gA, Tensor gauge)");
-  // The Python package's fast autograd path (csrc/aten/autograd.cpp): svd / eigh in a C++
-  // autograd node whose backward calls the hook, the Python backward (registered by
-  // python/safesvd/_ops.py; a program without Python has no kernel for it).
+  // The Python package's fast autograd path (csrc/aten/autograd.cpp): svd, eigh, svd_fn,
+  // eigh_fn in a C++ autograd node whose backward calls the hook, the Python backward
+  // (registered by python/safesvd/_ops.py; a program without Python has no kernel for it).
   m.def(
       "_svd_autograd(Tensor A, bool full_matrices, str guard, float? rtol, float? atol, str? driver) -> "
       "(Tensor U, Tensor S, Tensor Vh)");
@@ -53,6 +53,18 @@ TORCH_LIBRARY(safesvd, m) {
       "float? rtol, float? atol) -> Tensor");
   m.def(
       "_eigh_backward_hook(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, float? atol) -> Tensor");
+  m.def(
+      "_svd_fn_autograd(Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, Tensor? d2fS, Tensor? df0, "
+      "float? rtol, float? atol) -> Tensor");
+  m.def(
+      "_eigh_fn_autograd(Tensor A, Tensor L, Tensor Q, Tensor fL, Tensor dfL, Tensor? d2fL, float? rtol, "
+      "float? atol) -> Tensor");
+  m.def(
+      "_svd_fn_backward_hook(Tensor G, Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, Tensor? d2fS, "
+      "Tensor? df0, float? rtol, float? atol) -> (Tensor gA, Tensor gf)");
+  m.def(
+      "_eigh_fn_backward_hook(Tensor G, Tensor A, Tensor L, Tensor Q, Tensor fL, Tensor dfL, Tensor? d2fL, "
+      "float? rtol, float? atol) -> (Tensor gA, Tensor gf)");
   // The same math as differentiable ATen ops, for create_graph=True.
   m.def(
       "_svd_backward_composite(Tensor? gU, Tensor? gS, Tensor? gVh, Tensor U, Tensor S, "
@@ -115,6 +127,9 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_guard_params(Tensor spectrum, Tensor cotangent_scale, int dims, str guard, float? rtol, "
       "float? atol, bool divided_difference=False) -> Tensor");
+  // Per matrix (...): the smallest |value| (or |value index|) is zero up to the divided
+  // differences' rounding floor (matrix functions of rank-deficient input).
+  m.def("_merged_with_zero(Tensor spectrum, float? rtol=None, float? atol=None, int? index=None) -> Tensor");
   // Guarded coefficients of scaled differences d (..., E...), with their slope
   // and gauge notes.
   m.def(

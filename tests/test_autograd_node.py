@@ -1,4 +1,4 @@
-"""The C++ autograd node of svd / eigh (csrc/aten/autograd.cpp, docs/architecture.md
+"""The C++ autograd nodes of svd, eigh, svd_fn and eigh_fn (csrc/aten/autograd.cpp, docs/architecture.md
 "Autograd in Python"): which calls take it, and that it gives the Function's results bit
 for bit, first and second order, warnings and errors included."""
 
@@ -242,3 +242,66 @@ def test_node_batched_grads():
         ref = torch.stack([torch.autograd.grad(f(A), A, v)[0] for v in V])
         torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-12)
     assert torch.autograd.gradcheck(lambda X: safesvd.svd(X)[1], (A,), check_batched_grad=True)
+
+
+def _spd(B, n, dtype, seed, rank=None):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, n, rank or 2 * n, dtype=dtype, generator=g)
+    return X @ X.mH / (rank or 2 * n)
+
+
+FN_CASES = {
+    "sqrtm": lambda A, p: safesvd.sqrtm(A),
+    "sqrtm rank-deficient": lambda A, p: safesvd.sqrtm(A),
+    "invsqrtm": lambda A, p: safesvd.invsqrtm(A + torch.eye(A.shape[-1], dtype=A.dtype)),
+    "logm": lambda A, p: safesvd.logm(A + torch.eye(A.shape[-1], dtype=A.dtype)),
+    "eigh_fn with a parameter": lambda A, p: safesvd.eigh_fn(A, lambda x: torch.exp(p * x), lambda x: p * torch.exp(p * x)),
+    "svd_fn tall with a parameter": lambda A, p: safesvd.svd_fn(A[..., :, :3], lambda s: s ** p, lambda s: p * s ** (p - 1)),
+    "polar": lambda A, p: safesvd.polar(A)[0] + safesvd.polar(A)[1],
+    "procrustes special": lambda A, p: safesvd.procrustes(A - 0.5 * A.mT, special=True),
+}
+
+
+@pytest.mark.parametrize("case", list(FN_CASES))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_matrix_function_node_equals_function(case, dtype):
+    if dtype.is_complex and ("procrustes" in case or "parameter" in case):
+        pytest.skip("real input only (procrustes special) / real parameter")
+    A0 = _spd(3, 4, dtype, 5, rank=2 if "deficient" in case else None)
+    f = FN_CASES[case]
+    W = torch.randn(3, 4, 4, dtype=dtype, generator=torch.Generator().manual_seed(1))
+
+    def go():
+        A = A0.clone().requires_grad_()
+        p = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+        Y = f(A, p)
+        loss = (Y * W[..., : Y.shape[-2], : Y.shape[-1]]).real.sum()
+        gA, gp = torch.autograd.grad(loss, (A, p), allow_unused=True)
+        # second order through the matrix function (its exact second derivative)
+        A2 = A0.clone().requires_grad_()
+        (g,) = torch.autograd.grad((f(A2, p.detach()) * W[..., : Y.shape[-2], : Y.shape[-1]]).real.sum(), A2,
+                                   create_graph=True)
+        (h,) = torch.autograd.grad((g.abs() ** 2).sum(), A2)
+        return gA, gp, h
+
+    node, function = both_paths(go)
+    assert_same(node, function)
+    A = A0.clone().requires_grad_()
+    names = graph_names(f(A, torch.tensor(0.7, dtype=torch.float64)))
+    assert any("FnNode" in name for name in names)
+    # The decomposition under the matrix function records nothing: the function's node
+    # carries A's whole gradient.
+    assert not any("SvdNode" in name or "EighNode" in name or "SafesvdSvdBackward" in name for name in names)
+
+
+def graph_names(t):
+    """The names of every node of t's graph."""
+    seen, todo, names = set(), [t.grad_fn], []
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.append(fn.name())
+        todo.extend(f for f, _ in fn.next_functions)
+    return names

@@ -1,8 +1,9 @@
-// The Python package's fast autograd path for svd and eigh (docs/architecture.md,
-// "Autograd in Python"): `_svd_autograd` / `_eigh_autograd` run the operator below the
-// Autograd key inside a C++ autograd node, whose backward calls the Python backward
-// (python/safesvd/_ops.py, svd_backward / eigh_backward) through the hook operators
-// `_svd_backward_hook` / `_eigh_backward_hook`, which only Python registers.
+// The Python package's fast autograd path for svd, eigh, svd_fn and eigh_fn
+// (docs/architecture.md, "Autograd in Python"): `_svd_autograd`, `_eigh_autograd`,
+// `_svd_fn_autograd`, `_eigh_fn_autograd` run the operator below the Autograd key inside a
+// C++ autograd node, whose backward calls the Python backward (python/safesvd/_ops.py,
+// svd_backward, eigh_backward, svd_fn_backward, eigh_fn_backward) through the hook
+// operators `_*_backward_hook`, which only Python registers.
 //
 // Why: a Python torch.autograd.Function costs ~49 us a forward + backward (the 2-core
 // Intel Xeon, one thread), a C++ node ~15 us; at small batches that fixed cost was most of
@@ -37,10 +38,24 @@ c10::TypedOperatorHandle<Sig> find_op(const char* name) {
 
 OptT opt(const Tensor& t) { return t.defined() ? OptT(t) : c10::nullopt; }
 
-void save_guard(AutogradContext* ctx, c10::string_view guard, Opt rtol, Opt atol) {
-  ctx->saved_data["guard"] = std::string(guard);
+void save_tolerances(AutogradContext* ctx, Opt rtol, Opt atol) {
   ctx->saved_data["rtol"] = rtol;
   ctx->saved_data["atol"] = atol;
+}
+Opt saved_rtol(AutogradContext* ctx) { return ctx->saved_data["rtol"].toOptional<double>(); }
+Opt saved_atol(AutogradContext* ctx) { return ctx->saved_data["atol"].toOptional<double>(); }
+void save_guard(AutogradContext* ctx, c10::string_view guard, Opt rtol, Opt atol) {
+  ctx->saved_data["guard"] = std::string(guard);
+  save_tolerances(ctx, rtol, atol);
+}
+
+// The backward's result for a forward of `inputs` arguments: gA for A (the first), gf for
+// the argument at f_index (the matrix functions' f), undefined for the rest.
+variable_list gradients(size_t inputs, Tensor gA, size_t f_index = 0, Tensor gf = Tensor()) {
+  variable_list out(inputs);
+  out[0] = std::move(gA);
+  if (f_index > 0) out[f_index] = std::move(gf);
+  return out;
 }
 
 struct SvdNode : public torch::autograd::Function<SvdNode> {
@@ -58,13 +73,10 @@ struct SvdNode : public torch::autograd::Function<SvdNode> {
   static variable_list backward(AutogradContext* ctx, variable_list g) {
     static const auto hook = find_op<Tensor(const OptT&, const OptT&, const OptT&, const Tensor&, const Tensor&,
                                             const Tensor&, c10::string_view, Opt, Opt)>("safesvd::_svd_backward_hook");
-    variable_list out(6);
-    if (!g[0].defined() && !g[1].defined() && !g[2].defined()) return out;  // e.g. only through svd_fn
+    if (!g[0].defined() && !g[1].defined() && !g[2].defined()) return gradients(6, Tensor());  // e.g. only svd_fn
     const auto saved = ctx->get_saved_variables();
-    out[0] = hook.call(opt(g[0]), opt(g[1]), opt(g[2]), saved[0], saved[1], saved[2],
-                       ctx->saved_data["guard"].toStringRef(), ctx->saved_data["rtol"].toOptional<double>(),
-                       ctx->saved_data["atol"].toOptional<double>());
-    return out;
+    return gradients(6, hook.call(opt(g[0]), opt(g[1]), opt(g[2]), saved[0], saved[1], saved[2],
+                                  ctx->saved_data["guard"].toStringRef(), saved_rtol(ctx), saved_atol(ctx)));
   }
 };
 
@@ -83,12 +95,57 @@ struct EighNode : public torch::autograd::Function<EighNode> {
   static variable_list backward(AutogradContext* ctx, variable_list g) {
     static const auto hook = find_op<Tensor(const OptT&, const OptT&, const Tensor&, const Tensor&, c10::string_view,
                                             Opt, Opt)>("safesvd::_eigh_backward_hook");
-    variable_list out(6);
-    if (!g[0].defined() && !g[1].defined()) return out;
+    if (!g[0].defined() && !g[1].defined()) return gradients(6, Tensor());
     const auto saved = ctx->get_saved_variables();
-    out[0] = hook.call(opt(g[0]), opt(g[1]), saved[0], saved[1], ctx->saved_data["guard"].toStringRef(),
-                       ctx->saved_data["rtol"].toOptional<double>(), ctx->saved_data["atol"].toOptional<double>());
-    return out;
+    return gradients(6, hook.call(opt(g[0]), opt(g[1]), saved[0], saved[1], ctx->saved_data["guard"].toStringRef(),
+                                  saved_rtol(ctx), saved_atol(ctx)));
+  }
+};
+
+// The matrix functions: the node's inputs are A (the gradient's edge), the decomposition
+// (taken of A.detach(), python/safesvd/_functions.py) and f, f', f'' on the spectrum (f(S)
+// gets the cotangent its parameters need); the backward returns gA and gf.
+struct SvdFnNode : public torch::autograd::Function<SvdFnNode> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh,
+                        const Tensor& fS, const Tensor& dfS, const OptT& d2fS, const OptT& df0, Opt rtol, Opt atol) {
+    static const auto op = find_op<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                          const Tensor&, const OptT&, const OptT&, Opt, Opt)>("safesvd::svd_fn");
+    at::AutoDispatchBelowADInplaceOrView below;
+    Tensor Y = op.call(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol);
+    ctx->save_for_backward({A, U, S, Vh, fS, dfS, d2fS.value_or(Tensor()), df0.value_or(Tensor())});
+    save_tolerances(ctx, rtol, atol);
+    return Y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list g) {
+    static const auto hook =
+        find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                           const Tensor&, const Tensor&, const OptT&, const OptT&, Opt, Opt)>(
+            "safesvd::_svd_fn_backward_hook");
+    const auto s = ctx->get_saved_variables();
+    auto [gA, gf] = hook.call(g[0], s[0], s[1], s[2], s[3], s[4], s[5], opt(s[6]), opt(s[7]), saved_rtol(ctx),
+                              saved_atol(ctx));
+    return gradients(10, gA, 4, gf);  // A, U, S, Vh, fS, ...
+  }
+};
+
+struct EighFnNode : public torch::autograd::Function<EighFnNode> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL,
+                        const Tensor& dfL, const OptT& d2fL, Opt rtol, Opt atol) {
+    static const auto op = find_op<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                          const OptT&, Opt, Opt)>("safesvd::eigh_fn");
+    at::AutoDispatchBelowADInplaceOrView below;
+    Tensor Y = op.call(A, L, Q, fL, dfL, d2fL, rtol, atol);
+    ctx->save_for_backward({A, L, Q, fL, dfL, d2fL.value_or(Tensor())});
+    save_tolerances(ctx, rtol, atol);
+    return Y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list g) {
+    static const auto hook =
+        find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                           const Tensor&, const OptT&, Opt, Opt)>("safesvd::_eigh_fn_backward_hook");
+    const auto s = ctx->get_saved_variables();
+    auto [gA, gf] = hook.call(g[0], s[0], s[1], s[2], s[3], s[4], opt(s[5]), saved_rtol(ctx), saved_atol(ctx));
+    return gradients(8, gA, 3, gf);  // A, L, Q, fL, ...
   }
 };
 
@@ -104,11 +161,23 @@ std::tuple<Tensor, Tensor> eigh_autograd(const Tensor& A, c10::string_view UPLO,
   return {out[0], out[1]};
 }
 
+Tensor svd_fn_autograd(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh, const Tensor& fS,
+                       const Tensor& dfS, const OptT& d2fS, const OptT& df0, Opt rtol, Opt atol) {
+  return SvdFnNode::apply(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol);
+}
+
+Tensor eigh_fn_autograd(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL, const Tensor& dfL,
+                        const OptT& d2fL, Opt rtol, Opt atol) {
+  return EighFnNode::apply(A, L, Q, fL, dfL, d2fL, rtol, atol);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
   m.impl("_svd_autograd", &svd_autograd);
   m.impl("_eigh_autograd", &eigh_autograd);
+  m.impl("_svd_fn_autograd", &svd_fn_autograd);
+  m.impl("_eigh_fn_autograd", &eigh_fn_autograd);
 }
 
 }  // namespace safesvd

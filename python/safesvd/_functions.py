@@ -83,6 +83,9 @@ def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
 
 
 def _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
+    """The svd_fn operator on A and its decomposition. The operator carries the whole
+    gradient (and forward-mode tangent) of A, so the decomposition is taken of A.detach():
+    a graph through it would never be used, and cost a node per call."""
     return _ops.apply(_ops.SafesvdSvdFn, torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0,
                       rtol, atol)
 
@@ -119,7 +122,7 @@ def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | N
     _library.require()
     name = "safesvd.svd_fn"
     A = _inputs.promote(A, name)
-    U, S, Vh = svd(A)
+    U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
     fS, dfS, d2fS = _values(A, S, f, df, d2f, name)
     m, n = A.shape[-2:]
     df0 = None
@@ -138,7 +141,7 @@ def svd_fn(A: torch.Tensor, f, df, *, rtol: float | None = None, atol: float | N
 def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name):
     _library.require()
     A = _inputs.promote(A, name)
-    L, Q = eigh(A, UPLO)
+    L, Q = eigh(A.detach(), UPLO)  # records nothing: the operator below carries A's gradient
     fL, dfL, d2fL = _values(A, L, f, df, d2f, name)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
@@ -151,7 +154,7 @@ def _named_eigh_fn(A, UPLO, name):
     check reads the smallest eigenvalues: skipped while tracing or capturing."""
     _library.require()
     A = _inputs.promote(A, f"safesvd.{name}")
-    L, Q = eigh(A, UPLO)
+    L, Q = eigh(A.detach(), UPLO)  # records nothing: the operator below carries A's gradient
     fL, dfL, d2fL = torch.ops.safesvd._spectral_function(L.detach(), name, not _gauge.is_tracing(L))
     return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, None, None)
 
@@ -223,16 +226,21 @@ def polar(A: torch.Tensor):
     difference 2/(S_i + S_j)). For a rank-deficient A the polar factor is not
     unique: the guarded finite value is returned with a GaugeWarning.
     """
-    _library.require()
     A = _inputs.promote(A, "safesvd.polar")
-    U, S, Vh = svd(A)
-    _warn_not_unique(_guards.merged_with_zero(S),
-                     "safesvd.polar: A is rank deficient, so its polar factor U V^H is not unique.")
-    ones, zeros = torch.ones_like(S.detach()), torch.zeros_like(S.detach())
-    df0 = zeros[..., :1] if A.shape[-1] != A.shape[-2] else None
-    Q = _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
+    Q = _polar_factor(A, "safesvd.polar")
     P = Q.mH @ A
     return Q, (P + P.mH) / 2
+
+
+def _polar_factor(A: torch.Tensor, name: str) -> torch.Tensor:
+    """U V^H of polar and procrustes(special=False), with the rank-deficiency warning."""
+    _library.require()
+    U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
+    _warn_not_unique(_guards.merged_with_zero(S),
+                     f"{name}: A is rank deficient, so its polar factor U V^H is not unique.")
+    ones, zeros = torch.ones_like(S), torch.zeros_like(S)
+    df0 = zeros[..., :1] if A.shape[-1] != A.shape[-2] else None
+    return _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
 
 
 def _small_det(M: torch.Tensor) -> torch.Tensor:
@@ -264,16 +272,16 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     direction allows, or when a reflection is needed and the smallest singular
     value is repeated.
     """
-    if not special:
-        return polar(A)[0]
     _library.require()
     A = _inputs.promote(A, "safesvd.procrustes")
+    if not special:  # polar's Q, without its P
+        return _polar_factor(A, "safesvd.polar")
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"safesvd.procrustes(special=True): expected square matrices, got shape {tuple(A.shape)}")
     if A.is_complex():
         raise TypeError("safesvd.procrustes(special=True) is defined for real input (rotations); "
                         "use special=False for the nearest unitary matrix")
-    U, S, Vh = svd(A)
+    U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
     n = S.shape[-1]
     d = _orthogonal_det_sign(U.detach(), Vh.detach()) if n else S.new_ones(S.shape[:-1])
     fS = torch.ones_like(S.detach())

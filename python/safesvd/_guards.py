@@ -97,8 +97,4 @@ def close_pair(spectrum: torch.Tensor, i: int, j: int, guard="pinv", rtol=None, 
 def merged_with_zero(spectrum: torch.Tensor, rtol=None, atol=None, index: int | None = None) -> torch.Tensor:
     """Per matrix: True where the smallest value (or value `index`) is zero up to the divided
     differences' rounding floor (the values a matrix function cannot tell from 0)."""
-    if spectrum.shape[-1] == 0:
-        return torch.zeros(spectrum.shape[:-1], dtype=torch.bool, device=spectrum.device)
-    p = params(spectrum, None, 0, "pinv", rtol, atol, divided_difference=True)
-    x = spectrum.detach().abs()
-    return scaled(x.amin(-1) if index is None else x[..., index], p, 0) <= p[..., 3]
+    return torch.ops.safesvd._merged_with_zero(spectrum.detach(), rtol, atol, index)

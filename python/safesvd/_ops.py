@@ -15,6 +15,12 @@ has no kernel there (torch 2.13); so while a transform is active the public
 functions apply the Function directly (``apply``). This path can go once
 custom operators are handled by torch.func's transforms natively.
 
+Where none of that is needed (a plain tensor recording a gradient, no forward mode,
+transform or mode), svd, eigh, svd_fn and eigh_fn run in a C++ autograd node instead, whose
+backward is this module's backward function (``_takes_node``; docs/architecture.md, "The
+C++ nodes of svd, eigh, svd_fn and eigh_fn"): the Function's fixed cost was most of a small
+call.
+
 The backward runs the fused operator (``_svd_backward``); when the backward
 itself must be differentiable (create_graph=True, forward-over-reverse) it runs
 the composite of the same decisions (``_svd_backward_composite``), and for the
@@ -55,32 +61,36 @@ def apply(function, op, *args):
     if torch.compiler.is_compiling():  # traced: the operator (dynamo cannot key a dict by a Function)
         return op(*args)
     node = _NODES.get(function)
-    if node is not None:  # svd, eigh: A is their only tensor
-        if torch.is_grad_enabled() and args[0].requires_grad:
-            if _takes_node(args[0]):
+    if node is not None:
+        if torch.is_grad_enabled() and _C._any_requires_grad(*args):
+            if _takes_node(args):
                 return node(*args)
         elif _fwAD._current_level < 0:  # nothing to record: the kernel below autograd
             return _below_autograd(op, *args)
     return op(*args)
 
 
-# svd and eigh take their C++ node (csrc/aten/autograd.cpp) where the Function adds
-# nothing (_takes_node); False: always the Function (tests compare the two, and
-# bench/bench_latency.py times both).
+# svd, eigh, svd_fn and eigh_fn take their C++ node (csrc/aten/autograd.cpp) where the
+# Function adds nothing (_takes_node); False: always the Function (tests compare the two,
+# and bench/bench_latency.py times both).
 use_cpp_node = True
 _NODES: dict = {}  # Function -> the operator of its C++ node, filled by register()
 
 
-def _takes_node(A) -> bool:
-    """Can a gradient-recording call of svd / eigh on A take the C++ node instead of the
-    Function? Not under forward mode (the node has no jvp), a torch.func transform or a
-    functorch-wrapped tensor (the Function's vmap rule and custom_function_call), a
+def _takes_node(args) -> bool:
+    """Can a gradient-recording call with these arguments take the C++ node instead of
+    the Function? Not under forward mode (the node has no jvp), a torch.func transform or
+    a functorch-wrapped tensor (the Function's vmap rule and custom_function_call), a
     dispatch mode (fake tensors, tracing) or a tensor subclass, nor a torch function mode
     (it would see the node's operator as a second call). The caller has checked the
     transforms."""
-    return (use_cpp_node and _fwAD._current_level < 0 and type(A) is torch.Tensor
-            and not _C._len_torch_dispatch_stack() and not _C._is_torch_function_mode_enabled()
-            and not _C._functorch.is_functorch_wrapped_tensor(A))
+    if not use_cpp_node or _fwAD._current_level >= 0 or _C._len_torch_dispatch_stack() \
+            or _C._is_torch_function_mode_enabled():
+        return False
+    for a in args:
+        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor or _C._functorch.is_functorch_wrapped_tensor(a)):
+            return False
+    return True
 
 
 # ------------------------------------------------------------ second-order check
@@ -286,6 +296,14 @@ def _no_third_order(name, *tensors):
         raise NotImplementedError(f"{name}: third and higher derivatives are not implemented")
 
 
+def svd_fn_backward(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
+    """(gA, gf) of svd_fn: the fused operator, or the Function whose backward is the exact
+    second order when the backward must be differentiable."""
+    if _differentiable_backward(G, A):
+        return SafesvdSvdFnBackward.apply(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
+    return torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
+
+
 class SafesvdSvdFn(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -302,12 +320,7 @@ class SafesvdSvdFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, G):
-        A, U, S, Vh, fS, dfS, d2fS, df0 = ctx.saved_tensors
-        rtol, atol = ctx.options
-        if _differentiable_backward(G, A):
-            gA, gf = SafesvdSvdFnBackward.apply(G, A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol)
-        else:
-            gA, gf = torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, fS, dfS, rtol, atol)
+        gA, gf = svd_fn_backward(G, *ctx.saved_tensors, *ctx.options)
         return gA, None, None, None, gf, None, None, None, None, None
 
     @staticmethod
@@ -376,6 +389,13 @@ class SafesvdSvdFnBackward(torch.autograd.Function):
         return d, torch.zeros_like(ctx.saved_tensors[2])
 
 
+def eigh_fn_backward(G, A, L, Q, fL, dfL, d2fL, rtol, atol):
+    """(gA, gf) of eigh_fn (see svd_fn_backward)."""
+    if _differentiable_backward(G, A):
+        return SafesvdEighFnBackward.apply(G, A, L, Q, fL, dfL, d2fL, rtol, atol)
+    return torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
+
+
 class SafesvdEighFn(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -392,12 +412,7 @@ class SafesvdEighFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, G):
-        A, L, Q, fL, dfL, d2fL = ctx.saved_tensors
-        rtol, atol = ctx.options
-        if _differentiable_backward(G, A):
-            gA, gf = SafesvdEighFnBackward.apply(G, A, L, Q, fL, dfL, d2fL, rtol, atol)
-        else:
-            gA, gf = torch.ops.safesvd._eigh_fn_backward(G, L, Q, fL, dfL, rtol, atol)
+        gA, gf = eigh_fn_backward(G, *ctx.saved_tensors, *ctx.options)
         return gA, None, None, gf, None, None, None, None
 
     @staticmethod
@@ -495,7 +510,7 @@ def _autograd_kernel(function, op, node=None):
             if _C._are_functorch_transforms_active():
                 return function.apply(*args)
             args = unwrap_dead_wrappers(args)
-            if node is not None and _takes_node(args[0]):
+            if node is not None and _takes_node(args):
                 return node(*args)
             return base_apply(*args)
         with _C._AutoDispatchBelowAutograd():
@@ -534,6 +549,8 @@ _FAKES = {
         G.new_empty(G.shape), L.new_empty(L.shape), L.new_empty(L.shape)),
     "_guard_params": lambda spectrum, cotangent_scale, dims, guard, rtol, atol, divided_difference=False: (
         spectrum.new_empty((*spectrum.shape[:-1], 6))),
+    "_merged_with_zero": lambda spectrum, rtol=None, atol=None, index=None: spectrum.new_empty(
+        spectrum.shape[:-1], dtype=torch.bool),
     "_guard_coefficients": lambda d, xabs, params, guard: (d.new_empty(d.shape), d.new_empty(d.shape),
                                                            d.new_empty(d.shape)),
     "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
@@ -567,14 +584,18 @@ def register() -> None:
         torch.library.register_fake(f"safesvd::{name}")(fake)
     _NODES[SafesvdSvd] = torch.ops.safesvd._svd_autograd.default
     _NODES[SafesvdEigh] = torch.ops.safesvd._eigh_autograd.default
+    _NODES[SafesvdSvdFn] = torch.ops.safesvd._svd_fn_autograd.default
+    _NODES[SafesvdEighFn] = torch.ops.safesvd._eigh_fn_autograd.default
     for name, function in functions.items():
         register_autograd(lib, name, function, _NODES.get(function))
     # The backward of the C++ nodes: the Functions' own (csrc/aten/autograd.cpp).
     lib.impl("_svd_backward_hook", svd_backward, "CompositeImplicitAutograd")
     lib.impl("_eigh_backward_hook", eigh_backward, "CompositeImplicitAutograd")
+    lib.impl("_svd_fn_backward_hook", svd_fn_backward, "CompositeImplicitAutograd")
+    lib.impl("_eigh_fn_backward_hook", eigh_fn_backward, "CompositeImplicitAutograd")
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
-                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
+                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients", "_merged_with_zero",
                  "_spectral_function"):
         register_vmap(name)
     register._lib = lib
