@@ -318,6 +318,7 @@ def test_opcheck(dtype, device):
     p = torch.ops.safesvd._guard_params(L.abs(), L.new_ones(2), 8, "pinv", None, None, False)
     torch.library.opcheck(torch.ops.safesvd._guard_params.default, (L.abs(), L.new_ones(2), 8, "lorentz", None, None, False))
     torch.library.opcheck(torch.ops.safesvd._guard_coefficients.default, (torch.randn_like(Q.real), Q.real.abs(), p, "pinv"))
+    torch.library.opcheck(torch.ops.safesvd._merged_with_zero.default, (L.abs(), None, None, -2))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -332,3 +333,49 @@ def test_gradcheck_and_gradgradcheck(dtype, device):
     assert torch.autograd.gradcheck(g, (H,))
     assert torch.autograd.gradgradcheck(g, (H,))
     assert torch.autograd.gradcheck(lambda Y: safesvd.polar(Y), (A,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["sqrtm", "invsqrtm"])
+def test_spectral_function_fused_cpu(name, dtype):
+    """The CPU's one-pass f, f', f'' of sqrtm / invsqrtm (csrc/aten/fn.cpp): the operations of
+    the ATen composition, each correctly rounded, so they equal numpy's IEEE float32 /
+    float64 evaluation of the same sequence bit for bit; the ATen path (a strided spectrum)
+    agrees to its own rounding (its float32 sqrt is not always correctly rounded). Spectra
+    with zeros, rounding-level negatives (sqrtm), tiny and huge scales, n = 1 and many."""
+    np = pytest.importorskip("numpy")
+    nd = np.float32 if dtype == torch.float32 else np.float64
+    eps = torch.finfo(dtype).eps
+    g = torch.Generator().manual_seed(11)
+    for n, B in [(1, 5), (3, 1), (4, 7), (9, 3000)]:
+        for scale in (1e-30, 1e-3, 1.0, 1e25):
+            L = torch.rand(B, n, dtype=torch.float64, generator=g).sort(-1).values.to(dtype) * scale
+            if name == "sqrtm":
+                L[::3, 0] = 0
+                if n > 1:
+                    L[1::4, 0] = -L[1::4, -1] * eps  # rounding of a semidefinite matrix
+            else:
+                L = L + L[..., -1:] * 1e-3 + torch.finfo(dtype).tiny  # definite
+            fused = torch.ops.safesvd._spectral_function(L, name, True)
+            x = L.numpy()
+            with np.errstate(all="ignore"):  # float32 at 1e-30 / 1e25: x * x under- / overflows, in both
+                if name == "sqrtm":
+                    top = np.abs(x).max(-1, keepdims=True)
+                    top = np.where(top > 0, top, nd(1))
+                    root_top = np.sqrt(top)
+                    r = np.maximum(x / top, nd(eps))
+                    ref = (np.sqrt(np.maximum(x, nd(0))), nd(0.5) / (root_top * np.sqrt(r)),
+                           nd(-0.25) / (root_top * top * r * np.sqrt(r)))
+                else:
+                    rs = nd(1) / np.sqrt(x)
+                    ref = (rs, nd(-0.5) * rs / x, nd(0.75) * rs / (x * x))
+            strided = torch.empty(B, 2 * n, dtype=dtype)[:, ::2].copy_(L)
+            aten = torch.ops.safesvd._spectral_function(strided, name, True)
+            for a, b, c in zip(fused, ref, aten):
+                assert torch.equal(a, torch.from_numpy(np.ascontiguousarray(b))), (n, B, scale)
+                torch.testing.assert_close(a, c, rtol=4 * eps, atol=0)
+    # The domain check raises the same error on both paths.
+    bad = torch.tensor([[-1.0, 2.0, 3.0]], dtype=dtype)
+    for spectrum in (bad, torch.empty(1, 6, dtype=dtype)[:, ::2].copy_(bad)):
+        with pytest.raises(ValueError, match="smallest eigenvalue is -1"):
+            torch.ops.safesvd._spectral_function(spectrum, name, True)

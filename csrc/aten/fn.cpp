@@ -3,6 +3,10 @@
 // device's X builder), and the exact second order. Device generic.
 #include <torch/library.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <sstream>
 
@@ -207,6 +211,49 @@ std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Te
 // The named matrix functions' values on the spectrum L (..., n), ascending (docs/math.md,
 // "sqrtm at zero eigenvalues"); the domain check reads the smallest eigenvalues (a sync
 // on CUDA: callers skip it while tracing or capturing).
+// sqrtm and invsqrtm on a contiguous CPU spectrum (B, n): the operations of the ATen path
+// of spectral_function below, in the same order, one pass per matrix, each correctly
+// rounded (float64: the ATen path's results bit for bit; its float32 sqrt is not always
+// correctly rounded, so there they agree to its rounding; tests/test_functions.py checks
+// both against numpy's IEEE evaluation). Twenty small ATen calls were most of a small
+// sqrtm (~23 -> ~3 us at B = 1). Returns false when the domain check fails: the caller
+// reports through the ATen path, which writes the message. logm stays on ATen (its
+// vectorized log is not std::log).
+template <typename T>
+bool spectral_values_cpu(const T* L, int64_t B, int64_t n, bool sqrtm, bool check, double eps, T* f, T* df, T* d2f) {
+  std::atomic<bool> ok{true};
+  const T check_factor = T(kernels::semidefinite_tolerance(eps)), floor = T(kernels::sqrt_derivative_floor(eps));
+  at::parallel_for(0, B, std::max<int64_t>(1, 8192 / n), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* l = L + b * n;
+      T top = T(0);  // max |l|, NaN propagating (as amax)
+      for (int64_t i = 0; i < n; ++i) {
+        const T a = std::abs(l[i]);
+        top = (a > top || a != a) ? a : top;
+      }
+      if (check && (sqrtm ? l[0] < -(check_factor * top) : l[0] <= T(0))) ok = false;
+      T *fb = f + b * n, *dfb = df + b * n, *d2fb = d2f + b * n;
+      if (sqrtm) {
+        const T t = top > T(0) ? top : T(1), root_top = std::sqrt(t);
+        for (int64_t i = 0; i < n; ++i) {
+          const T q = l[i] / t, r = q < floor ? floor : q, sr = std::sqrt(r);
+          fb[i] = std::sqrt(l[i] < T(0) ? T(0) : l[i]);
+          dfb[i] = T(0.5) / (root_top * sr);
+          d2fb[i] = T(-0.25) / (((root_top * t) * r) * sr);
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          const T rs = T(1) / std::sqrt(l[i]);
+          fb[i] = rs;
+          dfb[i] = (T(-0.5) * rs) / l[i];
+          d2fb[i] = (T(0.75) * rs) / (l[i] * l[i]);
+        }
+      }
+    }
+  });
+  return ok;
+}
+
 std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::string_view name, bool check) {
   const char* op = "safesvd._spectral_function";
   const BelowAutograd below;
@@ -218,6 +265,17 @@ std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::strin
   at::NoGradGuard no_grad;
   const double eps = epsilon_of_dtype(L.scalar_type());
   const bool semidefinite = name == "sqrtm";
+  if (name != "logm" && L.is_cpu() && L.is_contiguous() && L.numel() > 0) {
+    Tensor f = at::empty_like(L), df = at::empty_like(L), d2f = at::empty_like(L);
+    const int64_t n = L.size(-1);
+    bool ok = false;
+    AT_DISPATCH_FLOATING_TYPES(L.scalar_type(), "safesvd_spectral_values", [&] {
+      ok = spectral_values_cpu<scalar_t>(L.const_data_ptr<scalar_t>(), L.numel() / n, n, semidefinite, check, eps,
+                                         f.mutable_data_ptr<scalar_t>(), df.mutable_data_ptr<scalar_t>(),
+                                         d2f.mutable_data_ptr<scalar_t>());
+    });
+    if (ok) return {f, df, d2f};
+  }
   if (check && L.numel() > 0) {
     const Tensor low = L.select(-1, 0);
     const Tensor tol = kernels::semidefinite_tolerance(eps) * L.abs().amax(-1);
