@@ -73,7 +73,8 @@ def is_tracing(*tensors) -> bool:
             return True
     # Only a CUDA tensor can be part of a graph capture (and asking costs ~0.5 us a call,
     # a tenth of the check of a small backward).
-    return any(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors) and torch.cuda.is_current_stream_capturing()
+    return (any(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors)
+            and torch.cuda.is_current_stream_capturing())
 
 
 @functools.lru_cache(maxsize=1)

@@ -53,9 +53,10 @@ def _differentiable_backward(*tensors) -> bool:
 
 def apply(function, op, *args):
     """How the public functions call an operator: directly, through its Function while a
-    torch.func transform is active (see the module docstring), or, for svd / eigh when a
-    gradient is needed and the C++ node applies (_takes_node), straight to the node's
-    operator (what the operator's Autograd kernel would do one call later)."""
+    torch.func transform is active (see the module docstring), or, for the four operators
+    with a C++ node, straight to the node's operator when a gradient is recorded and the
+    node applies (_takes_node; what the operator's Autograd kernel would do one call
+    later), or straight below autograd when nothing is recorded."""
     if _C._are_functorch_transforms_active():
         return function.apply(*args)
     if torch.compiler.is_compiling():  # traced: the operator (dynamo cannot key a dict by a Function)
@@ -88,7 +89,8 @@ def _takes_node(args) -> bool:
             or _C._is_torch_function_mode_enabled():
         return False
     for a in args:
-        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor or _C._functorch.is_functorch_wrapped_tensor(a)):
+        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor
+                                            or _C._functorch.is_functorch_wrapped_tensor(a)):
             return False
     return True
 
@@ -483,11 +485,12 @@ def _autograd_kernel(function, op, node=None):
     """The Autograd kernel of `op`: its Function when gradients or forward-mode tangents
     are involved, else straight to the kernel below autograd.
 
-    `node` (svd, eigh): the operator that runs `op` in a C++ autograd node whose backward
-    calls the same Python backward as the Function (svd_backward, eigh_backward, through
-    the `_*_backward_hook` operators), taken where _takes_node says: there the Function's
-    extras (jvp, vmap rule, custom_function_call) have nothing to do, and its fixed cost
-    was most of a small call (docs/architecture.md, "Autograd in Python").
+    `node` (svd, eigh, svd_fn, eigh_fn): the operator that runs `op` in a C++ autograd node
+    whose backward calls the same Python backward as the Function (svd_backward, ...,
+    through the `_*_backward_hook` operators), taken where _takes_node says: there the
+    Function's extras (jvp, vmap rule, custom_function_call) have nothing to do, and its
+    fixed cost was most of a small call (docs/architecture.md, "The C++ nodes of svd, eigh,
+    svd_fn and eigh_fn").
 
     The dispatcher drops trailing arguments equal to their defaults: the kernel puts them
     back from the schema's defaults, read once here. With every argument present,
@@ -595,8 +598,8 @@ def register() -> None:
     lib.impl("_eigh_fn_backward_hook", eigh_fn_backward, "CompositeImplicitAutograd")
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
-                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients", "_merged_with_zero",
-                 "_spectral_function"):
+                 "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
+                 "_merged_with_zero", "_spectral_function"):
         register_vmap(name)
     register._lib = lib
     _registered = True
