@@ -63,6 +63,11 @@ def test_routing():
         assert node_name(torch.ops.safesvd.eigh(A)[0]) == "SafesvdEighBackward"
     finally:
         _ops.use_cpp_node = True
+    # An nn.Parameter (a learnable matrix passed straight in) takes the node.
+    P = torch.nn.Parameter(A.detach().clone())
+    assert "SvdNode" in node_name(safesvd.svd(P)[1])
+    spd = torch.nn.Parameter(A.detach() @ A.detach().mT + torch.eye(3, dtype=A.dtype))
+    assert "EighFnNode" in node_name(safesvd.sqrtm(spd))
     # No gradient asked: no graph at all.
     with torch.no_grad():
         assert safesvd.svd(A)[1].grad_fn is None

@@ -82,17 +82,22 @@ def _takes_node(args) -> bool:
     """Can a gradient-recording call with these arguments take the C++ node instead of
     the Function? Not under forward mode (the node has no jvp), a torch.func transform or
     a functorch-wrapped tensor (the Function's vmap rule and custom_function_call), a
-    dispatch mode (fake tensors, tracing) or a tensor subclass, nor a torch function mode
-    (it would see the node's operator as a second call). The caller has checked the
-    transforms."""
+    dispatch mode (fake tensors, tracing) or a tensor subclass (nn.Parameter aside), nor
+    a torch function mode (it would see the node's operator as a second call). The
+    caller has checked the transforms."""
     if not use_cpp_node or _fwAD._current_level >= 0 or _C._len_torch_dispatch_stack() \
             or _C._is_torch_function_mode_enabled():
         return False
     for a in args:
-        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor
+        if isinstance(a, torch.Tensor) and (type(a) not in _PLAIN_TENSOR_TYPES
                                             or _C._functorch.is_functorch_wrapped_tensor(a)):
             return False
     return True
+
+
+# nn.Parameter is a plain tensor for dispatch (it disables __torch_function__): a learnable
+# matrix passed straight to svd takes the node too.
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 # ------------------------------------------------------------ second-order check
