@@ -1,5 +1,5 @@
 // The Python package's fast autograd path for svd, eigh, svd_fn and eigh_fn
-// (docs/architecture.md, "Autograd in Python"): `_svd_autograd`, `_eigh_autograd`,
+// (docs/architecture.md, "The C++ nodes of svd, eigh, svd_fn and eigh_fn"): `_svd_autograd`, `_eigh_autograd`,
 // `_svd_fn_autograd`, `_eigh_fn_autograd` run the operator below the Autograd key inside a
 // C++ autograd node, whose backward calls the Python backward (python/safesvd/_ops.py,
 // svd_backward, eigh_backward, svd_fn_backward, eigh_fn_backward) through the hook
@@ -8,12 +8,12 @@
 // Why: a Python torch.autograd.Function costs ~49 us a forward + backward (the 2-core
 // Intel Xeon, one thread), a C++ node ~15 us; at small batches that fixed cost was most of
 // a call, and safesvd was slower than torch below B = 8. The node decides nothing: it
-// saves the outputs and the guard options, and every decision of the backward
-// (create_graph, the composite, the second-order check, the gauge check and its modes)
-// stays in the one Python function that the Python Function calls too. The Python
-// Autograd kernel (_ops._autograd_kernel) chooses this path only where the Python
-// Function adds nothing: no forward-mode level, no torch.func transform, no dispatch
-// mode (fake tensors, tracing), a plain tensor input.
+// saves what the Function saves, and every decision of the backward (create_graph, the
+// composite or the exact second order, the second-order and gauge checks and their modes)
+// stays in the one Python function that the Python Function calls too. Python
+// (_ops._takes_node) chooses this path only where the Function adds nothing: no
+// forward-mode level, torch.func transform, dispatch mode (fake tensors, tracing) or torch
+// function mode, plain tensor (or nn.Parameter) arguments.
 //
 // Not the C++ API's Functions (csrc/api/api.cpp): those own a C++ gauge check with its
 // own mode, for LibTorch programs without Python.
