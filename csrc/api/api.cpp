@@ -30,11 +30,6 @@ namespace {
 
 std::atomic<int> g_gauge_mode{static_cast<int>(GaugeMode::Warn)};
 
-template <typename Sig>
-c10::TypedOperatorHandle<Sig> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
 std::tuple<Tensor, Tensor, Tensor> svd_op(const Tensor& A, bool full, const std::string& guard, Opt r, Opt a) {
   static const auto op = find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view, Opt, Opt,
                                                                     c10::optional<c10::string_view>)>("safesvd::svd");
@@ -69,7 +64,6 @@ Tensors2 eigh_backward_op(bool differentiable, const OptT& gL, const OptT& gQ, c
   return fused.call(gL, gQ, L, Q, guard, r, a);
 }
 
-OptT opt(const Tensor& t) { return t.defined() ? OptT(t) : c10::nullopt; }
 
 // ------------------------------------------------------------------ gauge check
 //

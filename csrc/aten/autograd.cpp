@@ -17,26 +17,19 @@
 //
 // Not the C++ API's Functions (csrc/api/api.cpp): those own a C++ gauge check with its
 // own mode, for LibTorch programs without Python.
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
+
+#include "common.h"
 
 namespace safesvd {
 namespace {
 
-using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using Opt = c10::optional<double>;
 using OptT = c10::optional<Tensor>;
 using OptS = c10::optional<c10::string_view>;
-
-template <typename Sig>
-c10::TypedOperatorHandle<Sig> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
-OptT opt(const Tensor& t) { return t.defined() ? OptT(t) : c10::nullopt; }
 
 void save_tolerances(AutogradContext* ctx, Opt rtol, Opt atol) {
   ctx->saved_data["rtol"] = rtol;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Optional.h>
 
 #include <functional>
@@ -96,6 +97,15 @@ inline c10::optional<Tensor> present(const c10::optional<Tensor>& g) {
 }
 inline Tensor value_or_undefined(const c10::optional<Tensor>& g) {
   return (g.has_value() && g->defined()) ? *g : Tensor();
+}
+// The reverse: a tensor for an optional argument, nullopt when undefined.
+inline c10::optional<Tensor> opt(const Tensor& t) { return t.defined() ? c10::optional<Tensor>(t) : c10::nullopt; }
+
+// The typed handle of a library operator ("safesvd::svd"), for the Functions and nodes that
+// call operators through the dispatcher (csrc/api/api.cpp, csrc/aten/autograd.cpp).
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
 }
 
 // Batch shape of a (..., r, c) tensor (matrix_dims = 2) or (..., k) (1).

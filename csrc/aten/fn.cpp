@@ -208,9 +208,6 @@ std::tuple<Tensor, Tensor, Tensor> svd_fn_second_order(const Tensor& H, const Te
   return {gA, gf.narrow(-1, 0, k) - gf.narrow(-1, k, k), gdf.narrow(-1, 0, k) + gdf.narrow(-1, k, k)};
 }
 
-// The named matrix functions' values on the spectrum L (..., n), ascending (docs/math.md,
-// "sqrtm at zero eigenvalues"); the domain check reads the smallest eigenvalues (a sync
-// on CUDA: callers skip it while tracing or capturing).
 // sqrtm and invsqrtm on a contiguous CPU spectrum (B, n): the operations of the ATen path
 // of spectral_function below, in the same order, one pass per matrix, each correctly
 // rounded (float64: the ATen path's results bit for bit; its float32 sqrt is not always
@@ -254,6 +251,9 @@ bool spectral_values_cpu(const T* L, int64_t B, int64_t n, bool sqrtm, bool chec
   return ok;
 }
 
+// The named matrix functions' values on the spectrum L (..., n), ascending (docs/math.md,
+// "sqrtm at zero eigenvalues"); the domain check reads the smallest eigenvalues (a sync
+// on CUDA: callers skip it while tracing or capturing).
 std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::string_view name, bool check) {
   const char* op = "safesvd._spectral_function";
   const BelowAutograd below;
