@@ -18,12 +18,6 @@ def node_name(t):
     return t.grad_fn.name()
 
 
-@pytest.fixture
-def function_path(monkeypatch):
-    """Run the Python Function for every call (the path before the node)."""
-    monkeypatch.setattr(_ops, "use_cpp_node", False)
-
-
 def both_paths(run):
     """run() through the node and through the Function, with the warnings each raised."""
     out = []

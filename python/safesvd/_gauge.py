@@ -154,12 +154,9 @@ _MAX_PENDING = 1024  # beyond this, the oldest entries are resolved (waiting on 
 
 
 @functools.lru_cache(maxsize=1)
-def _gauge_worst_op():
-    return torch.ops.safesvd._gauge_worst.default  # looked up once the library is loaded
-
-
-def _gauge_worst(gauge: torch.Tensor) -> float:
-    return _gauge_worst_op()(gauge)
+def _gauge_worst():
+    """The library's CPU scan of a gauge tensor, looked up once the library is loaded."""
+    return torch.ops.safesvd._gauge_worst.default
 
 
 def _reads_block(t: torch.Tensor) -> bool:
@@ -277,7 +274,7 @@ def check(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name: s
     # tensors.) At B = 1 the check costs ~2.5 us (5.1 with a reshape before the scan and
     # the CUDA questions asked of CPU tensors).
     if type(gauge) is torch.Tensor and gauge.is_cpu:
-        worst = _gauge_worst(gauge)
+        worst = _gauge_worst()(gauge)
     else:
         worst = float(gauge.detach().reshape(-1, 3)[:, 0].max())
     if not worst > threshold:
