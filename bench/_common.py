@@ -21,6 +21,13 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def torch_sqrtm(X: torch.Tensor) -> torch.Tensor:
+    """torch's matrix square root of a covariance the way a user writes it, through its eigh
+    (the baseline safesvd.sqrtm is compared with)."""
+    L, Q = torch.linalg.eigh(X)
+    return (Q * L.clamp_min(0).sqrt().unsqueeze(-2)) @ Q.mT
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -30,7 +30,7 @@ import torch
 import safesvd
 from safesvd import _ops
 
-from _common import RESULTS, machine, timed_rounds
+from _common import RESULTS, machine, timed_rounds, torch_sqrtm
 
 
 def loop(fn, calls: int):
@@ -62,8 +62,7 @@ def methods(op: str, n: int, B: int, dtype, calls: int) -> dict:
         A = A @ A.mT / n + 0.1 * torch.eye(n, dtype=dtype)
 
         def torch_f(X):
-            L, Q = torch.linalg.eigh(X)
-            return ((Q * L.clamp_min(0).sqrt().unsqueeze(-2)) @ Q.mT,)
+            return (torch_sqrtm(X),)
 
         def safe_f(X):
             return (safesvd.sqrtm(X),)
