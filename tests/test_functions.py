@@ -379,3 +379,47 @@ def test_spectral_function_fused_cpu(name, dtype):
     for spectrum in (bad, torch.empty(1, 6, dtype=dtype)[:, ::2].copy_(bad)):
         with pytest.raises(ValueError, match="smallest eigenvalue is -1"):
             torch.ops.safesvd._spectral_function(spectrum, name, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_merged_with_zero_fused_cpu(dtype):
+    """The CPU's one-pass rank-deficiency test (csrc/aten/guards.cpp) answers as its ATen
+    path (a strided spectrum takes it) and as the composition written out here with
+    _guard_params: spectra with exact zeros, values at the rounding floor and just above,
+    NaN, Inf, subnormals, scales 1e-30..1e30, every index form; errors are the ATen path's."""
+    g = torch.Generator().manual_seed(5)
+    eps = torch.finfo(dtype).eps
+    for k, B in [(1, 9), (2, 40), (3, 4000), (8, 300)]:
+        for scale in (1e-30, 1e-3, 1.0, 1e20, 1e30):
+            S = (torch.rand(B, k, dtype=torch.float64, generator=g) * scale).to(dtype)
+            S[::5, -1] = 0
+            S[1::7, -1] = S[1::7, 0] * eps * 0.25  # near the floor, both sides of it
+            S[2::7, -1] = S[2::7, 0] * eps * 4
+            S[3::11, 0] = -S[3::11, 0]
+            S[4::13, -1] = torch.finfo(dtype).tiny / 4  # subnormal
+            S[5::17, 0] = float("nan")
+            S[6::19, -1] = float("inf")
+            S[7::23, -1] = float("nan")
+            if k >= 3:  # NaN inside, a zero after it: min |x| is NaN (amin), not 0
+                S[8::29, 1], S[8::29, -1] = float("nan"), 0
+            for rtol, atol in ((None, None), (1e-3, None), (None, 1e-12 * scale)):
+                for index in (None, 0, -1, k - 1, -k):
+                    fused = torch.ops.safesvd._merged_with_zero(S, rtol, atol, index)
+                    strided = torch.empty(B, 2 * k, dtype=dtype)[:, ::2].copy_(S)
+                    aten = torch.ops.safesvd._merged_with_zero(strided, rtol, atol, index)
+                    p = torch.ops.safesvd._guard_params(S, S.new_zeros(B), 0, "pinv", rtol, atol, True)
+                    m = S.abs().amin(-1) if index is None else S.abs()[:, index]
+                    ref = (m * p[:, 0]) * p[:, 1] <= p[:, 3]
+                    assert torch.equal(fused, aten) and torch.equal(fused, ref), (k, scale, rtol, atol, index)
+                    assert fused.dtype == torch.bool and fused.shape == (B,)
+                    if B > 100 and index is None:
+                        assert 0 < int(fused.sum()) < B  # both answers occur
+    # Batch dimensions, an empty batch, and the errors of both paths.
+    S = torch.rand(2, 3, 4, dtype=dtype)
+    assert torch.ops.safesvd._merged_with_zero(S, None, None, None).shape == (2, 3)
+    assert torch.ops.safesvd._merged_with_zero(S[:0], None, None, None).shape == (0, 3)
+    for spectrum in (S, S.transpose(0, 1)):
+        with pytest.raises(IndexError):
+            torch.ops.safesvd._merged_with_zero(spectrum, None, None, 4)
+        with pytest.raises(ValueError, match="rtol must be finite"):
+            torch.ops.safesvd._merged_with_zero(spectrum, -1.0, None, None)
