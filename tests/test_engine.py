@@ -479,6 +479,62 @@ def test_default_driver_falls_back_outside_the_engine():
         torch.testing.assert_close(S, torch.linalg.svdvals(A))
 
 
+# driver=None's batches for LAPACK (csrc/cpu/cpu.cpp, lapack_batch_limit_cpu; the rule in
+# docs/architecture.md): shape -> (float32, float64) limits.
+SMALL_BATCH_LIMITS = [((7, 7), (0, 0)), ((8, 3), (0, 0)), ((128, 6), (0, 0)), ((4, 300), (0, 0)), ((8, 8), (1, 1)),
+                      ((24, 24), (1, 1)), ((300, 4), (2, 2)), ((32, 32), (2, 2)), ((64, 16), (2, 2)),
+                      ((16, 64), (1, 1)), ((48, 48), (3, 3)), ((64, 64), (3, 3)), ((256, 8), (3, 3)),
+                      ((1024, 16), (10, 5)), ((3, 1000), (1, 1))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,limits", SMALL_BATCH_LIMITS)
+def test_default_driver_sends_small_batches_to_lapack(shape, limits, dtype):
+    """driver=None decomposes a batch of at most `limit` matrices with LAPACK (the engine's
+    tile costs as much for one matrix as for 16 or 32) and a larger one with the engine:
+    its results equal driver="lapack"'s or driver="jacobi"'s bit for bit, with batch
+    dimensions too; eigh follows the same rule. driver="jacobi" stays the engine."""
+    m, n = shape
+    limit = limits[dtype == torch.float64]
+    g = torch.Generator().manual_seed(m * 100 + n)
+    for B in sorted({1, max(limit, 1), limit + 1}):
+        A = torch.randn(B, m, n, dtype=dtype, generator=g)
+        expected = "lapack" if B <= limit else "jacobi"
+        ops = [lambda X, d=None: safesvd.svd(X, driver=d)]
+        if m == n:
+            ops.append(lambda X, d=None: safesvd.eigh(X + X.mT, driver=d))
+        for f in ops:
+            default, chosen, other = f(A), f(A, expected), f(A, "lapack" if expected == "jacobi" else "jacobi")
+            assert all(torch.equal(x, y) for x, y in zip(default, chosen)), (shape, B, expected)
+            assert not all(torch.equal(x, y) for x, y in zip(default, other)), (shape, B, "drivers agree bitwise")
+            if B == 1:  # a batch of one with batch dimensions (1, 1): the same choice
+                assert all(torch.equal(x[0], y) for x, y in zip(f(A.view(1, 1, m, n)), f(A)))
+
+
+def test_small_batch_gradients_match_torch():
+    """The backward does not depend on which forward ran: a single 16 x 16 matrix (LAPACK
+    forward under driver=None) and the same matrix in a batch of 40 (the engine) give the
+    same float64 gradient of a gauge-invariant loss, and torch's."""
+    g = torch.Generator().manual_seed(2)
+    A = torch.randn(40, 16, 16, dtype=torch.float64, generator=g)
+    w = torch.rand(16, dtype=torch.float64, generator=g)
+
+    def loss(X, svd):
+        U, S, Vh = svd(X)
+        return (S * w).sum() + ((U * S.unsqueeze(-2)) @ Vh).square().sum() + (U @ Vh).diagonal(0, -2, -1).sum()
+
+    def grad(X, svd):
+        X = X.clone().requires_grad_()
+        loss(X, svd).backward()
+        return X.grad
+
+    alone = grad(A[:1], safesvd.svd)
+    batched = grad(A, safesvd.svd)[:1]
+    ref = grad(A[:1], lambda X: torch.linalg.svd(X, full_matrices=False))
+    torch.testing.assert_close(alone, batched, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(alone, ref, rtol=1e-10, atol=1e-10)
+
+
 def test_non_finite_input_raises_on_cpu():
     A = torch.randn(5, 3, 3)
     A[2, 1, 1] = float("nan")

@@ -41,7 +41,11 @@ std::tuple<Tensor, Tensor> lapack_eigh(const DeviceKernels& dev, const Tensor& A
 bool use_jacobi(const Tensor& A, const c10::optional<c10::string_view>& driver, bool shape_supported,
                 const DeviceKernels& dev, bool has_engine, const char* op) {
   const bool ok = shape_supported && has_engine && !A.is_complex();
-  if (!driver.has_value()) return ok && dev.jacobi_by_default && A.numel() > 0;
+  if (!driver.has_value()) {
+    if (!ok || !dev.jacobi_by_default || A.numel() == 0) return false;
+    const int64_t m = A.size(-2), n = A.size(-1);
+    return !dev.lapack_batch_limit || A.numel() / (m * n) > dev.lapack_batch_limit(m, n, A.scalar_type() == at::kDouble);
+  }
   if (*driver == "lapack") return false;
   TORCH_CHECK_VALUE(*driver == "jacobi", op, ": driver must be None, 'jacobi' or 'lapack', got '",
                     std::string(*driver), "'");

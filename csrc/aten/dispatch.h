@@ -101,6 +101,10 @@ struct DeviceKernels {
   bool jacobi_fallback = false;
   // Whether driver=None picks the engine (where it was measured faster).
   bool jacobi_by_default = false;
+  // With driver=None, a batch of at most this many m x n matrices goes to LAPACK even
+  // where the engine takes the shape (null: never): the engine computes a whole SIMD tile
+  // of matrices however few are real (docs/architecture.md, "The forward: which driver runs").
+  int64_t (*lapack_batch_limit)(int64_t m, int64_t n, bool is_double) = nullptr;
   // Whether the engine takes rectangular input (else square only), and the largest
   // square n it takes for svd and eigh.
   bool jacobi_rectangular = false;

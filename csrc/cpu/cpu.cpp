@@ -10,6 +10,7 @@
 #include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -454,6 +455,26 @@ bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
   return true;
 }
 
+// driver=None: the small batches that LAPACK decomposes faster than the engine, whose tile
+// of 8 to 32 matrices (docs/architecture.md) costs the same however few of them are real.
+// Forward times against LAPACK at B = 1..14 on the 2-core Intel Xeon of 2026-12-06, its
+// AVX-512 and AVX2 variants alike (both take two registers a tile row;
+// bench/bench_small_batch.py): square and tall, LAPACK is faster for one matrix from 8 x 8
+// (64 x 64 float32 svd: 0.33 against 1.23 ms), for two from 32 x 32 or 64 x 16, three
+// from 48 x 48 or 256 x 8, and for tall matrices with many rows for a batch that grows
+// with the rows (1024 x 16: about 10 float32, 5 float64). Wide matrices are slow in
+// LAPACK (16 x 1024 float32: 0.34 ms, its transpose 0.10): one. With a short side below 8
+// and fewer than 1000 (wide: 2000) entries the engine is faster at every batch size.
+int64_t lapack_batch_limit_cpu(int64_t m, int64_t n, bool is_double) {
+  const int64_t cells = m * n;
+  const bool short_side_small = std::min(m, n) < 8;
+  if (m < n) return short_side_small && cells < 2000 ? 0 : 1;
+  if (short_side_small && cells < 1000) return 0;
+  if (cells <= 576) return 1;
+  if (cells <= 1600) return 2;
+  return std::max<int64_t>(3, cells / (is_double ? 3200 : 1600));
+}
+
 DeviceKernels cpu_kernels() {
   DeviceKernels k = make_device_kernels<CpuRunner>(kFusedMaxDimCPU);
   k.backward_fused = &backward_fused_cpu;
@@ -468,6 +489,7 @@ DeviceKernels cpu_kernels() {
   k.lapack_eigh = &lapack_eigh_cpu;
   k.jacobi_fallback = true;
   k.jacobi_by_default = true;  // measured: bench/results/cpu_engine_*.md
+  k.lapack_batch_limit = &lapack_batch_limit_cpu;
   k.jacobi_rectangular = true;
   k.jacobi_max_square_svd = k.jacobi_max_square_eigh = kernels::kMidMaxDim;  // the mid-size engine above 16
   return k;

@@ -16,8 +16,9 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
             (float16/bfloat16 are computed and returned in float32).
         UPLO: ``"L"`` or ``"U"``.
         guard, rtol, atol: as in :func:`safesvd.svd`, with tol = max(atol, rtol * max|L|).
-        driver: ``None``, ``"jacobi"`` (two-sided cyclic Jacobi, real n in 2..16) or
-            ``"lapack"``, as in :func:`safesvd.svd`.
+        driver: ``None``, ``"jacobi"`` (the engine: Jacobi, or tridiagonalization and
+            QL from n = 17 (float64: 12), real n in 2..64) or ``"lapack"``, as in
+            :func:`safesvd.svd`.
 
     Returns:
         ``L (..., n)`` real ascending eigenvalues and ``Q (..., n, n)`` eigenvectors.
