@@ -337,3 +337,33 @@ def test_gauge_warnings(dtype):
                 L, Qo = safesvd.eigh(Ae_)
                 (Qo[..., :, 0] ** 3).sum().backward()
             assert any(issubclass(x.category, safesvd.GaugeWarning) for x in w), mode
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_batches_take_the_per_matrix_kernel(dtype):
+    """The SoA tiles compute W matrices however few are real: a batch of one (float32
+    rectangular: up to two) takes the per-matrix kernel, which gives the tiles' results
+    bit for bit (the tests above), a larger batch the tiles. Slices of a batch decomposed
+    in the SoA give the same gradients as the whole batch."""
+    g = torch.Generator().manual_seed(13)
+    for m, n in [(3, 3), (8, 8), (64, 16), (16, 64), (256, 8)]:
+        small = 2 if (m != n and dtype == torch.float32) else 1
+        A = torch.randn(small + 1, m, n, dtype=torch.float64, generator=g).to(dtype)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+        L, Q = torch.linalg.eigh(A + A.mT) if m == n else (None, None)
+        calls = cpu_soa_calls()
+        whole = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+        assert cpu_soa_calls() - calls == 1, (m, n)
+        for B in range(1, small + 1):
+            calls = cpu_soa_calls()
+            part = torch.ops.safesvd._svd_backward(gU[:B], gS[:B], gVh[:B], U[:B], S[:B], Vh[:B], "pinv", None, None)
+            assert cpu_soa_calls() == calls, (m, n, B)
+            assert torch.equal(part[0], whole[0][:B]) and torch.equal(part[1], whole[1][:B]), (m, n, B)
+        if L is not None:
+            gL, gQ = torch.randn_like(L), torch.randn_like(Q)
+            whole = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None)
+            calls = cpu_soa_calls()
+            part = torch.ops.safesvd._eigh_backward(gL[:1], gQ[:1], L[:1], Q[:1], "pinv", None, None)
+            assert cpu_soa_calls() == calls
+            assert torch.equal(part[0], whole[0][:1]) and torch.equal(part[1], whole[1][:1]), (m, n)

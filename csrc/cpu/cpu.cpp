@@ -307,9 +307,20 @@ bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   return small || (soa_mode().load() != 0 && soa_shape(like, m, n));
 }
 
+// The SoA tiles compute W matrices however few are real: a batch of one (float32
+// rectangular: two) takes the per-matrix kernel, whose results are the tiles' bit for bit
+// (tests/test_soa_backward.py). B = 1, one thread, svd backward (Intel AVX-512, 2026-12-06,
+// per-matrix / SoA us): float32 8x8 8.0 / 11.6, 64x16 19.5 / 53.6, 256x8 25.3 / 66.6,
+// 16x64 19.3 / 59.5; float64 64x16 27.8 / 51.1, 16x16 24.7 / 24.4; B = 4: 64x16 float32
+// 59.8 / 55.9.
+bool soa_per_matrix(int64_t B, int64_t m, int64_t n, bool is_float) {
+  return B <= (m != n && is_float ? 2 : 1);
+}
+
 void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   const int64_t B = a.S.size(0);
-  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n))
+  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.U, a.m, a.n) ||
+      soa_per_matrix(B, a.m, a.n, a.U.scalar_type() == at::kFloat))
     return entries::svd_backward_fused<CpuRunner>(a, gA, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   soa_calls().fetch_add(1, std::memory_order_relaxed);
@@ -333,7 +344,8 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
 
 void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   const int64_t B = a.L.size(0);
-  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n))
+  if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n) ||
+      soa_per_matrix(B, a.n, a.n, a.Q.scalar_type() == at::kFloat))
     return entries::eigh_backward_fused<CpuRunner>(a, gA, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   soa_calls().fetch_add(1, std::memory_order_relaxed);
