@@ -367,3 +367,22 @@ def test_small_batches_take_the_per_matrix_kernel(dtype):
             part = torch.ops.safesvd._eigh_backward(gL[:1], gQ[:1], L[:1], Q[:1], "pinv", None, None)
             assert cpu_soa_calls() == calls
             assert torch.equal(part[0], whole[0][:1]) and torch.equal(part[1], whole[1][:1]), (m, n)
+    # The batched path's J builders: a batch of one takes the per-matrix builder.
+    for m, n in [(24, 24), (40, 12), (64, 64)]:
+        A = torch.randn(3, m, n, dtype=torch.float64, generator=g).to(dtype)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+        calls = cpu_soa_calls("builder")
+        whole = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, (m, n)
+        part = torch.ops.safesvd._svd_backward(gU[:1], gS[:1], gVh[:1], U[:1], S[:1], Vh[:1], "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, (m, n)
+        torch.testing.assert_close(part[0], whole[0][:1])  # to rounding: the products may be BLAS
+        if m == n:
+            L, Q = torch.linalg.eigh(A + A.mT)
+            gL, gQ = torch.randn_like(L), torch.randn_like(Q)
+            whole = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None)
+            calls = cpu_soa_calls("builder")
+            part = torch.ops.safesvd._eigh_backward(gL[:1], gQ[:1], L[:1], Q[:1], "pinv", None, None)
+            assert cpu_soa_calls("builder") == calls
+            torch.testing.assert_close(part[0], whole[0][:1])  # to rounding: the products may be BLAS

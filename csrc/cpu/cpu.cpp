@@ -379,9 +379,13 @@ bool soa_builder(const Tensor& like, std::initializer_list<const Tensor*> all) {
   return true;
 }
 
+// A batch of one takes the per-matrix builder (the tiles' results bit for bit): a tile
+// builds W matrices' J however few are real. B = 1, one thread, the whole svd / eigh
+// backward (Intel AVX-512, 2026-12-06, per-matrix / tile us): 64x64 float32 77 / 150,
+// 48 / 83; float64 92 / 149, 57 / 85; 32x32 float32 35 / 53, 21 / 32.
 void svd_build_J_cpu(const SvdBuildJArgs& a, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) {
   const int64_t B = a.S.size(0), k = a.S.size(1);
-  if (B == 0 || !soa_builder(J, {&a.UhgU, &a.gVhV, &a.S, &a.gS, &a.pmax, &a.cotangent_scale, &J, &Dr, &factors,
+  if (B <= 1 || !soa_builder(J, {&a.UhgU, &a.gVhV, &a.S, &a.gS, &a.pmax, &a.cotangent_scale, &J, &Dr, &factors,
                                  &gauge}))
     return entries::svd_build_J<CpuRunner>(a, J, Dr, factors, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
@@ -403,7 +407,7 @@ void svd_build_J_cpu(const SvdBuildJArgs& a, Tensor& J, Tensor& Dr, Tensor& fact
 
 void eigh_build_J_cpu(const EighBuildJArgs& a, Tensor& J, Tensor& gauge) {
   const int64_t B = a.L.size(0), n = a.L.size(1);
-  if (B == 0 || !soa_builder(J, {&a.QhgQ, &a.L, &a.gL, &a.cotangent_scale, &J, &gauge}))
+  if (B <= 1 || !soa_builder(J, {&a.QhgQ, &a.L, &a.gL, &a.cotangent_scale, &J, &gauge}))
     return entries::eigh_build_J<CpuRunner>(a, J, gauge);
   const cpu::SoaBackwardIsa& isa = cpu_isa().soa;
   soa_calls(1).fetch_add(1, std::memory_order_relaxed);
