@@ -311,7 +311,7 @@ bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
 // rectangular: two) takes the per-matrix kernel, whose results are the tiles' bit for bit
 // (tests/test_soa_backward.py). B = 1, one thread, svd backward (Intel AVX-512, 2026-12-06,
 // per-matrix / SoA us): float32 8x8 8.0 / 11.6, 64x16 19.5 / 53.6, 256x8 25.3 / 66.6,
-// 16x64 19.3 / 59.5; float64 64x16 27.8 / 51.1, 16x16 24.7 / 24.4; B = 4: 64x16 float32
+// 16x64 19.3 / 59.5; float64 64x16 27.8 / 51.1, 8x8 8.9 / 9.8; B = 4: 64x16 float32
 // 59.8 / 55.9.
 bool soa_per_matrix(int64_t B, int64_t m, int64_t n, bool is_float) {
   return B <= (m != n && is_float ? 2 : 1);
