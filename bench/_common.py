@@ -160,6 +160,23 @@ def paired_ratios(slow: Callable[[], object], fast: Callable[[], object], pairs:
     return ratios
 
 
+def loop(fn: Callable[[], object], calls: int) -> Callable[[], None]:
+    """fn called `calls` times in a row: one timed method of a small call."""
+    def run():
+        for _ in range(calls):
+            fn()
+    return run
+
+
+def fwd_bwd(f: Callable, A: torch.Tensor, cot: list[torch.Tensor]) -> Callable[[], None]:
+    """Forward + backward of f on a fresh leaf copy of A with the cotangents `cot` (f
+    returns a tuple of outputs)."""
+    def run():
+        X = A.clone().requires_grad_()
+        torch.autograd.backward(list(f(X)), cot)
+    return run
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

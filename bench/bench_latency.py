@@ -30,14 +30,7 @@ import torch
 import safesvd
 from safesvd import _ops
 
-from _common import RESULTS, machine, timed_rounds, torch_sqrtm
-
-
-def loop(fn, calls: int):
-    def run():
-        for _ in range(calls):
-            fn()
-    return run
+from _common import RESULTS, fwd_bwd, loop, machine, timed_rounds, torch_sqrtm
 
 
 def with_function_path(fn):
@@ -75,17 +68,10 @@ def methods(op: str, n: int, B: int, dtype, calls: int) -> dict:
         def safe_f(X):
             return (safesvd.procrustes(X),)
     cot = [torch.randn(x.shape, dtype=dtype, generator=g) for x in torch_f(A)]
-
-    def fwd_bwd(f):
-        def run():
-            X = A.clone().requires_grad_()
-            torch.autograd.backward(list(f(X)), cot)
-        return run
-
     out = {
-        "torch f+b": fwd_bwd(torch_f),
-        "safesvd f+b": fwd_bwd(safe_f),
-        "safesvd f+b (Function)": with_function_path(fwd_bwd(safe_f)),
+        "torch f+b": fwd_bwd(torch_f, A, cot),
+        "safesvd f+b": fwd_bwd(safe_f, A, cot),
+        "safesvd f+b (Function)": with_function_path(fwd_bwd(safe_f, A, cot)),
         "torch fwd": lambda: torch_f(A),
         "safesvd fwd": lambda: safe_f(A),
     }

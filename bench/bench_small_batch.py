@@ -25,19 +25,12 @@ import torch
 
 import safesvd
 
-from _common import RESULTS, machine, timed_rounds
+from _common import RESULTS, fwd_bwd, loop, machine, timed_rounds
 
 SHAPES = [(3, 3), (6, 6), (8, 8), (12, 12), (16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (64, 16), (16, 64),
           (256, 8), (1024, 16)]
 BATCHES = [1, 2, 3, 4]
 MORE_BATCHES = {(1024, 16): [5, 6, 10, 11]}  # tall: the limit grows with the rows
-
-
-def loop(fn, calls: int):
-    def run():
-        for _ in range(calls):
-            fn()
-    return run
 
 
 def calls_for(fn) -> int:
@@ -65,14 +58,8 @@ def case(op: str, m: int, n: int, B: int, dtype) -> dict:
     }
     if B == 1:
         cot = [torch.randn(x.shape, dtype=dtype, generator=g) for x in torch_f(A)]
-
-        def fwd_bwd(f):
-            def run():
-                X = A.clone().requires_grad_()
-                torch.autograd.backward(list(f(X)), cot)
-            return run
-        out["torch f+b"] = fwd_bwd(torch_f)
-        out["default f+b"] = fwd_bwd(safe_f)
+        out["torch f+b"] = fwd_bwd(torch_f, A, cot)
+        out["default f+b"] = fwd_bwd(safe_f, A, cot)
     calls = {k: calls_for(f) for k, f in out.items()}
     return {k: (loop(f, calls[k]), calls[k]) for k, f in out.items()}
 
