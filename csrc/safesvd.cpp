@@ -53,6 +53,11 @@ TORCH_LIBRARY(safesvd, m) {
       "float? rtol, float? atol) -> Tensor");
   m.def(
       "_eigh_backward_hook(Tensor? gL, Tensor? gQ, Tensor L, Tensor Q, str guard, float? rtol, float? atol) -> Tensor");
+  // The svd / eigh nodes' backward without Python while on (returns the previous value;
+  // set by python/safesvd/_gauge.py), and the Python gauge check it calls when a residual
+  // is above the threshold (csrc/aten/autograd.cpp, "The backward of svd and eigh").
+  m.def("_set_cpp_backward(bool on) -> bool");
+  m.def("_gauge_check_hook(Tensor gauge, Tensor spectrum, str op, str spectrum_name, float? rtol) -> ()");
   m.def(
       "_svd_fn_autograd(Tensor A, Tensor U, Tensor S, Tensor Vh, Tensor fS, Tensor dfS, Tensor? d2fS, Tensor? df0, "
       "float? rtol, float? atol) -> Tensor");

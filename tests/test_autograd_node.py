@@ -9,7 +9,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import safesvd
-from safesvd import _ops
+from safesvd import _gauge, _ops
 
 from helpers import with_eigenvalues, with_singular_values
 
@@ -18,11 +18,13 @@ def node_name(t):
     return t.grad_fn.name()
 
 
-def both_paths(run):
-    """run() through the node and through the Function, with the warnings each raised."""
+def all_paths(run):
+    """run() through the node (its backward in C++ where it may skip Python, then always
+    through the Python hook) and through the Function, with the warnings each raised."""
     out = []
-    for use in (True, False):
+    for use, cpp_backward in ((True, True), (True, False), (False, True)):
         previous, _ops.use_cpp_node = _ops.use_cpp_node, use
+        previous_backward = _gauge.set_cpp_backward(cpp_backward)
         try:
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
@@ -30,18 +32,20 @@ def both_paths(run):
             out.append((res, [(x.category, str(x.message)) for x in w]))
         finally:
             _ops.use_cpp_node = previous
+            _gauge.set_cpp_backward(previous_backward)
     return out
 
 
-def assert_same(node, function):
-    (a, wa), (b, wb) = node, function
-    assert wa == wb
-    for x, y in zip(a, b):
-        if x is None:
-            assert y is None
-            continue
-        assert x.dtype == y.dtype and x.shape == y.shape
-        assert torch.equal(x, y) or (x.isnan() == y.isnan()).all() and torch.equal(x.nan_to_num(), y.nan_to_num())
+def assert_same(node, *others):
+    a, wa = node
+    for b, wb in others:
+        assert wa == wb
+        for x, y in zip(a, b):
+            if x is None:
+                assert y is None
+                continue
+            assert x.dtype == y.dtype and x.shape == y.shape
+            assert torch.equal(x, y) or (x.isnan() == y.isnan()).all() and torch.equal(x.nan_to_num(), y.nan_to_num())
 
 
 def test_routing():
@@ -145,7 +149,7 @@ def test_node_equals_function(op, shape, kw, dtype):
 
     subsets = [(1,), (0,), tuple(range(3 if op == "svd" else 2))]
     for which in subsets:
-        assert_same(*both_paths(run(which)))
+        assert_same(*all_paths(run(which)))
 
 
 @pytest.mark.parametrize("op", ["svd", "eigh"])
@@ -161,9 +165,9 @@ def test_node_degenerate_warns_as_function(op):
         (gA,) = torch.autograd.grad(basis[..., 0, 0], A)
         return (gA,)
 
-    node, function = both_paths(go)
+    node, *others = all_paths(go)
     assert node[1] and any(c is safesvd.GaugeWarning for c, _ in node[1])
-    assert_same(node, function)
+    assert_same(node, *others)
     # Mode "raise": the GaugeWarning crosses the C++ node as itself.
     with safesvd.gauge_mode("raise"), pytest.raises(safesvd.GaugeWarning):
         go()
@@ -185,7 +189,7 @@ def test_node_second_order_equals_function(op):
         (h,) = torch.autograd.grad((gA * gA).sum(), A)
         return gA.detach(), h
 
-    assert_same(*both_paths(go))
+    assert_same(*all_paths(go))
     A = A0.clone().requires_grad_()
     sym = (lambda X: X + X.mT) if op == "eigh" else (lambda X: X)  # eigh reads one triangle
     torch.autograd.gradgradcheck(lambda X: f(sym(X))[1 if op == "svd" else 0], (A,))
@@ -283,8 +287,7 @@ def test_matrix_function_node_equals_function(case, dtype):
         (h,) = torch.autograd.grad((g.abs() ** 2).sum(), A2)
         return gA, gp, h
 
-    node, function = both_paths(go)
-    assert_same(node, function)
+    assert_same(*all_paths(go))
     A = A0.clone().requires_grad_()
     names = graph_names(f(A, torch.tensor(0.7, dtype=torch.float64)))
     assert any("FnNode" in name for name in names)
@@ -304,3 +307,106 @@ def graph_names(t):
         names.append(fn.name())
         todo.extend(f for f, _ in fn.next_functions)
     return names
+
+
+def hook_calls(loss_fn, **grad_kw):
+    """The safesvd operators a backward called (the profiler records every dispatcher call),
+    and the gradient."""
+    A, loss = loss_fn()
+    with torch.autograd.profiler.profile() as prof:
+        (gA,) = torch.autograd.grad(loss, A, **grad_kw)
+    return {e.name for e in prof.function_events if e.name.startswith("safesvd::")}, gA
+
+
+def svd_loss(shape=(2, 4, 4), dtype=torch.float64):
+    A = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    U, S, Vh = safesvd.svd(A)
+    return A, (U[..., 0] ** 3).sum() + S.sum() + Vh.pow(3).sum()
+
+
+def eigh_loss(shape=(2, 4, 4), dtype=torch.float64):
+    A = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(4)).requires_grad_()
+    L, Q = safesvd.eigh(A + A.mT)
+    return A, L.pow(2).sum() + Q.pow(3).sum()
+
+
+@pytest.mark.parametrize("loss_fn,hook", [(svd_loss, "safesvd::_svd_backward_hook"),
+                                          (eigh_loss, "safesvd::_eigh_backward_hook")])
+def test_cpu_backward_without_python(loss_fn, hook):
+    """A first-order CPU backward with nothing to report calls the backward operator from the
+    node, not the Python hook; a check queued for later, create_graph=True or the switch off
+    take the hook. The gradient is the same bit for bit (all_paths above compares the paths on
+    the cases of the other tests)."""
+    ops, fast = hook_calls(loss_fn)
+    assert hook not in ops and hook.replace("_hook", "") in ops
+    previous = _gauge.set_cpp_backward(False)
+    try:
+        ops, slow = hook_calls(loss_fn)
+    finally:
+        _gauge.set_cpp_backward(previous)
+    assert hook in ops and torch.equal(fast, slow)
+    ops, g = hook_calls(loss_fn, create_graph=True)
+    assert hook in ops and torch.equal(g.detach(), fast)
+    # A check queued for a later report (CUDA's mode "warn"): every backward goes to Python,
+    # which reports the queued one first, until the queue is empty.
+    _gauge._pending.append(_gauge._Pending(torch.tensor([0.0, 0, 0, 0]), torch.tensor([1.0]),
+                                           _gauge._ReadyEvent(), "op", "S", 1.0, ()))
+    _gauge._sync_cpp_backward()
+    try:
+        ops, _ = hook_calls(loss_fn)
+        assert hook in ops and not _gauge._pending
+        ops, _ = hook_calls(loss_fn)
+        assert hook not in ops
+    finally:
+        _gauge._pending.clear()
+        _gauge._sync_cpp_backward()
+
+
+@pytest.mark.parametrize("op", ["svd", "eigh"])
+def test_cpu_backward_without_python_reports_through_python(op):
+    """Above the gauge threshold the node calls Python's check, which warns, raises or
+    ignores as its mode says; the same message as the Python backward's."""
+    A0 = with_singular_values([2.0, 2.0, 1.0], 3, 3) if op == "svd" else with_eigenvalues([1.0, 1.0, 3.0])
+    f = getattr(safesvd, op)
+
+    def loss_fn():
+        A = A0.clone().requires_grad_()
+        out = f(A)
+        return A, (out[0] if op == "svd" else out[1])[..., 0, 0]
+
+    with pytest.warns(safesvd.GaugeWarning) as fast:
+        ops, _ = hook_calls(loss_fn)
+    assert "safesvd::_gauge_check_hook" in ops and not any(name.endswith("backward_hook") for name in ops)
+    previous = _gauge.set_cpp_backward(False)
+    try:
+        with pytest.warns(safesvd.GaugeWarning) as slow:
+            hook_calls(loss_fn)
+    finally:
+        _gauge.set_cpp_backward(previous)
+    assert [str(w.message) for w in fast] == [str(w.message) for w in slow]
+    with safesvd.gauge_mode("raise"), pytest.raises(safesvd.GaugeWarning, match="degenerate subspace"):
+        hook_calls(loss_fn)
+    with safesvd.gauge_mode("ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hook_calls(loss_fn)
+
+
+def test_cpu_backward_without_python_only_for_plain_tensors():
+    """Cotangents that are not plain CPU tensors (a forward-mode dual, a batched cotangent of
+    is_grads_batched) take the Python hook, which knows what to do with them."""
+    import torch.autograd.forward_ad as fwAD
+
+    A, loss = svd_loss()
+    with fwAD.dual_level():
+        v = fwAD.make_dual(torch.ones((), dtype=loss.dtype), torch.ones((), dtype=loss.dtype))
+        with torch.autograd.profiler.profile() as prof:
+            (gA,) = torch.autograd.grad(loss, A, v)
+        _, tangent = fwAD.unpack_dual(gA)
+    assert "safesvd::_svd_backward_hook" in {e.name for e in prof.function_events}
+    A2, loss2 = svd_loss()
+    assert torch.equal(fwAD.unpack_dual(gA).primal, torch.autograd.grad(loss2, A2)[0])
+    A3, loss3 = svd_loss()
+    with torch.autograd.profiler.profile() as prof:
+        (gb,) = torch.autograd.grad(loss3, A3, torch.tensor([1.0, 2.0], dtype=loss3.dtype), is_grads_batched=True)
+    assert "safesvd::_svd_backward_hook" in {e.name for e in prof.function_events}
+    assert torch.allclose(gb[1], 2 * gb[0], rtol=1e-13, atol=0)

@@ -42,8 +42,10 @@ def async_cpu(monkeypatch):
     monkeypatch.setattr(_gauge, "_reads_block", lambda t: True)
     monkeypatch.setattr(_gauge, "_event_for", event_for)
     _gauge._pending.clear()
+    previous = _gauge.set_cpp_backward(False)  # every check through Python, as on CUDA
     yield events
     _gauge._pending.clear()
+    _gauge.set_cpp_backward(previous)
 
 
 def basis_dependent_backward(batch=3, bad=1):

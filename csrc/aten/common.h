@@ -89,6 +89,10 @@ int64_t check_eigh_backward_args(const c10::optional<Tensor>& gL,
 void check_fn_args(const Tensor& G, const Tensor& U, const Tensor& S, const Tensor& Vh,
                    const Tensor& fS, const Tensor& dfS, const char* op);
 
+// The largest residual of a CPU (..., 3) gauge tensor of a backward op (column 0), NaN
+// when one is NaN, 0 for none (csrc/aten/guards.cpp; the operator _gauge_worst).
+double gauge_worst(const Tensor& gauge);
+
 // --------------------------------------------------------------- utilities
 
 // A defined cotangent, or nullopt.

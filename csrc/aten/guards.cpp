@@ -129,6 +129,8 @@ std::tuple<Tensor, Tensor, Tensor> guard_coefficients(const Tensor& d, const c10
   return {coef.view(d.sizes()), slope.view(d.sizes()), note.view(d.sizes())};
 }
 
+}  // namespace
+
 // The largest gauge residual (column 0 of a CPU (..., 3) gauge tensor of a backward op),
 // NaN when one is NaN, 0 for none: what python/safesvd/_gauge.py's check compares with
 // the threshold. Over the batch in parallel: each thread reads the part of the column
@@ -162,7 +164,6 @@ double gauge_worst(const Tensor& gauge) {
   return worst;
 }
 
-}  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CPU, m) {
   m.impl("_gauge_worst", &gauge_worst);

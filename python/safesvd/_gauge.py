@@ -152,6 +152,29 @@ _pending: collections.deque = collections.deque()
 _pending_lock = threading.Lock()
 _MAX_PENDING = 1024  # beyond this, the oldest entries are resolved (waiting on their event)
 
+# The C++ nodes of svd and eigh check the gauge of a CPU backward themselves and call
+# check() only when there is something to report (csrc/aten/autograd.cpp, "The backward of
+# svd and eigh"). Allowed while `wanted` and no check is queued: a queued check reports
+# before the next one, which only check() does. `on` mirrors the library's switch.
+_cpp_backward = {"wanted": False, "on": False}
+
+
+def set_cpp_backward(wanted: bool) -> bool:
+    """Allow (or forbid) the C++ nodes' CPU backward without Python; returns the previous
+    setting. On once the library is loaded (safesvd._ops.register); tests turn it off to see
+    every check in Python."""
+    previous = _cpp_backward["wanted"]
+    _cpp_backward["wanted"] = bool(wanted)
+    _sync_cpp_backward()
+    return previous
+
+
+def _sync_cpp_backward() -> None:
+    on = _cpp_backward["wanted"] and not _pending
+    if on != _cpp_backward["on"]:
+        torch.ops.safesvd._set_cpp_backward(on)
+        _cpp_backward["on"] = on
+
 
 @functools.lru_cache(maxsize=1)
 def _gauge_worst():
@@ -200,6 +223,7 @@ def _enqueue(gauge: torch.Tensor, spectrum: torch.Tensor, op: str, spectrum_name
     with _pending_lock:
         _pending.append(entry)
         overflow = len(_pending) > _MAX_PENDING
+    _sync_cpp_backward()
     if overflow:
         _drain(wait_for=1)
 
@@ -219,6 +243,7 @@ def _drain(wait_for: int = 0) -> None:
     while True:
         with _pending_lock:
             if not _pending:
+                _sync_cpp_backward()
                 return
             e = _pending[0]
             if wait_for > 0:

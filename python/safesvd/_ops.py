@@ -601,6 +601,7 @@ def register() -> None:
     lib.impl("_eigh_backward_hook", eigh_backward, "CompositeImplicitAutograd")
     lib.impl("_svd_fn_backward_hook", svd_fn_backward, "CompositeImplicitAutograd")
     lib.impl("_eigh_fn_backward_hook", eigh_fn_backward, "CompositeImplicitAutograd")
+    lib.impl("_gauge_check_hook", _gauge.check, "CompositeImplicitAutograd")
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
@@ -608,3 +609,4 @@ def register() -> None:
         register_vmap(name)
     register._lib = lib
     _registered = True
+    _gauge.set_cpp_backward(True)
