@@ -285,10 +285,11 @@ def test_routing_outside_range():
 def test_builder_routing():
     """The SoA J builder runs the batched backward's J for real input (square n > 8, tall
     / wide with a short side 9..15 or > 16), in mode 1 only; complex input and the shapes
-    of the fused kernels (n <= 8, tall / wide with a short side <= 8 or 16) do not reach
-    it."""
+    of the fused kernels (n <= 8, tall / wide with a short side <= 8 or 16, a small batch of
+    square matrices: test_small_square_batches_take_the_runtime_size_kernel) do not reach it."""
     g = torch.Generator().manual_seed(11)
-    for shape, dtype, expect in [((5, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
+    for shape, dtype, expect in [((40, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
+                                 ((5, 9, 9), torch.float64, 0),
                                  ((5, 40, 12), torch.float32, 1), ((5, 12, 40), torch.float32, 1),
                                  ((5, 40, 12), torch.float64, 1), ((5, 9, 9), torch.complex128, 0),
                                  ((5, 3, 3), torch.float64, 0), ((5, 40, 8), torch.float64, 0),
@@ -386,3 +387,54 @@ def test_small_batches_take_the_per_matrix_kernel(dtype):
             part = torch.ops.safesvd._eigh_backward(gL[:1], gQ[:1], L[:1], Q[:1], "pinv", None, None)
             assert cpu_soa_calls("builder") == calls
             torch.testing.assert_close(part[0], whole[0][:1])  # to rounding: the products may be BLAS
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_square_batches_take_the_runtime_size_kernel(dtype):
+    """Real square n > 8: a batch with B n^3 up to 32768 (float32) or 16384 (float64) takes the
+    per-matrix kernel at its runtime size (no J builder, no batched products), a larger one the
+    batched path (csrc/cpu/cpu.cpp, per_matrix_square). The same gradients and gauge to
+    rounding, a repeated and a zero singular value (eigenvalue) included."""
+    def close_in_norm(x, y, n):
+        # Each matrix to rounding in norm: the products are summed in another order, and
+        # 1/(s_i - s_j) of the random spectrum's closest pairs magnifies that (float32 n = 32:
+        # elements differ by 1e-4 of their size).
+        eps = torch.finfo(dtype).eps
+        err = torch.linalg.matrix_norm(x - y) / torch.linalg.matrix_norm(y)
+        assert (err <= 10 * n * eps).all(), (n, err.max().item())
+
+    from safesvd._testing import with_eigenvalues, with_singular_values
+
+    limit = 32768 if dtype == torch.float32 else 16384
+    g = torch.Generator().manual_seed(17)
+    for n in (9, 12, 16, 24, 32):
+        small = limit // n**3
+        if small == 0:
+            continue
+        s = torch.rand(n, dtype=torch.float64, generator=g) + 0.5
+        s[1], s[-1] = s[0], 0.0  # a repeated and a zero singular value in the first matrix
+        A = torch.cat([with_singular_values(s.tolist(), n, n)[None],
+                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
+        calls = cpu_soa_calls("builder")
+        whole = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, n
+        part = torch.ops.safesvd._svd_backward(gU[:small], gS[:small], gVh[:small], U[:small], S[:small],
+                                               Vh[:small], "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, n
+        close_in_norm(part[0], whole[0][:small], n)
+        torch.testing.assert_close(part[1], whole[1][:small])
+        lam = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
+        lam[1], lam[3] = lam[0], 0.0
+        E = torch.cat([with_eigenvalues(lam.tolist())[None],
+                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+        L, Q = torch.linalg.eigh(E + E.mT)
+        gL, gQ = torch.randn_like(L), torch.randn_like(Q)
+        calls = cpu_soa_calls("builder")
+        whole = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, n
+        part = torch.ops.safesvd._eigh_backward(gL[:small], gQ[:small], L[:small], Q[:small], "pinv", None, None)
+        assert cpu_soa_calls("builder") == calls + 1, n
+        close_in_norm(part[0], whole[0][:small], n)
+        torch.testing.assert_close(part[1], whole[1][:small])

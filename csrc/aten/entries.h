@@ -86,6 +86,15 @@ void eigh_backward_fused(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   });
 }
 
+// Real square n above kMaxFixedDim at a runtime size (the CPU's small batches, cpu.cpp).
+template <typename Runner>
+void eigh_backward_runtime(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
+  if (a.L.size(0) == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(a.Q.scalar_type(), "safesvd_eigh_backward", [&] {
+    run_eigh_backward<Runner, scalar_t>(a, kernels::RuntimeDims{a.n, a.n}, gA, gauge);
+  });
+}
+
 template <typename Runner>
 void svd_build_J(const SvdBuildJArgs& a, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) {
   const int64_t B = a.S.size(0), k = a.S.size(1);

@@ -301,7 +301,23 @@ std::atomic<int>& fused_rectangular_mode() {
 // short side <= 16 and the short sides <= 4 to the per-matrix kernel (measured on AMD
 // before the SoA builder, 1.1-1.45x there); the SoA tiles took the short sides <= 8, and
 // the batched path got faster.
+// A small batch of real square matrices above the fixed sizes (n > 8) takes the per-matrix
+// kernel at its runtime size: below about B n^3 = 32768 (float32) or 16384 (float64) the
+// batched path's ~25 ATen calls and BLAS set-ups cost more than the kernel's plain loops
+// (tests/test_soa_backward.py compares the two). Measured at B = 1, 2, 4, n = 9..64, one
+// thread (Intel AVX-512, 2026-12-06, batched / per-matrix, svd and eigh backward):
+// float32 n = 16 B = 1 2.0x / 1.9x, B = 4 1.33x / 1.30x, n = 24 B = 2 1.44x / 1.39x, B = 4
+// 1.01x / 0.92x, n = 32 B = 1 1.13x / 1.00x, B = 2 1.13x / 0.99x, n = 48 B = 1 0.76x /
+// 0.65x; float64 n = 16 B = 4 1.14x / 1.05x, n = 24 B = 1 1.26x / 1.20x, B = 2 1.02x /
+// 0.97x, n = 32 B = 1 0.91x / 0.82x.
+bool per_matrix_square(const Tensor& like, int64_t m, int64_t n) {
+  if (m != n || n <= kernels::kMaxFixedDim || like.is_complex() || like.numel() == 0) return false;
+  const int64_t B = like.numel() / (like.size(-1) * like.size(-2));
+  return B * n * n * n <= (like.scalar_type() == at::kFloat ? 32768 : 16384);
+}
+
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
+  if (per_matrix_square(like, m, n)) return true;
   const bool small = std::max(m, n) <= kFusedMaxDimCPU;
   if (m != n && fused_rectangular_mode().load() == 0) return small;
   return small || (soa_mode().load() != 0 && soa_shape(like, m, n));
@@ -344,6 +360,7 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
 
 void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
   const int64_t B = a.L.size(0);
+  if (a.n > kernels::kMaxFixedDim) return entries::eigh_backward_runtime<CpuRunner>(a, gA, gauge);
   if (B == 0 || soa_mode().load() != 1 || !soa_shape(a.Q, a.n, a.n) ||
       soa_per_matrix(B, a.n, a.n, a.Q.scalar_type() == at::kFloat))
     return entries::eigh_backward_fused<CpuRunner>(a, gA, gauge);

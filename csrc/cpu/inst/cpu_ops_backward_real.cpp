@@ -36,4 +36,6 @@ template struct OpsLoop<EighBackwardOp<double, SquareDims<5>>>;
 template struct OpsLoop<EighBackwardOp<double, SquareDims<6>>>;
 template struct OpsLoop<EighBackwardOp<double, SquareDims<7>>>;
 template struct OpsLoop<EighBackwardOp<double, SquareDims<8>>>;
+template struct OpsLoop<EighBackwardOp<float, RuntimeDims>>;
+template struct OpsLoop<EighBackwardOp<double, RuntimeDims>>;
 }  // namespace safesvd::kernels::cpu
