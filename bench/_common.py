@@ -94,23 +94,33 @@ def timed_rounds(methods: dict[str, Callable[[], object]], repeats: int, warmup:
     """Milliseconds per call of each method, `repeats` interleaved rounds after `warmup`.
 
     On a shared machine a round is kept only if other processes used <= 10% of the
-    CPUs while it ran; after 6 * repeats attempts the remaining rounds are kept as
-    they come. `stats` accumulates "waited_s" and "rounds_discarded"."""
+    CPUs while it ran (each round after one untimed call of every method, in an order
+    that rotates); after 6 * repeats attempts the remaining rounds are kept as they come.
+    `stats` accumulates "waited_s" and "rounds_discarded"."""
     stats.setdefault("waited_s", 0.0)
     stats.setdefault("rounds_discarded", 0)
     for _ in range(warmup):
         for f in methods.values():
             f()
     times = {name: [] for name in methods}
+    names = list(methods)
     kept = attempts = 0
     while kept < repeats:
         if shared:
             stats["waited_s"] += wait_for_quiet(max_wait)
+            # The probe leaves the CPU idle for a second, and the method timed first after
+            # it ran on cold caches: on the 2-core KVM guest (2026-12-06) torch's 3x3 svd
+            # in a loop of 4 ms took 47 us a call there against 11 warm, which had made
+            # bench_small_batch's torch forward look 2-4x slower than it is. Every method
+            # runs once untimed first, and the order rotates from round to round.
+            for f in methods.values():
+                f()
         before = _jiffies()
         round_ms = {}
-        for name, f in methods.items():
+        shift = attempts % len(names)
+        for name in names[shift:] + names[:shift]:
             t0 = time.perf_counter()
-            f()
+            methods[name]()
             round_ms[name] = (time.perf_counter() - t0) * 1e3
         attempts += 1
         if shared and others_busy(before, _jiffies()) > 0.1 and attempts < 6 * repeats:
