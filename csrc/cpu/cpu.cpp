@@ -289,18 +289,6 @@ std::atomic<int>& fused_rectangular_mode() {
   return mode;
 }
 
-// Fused (the SoA tiles where soa_shape and the SoA mode is 1, else the per-matrix
-// kernel) or batched BLAS. Tall / wide input outside the SoA's range (a short side 9..15
-// or above 16, or more than 16384 entries) takes batched BLAS with the SoA J builder
-// (the short side 16 in the SoA up to 2048 entries: 1.03-1.7x the batched path on 2
-// threads, 1.4-2.8x on one, 64x16 float64 B = 5000 88 -> 32 ms; soa_shape). Measured on
-// 2 cores (bench/bench_soa_backward.py --rectangular, Intel AVX-512,
-// bench/results/cpu_soa_backward_2026-12-04_intel.md) it beats the fused per-matrix kernel
-// on every such shape (float64 64x16 1.2x, 128x16 1.8x, 40x12 1.5x, 20x16 1.9x, 1000x16
-// 2.0x, 4x3000 1.5x; 32x9 0.93x, within the spread). An earlier rule sent float64 with a
-// short side <= 16 and the short sides <= 4 to the per-matrix kernel (measured on AMD
-// before the SoA builder, 1.1-1.45x there); the SoA tiles took the short sides <= 8, and
-// the batched path got faster.
 // A small batch of real square matrices above the fixed sizes (n > 8) takes the per-matrix
 // kernel at its runtime size: below about B n^3 = 32768 (float32) or 16384 (float64) the
 // batched path's ~25 ATen calls and BLAS set-ups cost more than the kernel's plain loops
@@ -316,6 +304,19 @@ bool per_matrix_square(const Tensor& like, int64_t m, int64_t n) {
   return B * n * n * n <= (like.scalar_type() == at::kFloat ? 32768 : 16384);
 }
 
+// Fused (per_matrix_square above; the SoA tiles where soa_shape and the SoA mode is 1,
+// else the per-matrix kernel) or batched BLAS. Tall / wide input outside the SoA's range
+// (a short side 9..15 or above 16, or more than 16384 entries) takes batched BLAS with the
+// SoA J builder
+// (the short side 16 in the SoA up to 2048 entries: 1.03-1.7x the batched path on 2
+// threads, 1.4-2.8x on one, 64x16 float64 B = 5000 88 -> 32 ms; soa_shape). Measured on
+// 2 cores (bench/bench_soa_backward.py --rectangular, Intel AVX-512,
+// bench/results/cpu_soa_backward_2026-12-04_intel.md) it beats the fused per-matrix kernel
+// on every such shape (float64 64x16 1.2x, 128x16 1.8x, 40x12 1.5x, 20x16 1.9x, 1000x16
+// 2.0x, 4x3000 1.5x; 32x9 0.93x, within the spread). An earlier rule sent float64 with a
+// short side <= 16 and the short sides <= 4 to the per-matrix kernel (measured on AMD
+// before the SoA builder, 1.1-1.45x there); the SoA tiles took the short sides <= 8, and
+// the batched path got faster.
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   if (per_matrix_square(like, m, n)) return true;
   const bool small = std::max(m, n) <= kFusedMaxDimCPU;
