@@ -8,7 +8,9 @@ the CPUs while it ran, so the ratios of one run compare like with like.
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -185,6 +187,33 @@ def fwd_bwd(f: Callable, A: torch.Tensor, cot: list[torch.Tensor]) -> Callable[[
         X = A.clone().requires_grad_()
         torch.autograd.backward(list(f(X)), cot)
     return run
+
+
+def small_call_parser(repeats: int) -> argparse.ArgumentParser:
+    """The options the one-thread small-call benches share (bench_latency, bench_small_batch)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--output", default=None, help="results file stem (bench/results/<stem>.md / .json)")
+    return parser
+
+
+def start(threads: int) -> dict:
+    """Set the thread count; the machine description (with the CPU variant the library
+    dispatches to), printed as the run's first line."""
+    torch.set_num_threads(threads)
+    info = machine(cpu_isa=torch.ops.safesvd._cpu_isa())
+    print("#", info)
+    return info
+
+
+def write_results(stem: str, title: str, info: dict, rows: list[dict], body: list[str]) -> None:
+    """bench/results/<stem>.json (machine and rows) and <stem>.md: the title, the machine as a
+    list, then `body` (the description and the table)."""
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    lines = [f"# {title}", ""] + [f"- {k}: {v}" for k, v in info.items()] + [""] + body
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("wrote", RESULTS / f"{stem}.md")
 
 
 def median(xs: list[float]) -> float:

@@ -21,8 +21,6 @@ Results (with machine and versions) under bench/results/ when --output is given.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 
 import torch
@@ -30,7 +28,7 @@ import torch
 import safesvd
 from safesvd import _ops
 
-from _common import RESULTS, fwd_bwd, loop, machine, timed_rounds, torch_sqrtm
+from _common import fwd_bwd, loop, small_call_parser, start, timed_rounds, torch_sqrtm, write_results
 
 
 def with_function_path(fn):
@@ -85,15 +83,10 @@ BATCHES = [1, 8, 32]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = small_call_parser(repeats=7)
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--output", default=None, help="results file stem (bench/results/<stem>.md / .json)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    info = machine(cpu_isa=torch.ops.safesvd._cpu_isa())
-    print("#", info)
+    info = start(args.threads)
     rows, stats = [], {}
     for op, n, dtype in CASES:
         for B in BATCHES:
@@ -109,11 +102,8 @@ def main() -> None:
     info["rounds_discarded_other_load"] = stats.get("rounds_discarded", 0)
     if not args.output:
         return
-    (RESULTS / f"{args.output}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     cols = ["torch f+b", "safesvd f+b", "safesvd f+b (Function)", "torch fwd", "safesvd fwd"]
-    lines = ["# Fixed cost of a call: forward + backward at small B (CPU)", ""]
-    lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += ["", f"Produced by `bench/bench_latency.py`: us per call, each method a loop of {args.calls} calls, "
+    lines = [f"Produced by `bench/bench_latency.py`: us per call, each method a loop of {args.calls} calls, "
               f"methods interleaved, median of {args.repeats} kept rounds; {args.threads} thread(s). "
               "safesvd f+b is the C++ autograd node; (Function) the Python torch.autograd.Function path "
               "(docs/architecture.md, \"Autograd in Python\").", "",
@@ -122,8 +112,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['op']} | {r['dtype']} | {r['n']}x{r['n']} | {r['B']} | "
                      + " | ".join(f"{r['us_per_call'][c]:.1f}" for c in cols) + f" | {r['speedup_fwd_bwd']:.2f}x |")
-    (RESULTS / f"{args.output}.md").write_text("\n".join(lines) + "\n")
-    print("wrote", RESULTS / f"{args.output}.md")
+    write_results(args.output, "Fixed cost of a call: forward + backward at small B (CPU)", info, rows, lines)
 
 
 if __name__ == "__main__":

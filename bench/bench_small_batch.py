@@ -16,8 +16,6 @@ Results (with machine and versions) under bench/results/ when --output is given.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
@@ -25,7 +23,7 @@ import torch
 
 import safesvd
 
-from _common import RESULTS, fwd_bwd, loop, machine, timed_rounds
+from _common import fwd_bwd, loop, small_call_parser, start, timed_rounds, write_results
 
 SHAPES = [(3, 3), (6, 6), (8, 8), (12, 12), (16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (64, 16), (16, 64),
           (256, 8), (1024, 16)]
@@ -78,14 +76,8 @@ def picks(op: str, A_shape, dtype) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", default=None, help="results file stem (bench/results/<stem>.md / .json)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    info = machine(cpu_isa=torch.ops.safesvd._cpu_isa())
-    print("#", info)
+    args = small_call_parser(repeats=5).parse_args()
+    info = start(args.threads)
     rows, stats = [], {}
     for dtype in (torch.float32, torch.float64):
         for m, n in SHAPES:
@@ -105,11 +97,8 @@ def main() -> None:
     info["rounds_discarded_other_load"] = stats.get("rounds_discarded", 0)
     if not args.output:
         return
-    (RESULTS / f"{args.output}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     cols = ["torch fwd", "engine fwd", "lapack fwd", "default fwd"]
-    lines = ["# Small batches: the engine, LAPACK and driver=None's choice (CPU)", ""]
-    lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += ["", "Produced by `bench/bench_small_batch.py`: us per call (a loop of calls sized to ~20 ms), "
+    lines = ["Produced by `bench/bench_small_batch.py`: us per call (a loop of calls sized to ~20 ms), "
               f"methods interleaved, median of {args.repeats} kept rounds; {args.threads} thread(s). "
               "engine / lapack: driver='jacobi' / 'lapack'; default: driver=None, which took `picks`; "
               "f+b: forward + backward with random cotangents (B = 1 only). "
@@ -122,8 +111,7 @@ def main() -> None:
         fb = (f"{u['torch f+b']:.1f} | {u['default f+b']:.1f}" if "torch f+b" in u else " | ")
         lines.append(f"| {r['op']} | {r['dtype']} | {r['shape']} | {r['B']} | "
                      + " | ".join(f"{u[c]:.1f}" for c in cols) + f" | {r['picks']} | {u['default fwd'] / best:.2f} | {fb} |")
-    (RESULTS / f"{args.output}.md").write_text("\n".join(lines) + "\n")
-    print("wrote", RESULTS / f"{args.output}.md")
+    write_results(args.output, "Small batches: the engine, LAPACK and driver=None's choice (CPU)", info, rows, lines)
 
 
 if __name__ == "__main__":
