@@ -330,13 +330,9 @@ def eigh_loss(shape=(2, 4, 4), dtype=torch.float64):
     return A, L.pow(2).sum() + Q.pow(3).sum()
 
 
-@pytest.mark.parametrize("loss_fn,hook", [(svd_loss, "safesvd::_svd_backward_hook"),
-                                          (eigh_loss, "safesvd::_eigh_backward_hook")])
-def test_cpu_backward_without_python(loss_fn, hook):
-    """A first-order CPU backward with nothing to report calls the backward operator from the
-    node, not the Python hook; a check queued for later, create_graph=True or the switch off
-    take the hook. The gradient is the same bit for bit (all_paths above compares the paths on
-    the cases of the other tests)."""
+def assert_backward_skips_python(loss_fn, hook):
+    """The backward calls the operator, not the Python hook; with the switch off or
+    create_graph=True the hook; the gradient is the same bit for bit."""
     ops, fast = hook_calls(loss_fn)
     assert hook not in ops and hook.replace("_hook", "") in ops
     previous = _gauge.set_cpp_backward(False)
@@ -347,6 +343,16 @@ def test_cpu_backward_without_python(loss_fn, hook):
     assert hook in ops and torch.equal(fast, slow)
     ops, g = hook_calls(loss_fn, create_graph=True)
     assert hook in ops and torch.equal(g.detach(), fast)
+
+
+@pytest.mark.parametrize("loss_fn,hook", [(svd_loss, "safesvd::_svd_backward_hook"),
+                                          (eigh_loss, "safesvd::_eigh_backward_hook")])
+def test_cpu_backward_without_python(loss_fn, hook):
+    """A first-order CPU backward with nothing to report calls the backward operator from the
+    node, not the Python hook; a check queued for later, create_graph=True or the switch off
+    take the hook. The gradient is the same bit for bit (all_paths above compares the paths on
+    the cases of the other tests)."""
+    assert_backward_skips_python(loss_fn, hook)
     # A check queued for a later report (CUDA's mode "warn"): every backward goes to Python,
     # which reports the queued one first, until the queue is empty.
     _gauge._pending.append(_gauge._Pending(torch.tensor([0.0, 0, 0, 0]), torch.tensor([1.0]),
@@ -360,6 +366,26 @@ def test_cpu_backward_without_python(loss_fn, hook):
     finally:
         _gauge._pending.clear()
         _gauge._sync_cpp_backward()
+
+
+def sqrtm_loss(shape=(2, 5, 5), dtype=torch.float64):
+    X = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(5))
+    A = (X @ X.mT).requires_grad_()
+    return A, safesvd.sqrtm(A).pow(3).sum()
+
+
+def svd_fn_loss(shape=(2, 6, 3), dtype=torch.float64):
+    A = torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(6)).requires_grad_()
+    return A, safesvd.svd_fn(A, torch.tanh, lambda s: 1 - torch.tanh(s) ** 2).pow(3).sum()
+
+
+@pytest.mark.parametrize("loss_fn,hook", [(sqrtm_loss, "safesvd::_eigh_fn_backward_hook"),
+                                          (svd_fn_loss, "safesvd::_svd_fn_backward_hook")])
+def test_matrix_function_cpu_backward_without_python(loss_fn, hook):
+    """The matrix functions' nodes: a first-order CPU backward calls the backward operator
+    from C++ (they have no gauge to check), create_graph=True or the switch off the Python
+    hook; the same gradient bit for bit."""
+    assert_backward_skips_python(loss_fn, hook)
 
 
 @pytest.mark.parametrize("op", ["svd", "eigh"])

@@ -21,7 +21,8 @@
 // none of its state needs to see it (no gauge check queued for a later report). Then the
 // node calls the operator and scans the gauge itself, and calls Python (the
 // _gauge_check_hook operator, _gauge.check) only when a residual is above the threshold.
-// The same result bit for bit; at B = 1 it saves 26-40 us a forward + backward.
+// The same result bit for bit; at B = 1 it saves 26-40 us a forward + backward. The
+// matrix functions' nodes do the same (they have no gauge to check; 4-10 us at B = 1).
 //
 // Not the C++ API's Functions (csrc/api/api.cpp): those own a C++ gauge check with its
 // own mode, for LibTorch programs without Python.
@@ -191,6 +192,14 @@ struct SvdFnNode : public torch::autograd::Function<SvdFnNode> {
                                            const Tensor&, const Tensor&, const OptT&, const OptT&, Opt, Opt)>(
             "safesvd::_svd_fn_backward_hook");
     const auto s = ctx->get_saved_variables();
+    if (backward_in_cpp({g[0], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]})) {
+      static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,
+                                                                const Tensor&, const Tensor&, const Tensor&, Opt,
+                                                                Opt)>("safesvd::_svd_fn_backward");
+      at::AutoDispatchBelowADInplaceOrView below;
+      auto [gA, gf] = op.call(g[0], s[1], s[2], s[3], s[4], s[5], saved_rtol(ctx), saved_atol(ctx));
+      return gradients(10, gA, 4, gf);
+    }
     auto [gA, gf] = hook.call(g[0], s[0], s[1], s[2], s[3], s[4], s[5], opt(s[6]), opt(s[7]), saved_rtol(ctx),
                               saved_atol(ctx));
     return gradients(10, gA, 4, gf);  // A, U, S, Vh, fS, ...
@@ -213,6 +222,14 @@ struct EighFnNode : public torch::autograd::Function<EighFnNode> {
         find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                                            const Tensor&, const OptT&, Opt, Opt)>("safesvd::_eigh_fn_backward_hook");
     const auto s = ctx->get_saved_variables();
+    if (backward_in_cpp({g[0], s[0], s[1], s[2], s[3], s[4], s[5]})) {
+      static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,
+                                                                const Tensor&, const Tensor&, Opt, Opt)>(
+          "safesvd::_eigh_fn_backward");
+      at::AutoDispatchBelowADInplaceOrView below;
+      auto [gA, gf] = op.call(g[0], s[1], s[2], s[3], s[4], saved_rtol(ctx), saved_atol(ctx));
+      return gradients(8, gA, 3, gf);
+    }
     auto [gA, gf] = hook.call(g[0], s[0], s[1], s[2], s[3], s[4], opt(s[5]), saved_rtol(ctx), saved_atol(ctx));
     return gradients(8, gA, 3, gf);  // A, L, Q, fL, ...
   }
