@@ -205,10 +205,16 @@ def _reference_svd_fn_backward(G, U, S, Vh, fS, dfS, tol):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (12, 12), (14, 10), (10, 14)])
 def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
-    """The fused per-matrix path (max(m, n) <= 7 on CPU) and the batched path agree with an
-    independent tensor formula, at exactly repeated and zero singular values too."""
+    """The fused per-matrix path (max(m, n) <= 7 on CPU, and one real square matrix above 8,
+    B = 1) and the batched path agree with an independent tensor formula, at exactly
+    repeated and zero singular values too."""
+    for B in (3, 1):
+        _check_fn_backward_against_reference(dtype, m, n, B)
+
+
+def _check_fn_backward_against_reference(dtype, m, n, B):
     k = min(m, n)
-    A = torch.stack([with_singular_values([2, 2] + [1] * (k - 3) + [0], m, n, dtype) for _ in range(3)])
+    A = torch.stack([with_singular_values([2, 2] + [1] * (k - 3) + [0], m, n, dtype) for _ in range(B)])
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)
     G = torch.randn_like(A)
     fS, dfS = torch.tanh(S), 1 - torch.tanh(S) ** 2

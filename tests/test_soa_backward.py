@@ -389,32 +389,44 @@ def test_small_batches_take_the_per_matrix_kernel(dtype):
             torch.testing.assert_close(part[0], whole[0][:1])  # to rounding: the products may be BLAS
 
 
+def close_in_norm(x, y, n):
+    """Each matrix to rounding in norm: the per-matrix kernel and the batched path sum the
+    products in another order, and 1/(s_i - s_j) of the random spectrum's closest pairs
+    magnifies that (float32 n = 32: elements differ by 1e-4 of their size)."""
+    eps = torch.finfo(x.dtype).eps
+    err = torch.linalg.matrix_norm(x - y) / torch.linalg.matrix_norm(y)
+    assert (err <= 10 * n * eps).all(), (n, err.max().item())
+
+
+def degenerate_first(n, small, dtype, g):
+    """Batches of 1 + small n x n matrices, the first with a repeated and a zero singular
+    value (A), or a repeated and a zero eigenvalue (E, to be symmetrized), the rest random."""
+    from safesvd._testing import with_eigenvalues, with_singular_values
+
+    s = torch.rand(n, dtype=torch.float64, generator=g) + 0.5
+    s[1], s[-1] = s[0], 0.0
+    A = torch.cat([with_singular_values(s.tolist(), n, n)[None],
+                   torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+    lam = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
+    lam[1], lam[3] = lam[0], 0.0
+    E = torch.cat([with_eigenvalues(lam.tolist())[None],
+                   torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+    return A, E
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_small_square_batches_take_the_runtime_size_kernel(dtype):
     """Real square n > 8: a batch with B n^3 up to 32768 (float32) or 16384 (float64) takes the
     per-matrix kernel at its runtime size (no J builder, no batched products), a larger one the
     batched path (csrc/cpu/cpu.cpp, per_matrix_square). The same gradients and gauge to
     rounding, a repeated and a zero singular value (eigenvalue) included."""
-    def close_in_norm(x, y, n):
-        # Each matrix to rounding in norm: the products are summed in another order, and
-        # 1/(s_i - s_j) of the random spectrum's closest pairs magnifies that (float32 n = 32:
-        # elements differ by 1e-4 of their size).
-        eps = torch.finfo(dtype).eps
-        err = torch.linalg.matrix_norm(x - y) / torch.linalg.matrix_norm(y)
-        assert (err <= 10 * n * eps).all(), (n, err.max().item())
-
-    from safesvd._testing import with_eigenvalues, with_singular_values
-
     limit = 32768 if dtype == torch.float32 else 16384
     g = torch.Generator().manual_seed(17)
     for n in (9, 12, 16, 24, 32):
         small = limit // n**3
         if small == 0:
             continue
-        s = torch.rand(n, dtype=torch.float64, generator=g) + 0.5
-        s[1], s[-1] = s[0], 0.0  # a repeated and a zero singular value in the first matrix
-        A = torch.cat([with_singular_values(s.tolist(), n, n)[None],
-                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+        A, E = degenerate_first(n, small, dtype, g)
         U, S, Vh = torch.linalg.svd(A, full_matrices=False)
         gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
         calls = cpu_soa_calls("builder")
@@ -425,10 +437,6 @@ def test_small_square_batches_take_the_runtime_size_kernel(dtype):
         assert cpu_soa_calls("builder") == calls + 1, n
         close_in_norm(part[0], whole[0][:small], n)
         torch.testing.assert_close(part[1], whole[1][:small])
-        lam = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
-        lam[1], lam[3] = lam[0], 0.0
-        E = torch.cat([with_eigenvalues(lam.tolist())[None],
-                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
         L, Q = torch.linalg.eigh(E + E.mT)
         gL, gQ = torch.randn_like(L), torch.randn_like(Q)
         calls = cpu_soa_calls("builder")
@@ -438,3 +446,33 @@ def test_small_square_batches_take_the_runtime_size_kernel(dtype):
         assert cpu_soa_calls("builder") == calls + 1, n
         close_in_norm(part[0], whole[0][:small], n)
         torch.testing.assert_close(part[1], whole[1][:small])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matrix_function_small_batches_take_the_runtime_size_kernel(dtype):
+    """The matrix functions' backward follows the same rule (csrc/cpu/cpu.cpp,
+    fn_backward_fused_cpu) with a quarter of its limits: real square n > 8 with B n^3 up to
+    8192 (float32) or 4096 (float64) takes the per-matrix kernel at its runtime size (none of the batched path's
+    products), a larger batch the batched path. The same gA and gf to rounding, a repeated
+    and a zero singular value (eigenvalue) in the first matrix."""
+    limit = 8192 if dtype == torch.float32 else 4096
+    g = torch.Generator().manual_seed(19)
+    for n in (9, 12, 16, 24, 32):
+        small = limit // n**3
+        if small == 0:
+            continue
+        A, E = degenerate_first(n, small, dtype, g)
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        L, Q = torch.linalg.eigh(E + E.mT)
+        G = torch.randn_like(A)
+        for name, spectrum, factors in (("_svd_fn_backward", S, (U, S, Vh)), ("_eigh_fn_backward", L, (L, Q))):
+            op = getattr(torch.ops.safesvd, name)
+            f, df = spectrum**3, 3 * spectrum**2  # f(x) = x^3, odd as svd_fn needs
+            calls = cpu_soa_calls("gemm")
+            whole = op(G, *factors, f, df, None, None)
+            assert cpu_soa_calls("gemm") > calls, (name, n)
+            calls = cpu_soa_calls("gemm")
+            part = op(G[:small], *(t[:small] for t in factors), f[:small], df[:small], None, None)
+            assert cpu_soa_calls("gemm") == calls, (name, n)
+            close_in_norm(part[0], whole[0][:small], n)
+            torch.testing.assert_close(part[1], whole[1][:small])

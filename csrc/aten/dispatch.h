@@ -76,6 +76,9 @@ struct DeviceKernels {
   void (*eigh_backward_fused)(const EighBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
   void (*svd_build_J)(const SvdBuildJArgs&, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) = nullptr;
   void (*eigh_build_J)(const EighBuildJArgs&, Tensor& J, Tensor& gauge) = nullptr;
+  // Whether the matrix functions' backward of (B, m, n) input like U runs the fused
+  // kernels (above: batched BLAS); null: max(m, n) <= fused_max_dim.
+  bool (*fn_backward_fused)(const Tensor& like, int64_t m, int64_t n) = nullptr;
   void (*svd_fn_backward_fused)(const FnBackwardArgs&, Tensor& gA, Tensor& gf) = nullptr;
   void (*eigh_fn_backward_fused)(const FnBackwardArgs&, Tensor& gA, Tensor& gf) = nullptr;
   void (*fn_build_X)(const FnBuildXArgs&, Tensor& X, Tensor& F, Tensor& gf) = nullptr;

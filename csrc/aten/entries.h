@@ -140,19 +140,31 @@ void svd_fn_backward_fused(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
   });
 }
 
+template <typename Runner, typename scalar_t, typename Dims>
+void run_eigh_fn_backward(const FnBackwardArgs& a, Dims dims, Tensor& gA, Tensor& gf) {
+  using R = kernels::real_of_t<scalar_t>;
+  const kernels::EighFnBackwardOp<scalar_t, Dims> op{
+      dims, strided<scalar_t>(a.U), strided<scalar_t>(a.G), strided<R>(a.S),
+      strided<R>(a.fS), strided<R>(a.dfS), R(a.rtol), R(a.atol),
+      gA.mutable_data_ptr<scalar_t>(), mut_ptr_or_null<R>(gf)};
+  Runner::run(op, a.S.size(0), a.U.device(), a.k * a.k * a.k);
+}
+
 template <typename Runner>
 void eigh_fn_backward_fused(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
-  const int64_t B = a.S.size(0);
-  if (B == 0) return;
+  if (a.S.size(0) == 0) return;
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(a.U.scalar_type(), "safesvd_eigh_fn_backward", [&] {
-    using R = kernels::real_of_t<scalar_t>;
-    with_fused_square_dims(a.k, "safesvd._eigh_fn_backward", [&](auto dims) {
-      const kernels::EighFnBackwardOp<scalar_t, decltype(dims)> op{
-          dims, strided<scalar_t>(a.U), strided<scalar_t>(a.G), strided<R>(a.S),
-          strided<R>(a.fS), strided<R>(a.dfS), R(a.rtol), R(a.atol),
-          gA.mutable_data_ptr<scalar_t>(), mut_ptr_or_null<R>(gf)};
-      Runner::run(op, B, a.U.device(), a.k * a.k * a.k);
-    });
+    with_fused_square_dims(a.k, "safesvd._eigh_fn_backward",
+                           [&](auto dims) { run_eigh_fn_backward<Runner, scalar_t>(a, dims, gA, gf); });
+  });
+}
+
+// Real square n above kMaxFixedDim at a runtime size (the CPU's small batches, cpu.cpp).
+template <typename Runner>
+void eigh_fn_backward_runtime(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
+  if (a.S.size(0) == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(a.U.scalar_type(), "safesvd_eigh_fn_backward", [&] {
+    run_eigh_fn_backward<Runner, scalar_t>(a, kernels::RuntimeDims{a.k, a.k}, gA, gf);
   });
 }
 

@@ -58,7 +58,7 @@ std::tuple<Tensor, Tensor> svd_fn_backward(const Tensor& G, const Tensor& U, con
                          S.reshape({-1, k}), fS.reshape({-1, k}), dfS.reshape({-1, k}), m, n, k, rt, at_};
   const int64_t B = a.S.size(0);
   Tensor gA = empty_output({B, m, n}, U.options()), gf = empty_output({B, k}, S.options());
-  if (std::max(m, n) <= dev.fused_max_dim) {
+  if (dev.fn_backward_fused ? dev.fn_backward_fused(U, m, n) : std::max(m, n) <= dev.fused_max_dim) {
     dev.svd_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     const bool tall = m > k, wide = n > k;
@@ -101,7 +101,7 @@ std::tuple<Tensor, Tensor> eigh_fn_backward(const Tensor& G, const Tensor& L, co
                          fL.reshape({-1, n}), dfL.reshape({-1, n}), n, n, n, rt, at_};
   const int64_t B = a.S.size(0);
   Tensor gA = empty_output({B, n, n}, Q.options()), gf = empty_output({B, n}, L.options());
-  if (n <= dev.fused_max_dim) {
+  if (dev.fn_backward_fused ? dev.fn_backward_fused(Q, n, n) : n <= dev.fused_max_dim) {
     dev.eigh_fn_backward_fused(a, gA, gf);
   } else {  // batched BLAS, a slice of the batch at a time on the CPU (in_backward_slices)
     in_backward_slices(Q, B, n * n * Q.element_size(), [&](int64_t b0, int64_t b1) {

@@ -289,20 +289,23 @@ std::atomic<int>& fused_rectangular_mode() {
   return mode;
 }
 
-// A small batch of real square matrices above the fixed sizes (n > 8) takes the per-matrix
-// kernel at its runtime size: below about B n^3 = 32768 (float32) or 16384 (float64) the
-// batched path's ~25 ATen calls and BLAS set-ups cost more than the kernel's plain loops
-// (tests/test_soa_backward.py compares the two). Measured at B = 1, 2, 4, n = 9..64, one
-// thread (Intel AVX-512, 2026-12-06, batched / per-matrix, svd and eigh backward):
-// float32 n = 16 B = 1 2.0x / 1.9x, B = 4 1.33x / 1.30x, n = 24 B = 2 1.44x / 1.39x, B = 4
-// 1.01x / 0.92x, n = 32 B = 1 1.13x / 1.00x, B = 2 1.13x / 0.99x, n = 48 B = 1 0.76x /
-// 0.65x; float64 n = 16 B = 4 1.14x / 1.05x, n = 24 B = 1 1.26x / 1.20x, B = 2 1.02x /
-// 0.97x, n = 32 B = 1 0.91x / 0.82x.
-bool per_matrix_square(const Tensor& like, int64_t m, int64_t n) {
+// A batch of real square matrices above the fixed sizes (n > 8) with B n^3 up to the
+// limit of its dtype: the backward's per-matrix kernel at its runtime size beats the
+// batched path there (tests/test_soa_backward.py compares the two).
+bool small_square_batch(const Tensor& like, int64_t m, int64_t n, int64_t float_limit, int64_t double_limit) {
   if (m != n || n <= kernels::kMaxFixedDim || like.is_complex() || like.numel() == 0) return false;
   const int64_t B = like.numel() / (like.size(-1) * like.size(-2));
-  return B * n * n * n <= (like.scalar_type() == at::kFloat ? 32768 : 16384);
+  return B * n * n * n <= (like.scalar_type() == at::kFloat ? float_limit : double_limit);
 }
+
+// svd and eigh: below about B n^3 = 32768 (float32) or 16384 (float64) the batched path's
+// ~25 ATen calls and BLAS set-ups cost more than the kernel's plain loops. Measured at B =
+// 1, 2, 4, n = 9..64, one thread (Intel AVX-512, 2026-12-06, batched / per-matrix, svd and
+// eigh backward): float32 n = 16 B = 1 2.0x / 1.9x, B = 4 1.33x / 1.30x, n = 24 B = 2 1.44x
+// / 1.39x, B = 4 1.01x / 0.92x, n = 32 B = 1 1.13x / 1.00x, B = 2 1.13x / 0.99x, n = 48 B =
+// 1 0.76x / 0.65x; float64 n = 16 B = 4 1.14x / 1.05x, n = 24 B = 1 1.26x / 1.20x, B = 2
+// 1.02x / 0.97x, n = 32 B = 1 0.91x / 0.82x.
+bool per_matrix_square(const Tensor& like, int64_t m, int64_t n) { return small_square_batch(like, m, n, 32768, 16384); }
 
 // Fused (per_matrix_square above; the SoA tiles where soa_shape and the SoA mode is 1,
 // else the per-matrix kernel) or batched BLAS. Tall / wide input outside the SoA's range
@@ -357,6 +360,25 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
       run_tiles(batch, isa.width_double, work, kSoaChunkWork,
                 rect16 ? isa.svd_rect16_double : rect ? isa.svd_rect_double : isa.svd_double);
   });
+}
+
+// The matrix functions' backward: fused up to kFusedMaxDimCPU, and a small batch of real
+// square matrices above the fixed sizes at its runtime size, up to a quarter of svd's
+// limits (per_matrix_square): their batched path is a few products and the X builder, ~10
+// us at B = 1 where svd's takes 25-30. Measured at B = 1..8, n = 9..48, one thread (AMD
+// EPYC Zen 5, AVX-512, 2026-12-06, batched / per-matrix, eigh_fn and svd_fn backward):
+// float32 n = 9 B = 1 1.86x / 1.93x, B = 8 1.11x / 1.15x, n = 12 B = 4 1.16x / 1.18x, B = 8
+// 0.86x / 0.89x, n = 16 B = 1 1.46x / 1.55x, B = 2 1.23x / 1.21x, B = 4 0.85x / 0.89x,
+// n = 24 B = 1 1.04x / 1.11x, n = 32 B = 1 0.70x / 0.75x; float64 n = 9 B = 4 1.38x /
+// 1.41x, B = 8 1.11x / 1.14x, n = 12 B = 4 1.12x / 1.15x, n = 16 B = 1 1.34x / 1.40x, B = 2
+// 1.03x / 1.07x, n = 24 B = 1 0.86x / 0.91x.
+bool fn_backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
+  return std::max(m, n) <= kFusedMaxDimCPU || small_square_batch(like, m, n, 8192, 4096);
+}
+
+void eigh_fn_backward_fused_cpu(const FnBackwardArgs& a, Tensor& gA, Tensor& gf) {
+  if (a.k > kernels::kMaxFixedDim) return entries::eigh_fn_backward_runtime<CpuRunner>(a, gA, gf);
+  entries::eigh_fn_backward_fused<CpuRunner>(a, gA, gf);
 }
 
 void eigh_backward_fused_cpu(const EighBackwardArgs& a, Tensor& gA, Tensor& gauge) {
@@ -514,6 +536,8 @@ DeviceKernels cpu_kernels() {
   k.backward_fused = &backward_fused_cpu;
   k.svd_backward_fused = &svd_backward_fused_cpu;
   k.eigh_backward_fused = &eigh_backward_fused_cpu;
+  k.fn_backward_fused = &fn_backward_fused_cpu;
+  k.eigh_fn_backward_fused = &eigh_fn_backward_fused_cpu;
   k.svd_build_J = &svd_build_J_cpu;
   k.eigh_build_J = &eigh_build_J_cpu;
   k.small_bmm = &small_bmm_cpu;

@@ -36,4 +36,6 @@ template struct OpsLoop<EighFnBackwardOp<double, SquareDims<5>>>;
 template struct OpsLoop<EighFnBackwardOp<double, SquareDims<6>>>;
 template struct OpsLoop<EighFnBackwardOp<double, SquareDims<7>>>;
 template struct OpsLoop<EighFnBackwardOp<double, SquareDims<8>>>;
+template struct OpsLoop<EighFnBackwardOp<float, RuntimeDims>>;
+template struct OpsLoop<EighFnBackwardOp<double, RuntimeDims>>;
 }  // namespace safesvd::kernels::cpu
