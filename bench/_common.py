@@ -207,13 +207,21 @@ def start(threads: int) -> dict:
     return info
 
 
-def write_results(stem: str, title: str, info: dict, rows: list[dict], body: list[str]) -> None:
-    """bench/results/<stem>.json (machine and rows) and <stem>.md: the title, the machine as a
-    list, then `body` (the description and the table)."""
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+def write_results(stem: str, title: str, info: dict, rows: list[dict] | None, body: list[str], *,
+                  out: Path = RESULTS, plot: Callable[[Path], bool] | None = None,
+                  data: dict | None = None) -> None:
+    """<out>/<stem>.json (the machine and `data`, by default {"rows": rows}) and <stem>.md:
+    the title, the machine as a list, then `body` (the description and the tables), then
+    the plot's link where `plot(<out>/<stem>.png)` drew one (True). Every bench writes its
+    results here (out: bench/results unless the caller names another folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": info, **(data if data is not None else {"rows": rows})}
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
     lines = [f"# {title}", ""] + [f"- {k}: {v}" for k, v in info.items()] + [""] + body
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("wrote", RESULTS / f"{stem}.md")
+    if plot is not None and plot(out / f"{stem}.png"):
+        lines += ["", f"![speedup]({stem}.png)"]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("wrote", out / f"{stem}.md")
 
 
 def median(xs: list[float]) -> float:

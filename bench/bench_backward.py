@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import warnings
 from pathlib import Path
@@ -32,9 +31,8 @@ import torch.utils.benchmark as benchmark
 
 import safesvd
 
-from _common import cpu_name, cuda_graph_ms, cuda_loop_ms
+from _common import RESULTS, cpu_name, cuda_graph_ms, cuda_loop_ms, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CPU_SIZES = [2, 3, 4, 8, 16, 32, 64]
 GPU_SIZES = [2, 3, 4, 8, 16, 32, 33, 48, 64]
 
@@ -232,17 +230,13 @@ def main() -> None:
                     rows.append(row)
                     print(format_row(row), flush=True)
     stem = args.output or f"{device}_backward_{datetime.date.today().isoformat()}"
-    results = Path(args.out) if args.out else RESULTS
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = [f"# {device.upper()} backward benchmark", "", *(f"- {k}: {v}" for k, v in info.items()), "",
-             "Median of repeated runs; `torch` is torch's own backward, `safesvd` the full autograd path "
+    lines = ["Median of repeated runs; `torch` is torch's own backward, `safesvd` the full autograd path "
              "(gauge check included), `fused op` the C++/CUDA backward alone. Speedup = torch / safesvd.", "",
              header, sep, *map(format_row, rows)]
-    if plot(rows, results / f"{stem}.png", f"safesvd backward speedup over torch, {device}, {info.get('gpu', info.get('cpu'))}"):
-        lines += ["", f"![speedup]({stem}.png)"]
-    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {results / (stem + '.md')}")
+    title = f"safesvd backward speedup over torch, {device}, {info.get('gpu', info.get('cpu'))}"
+    print()
+    write_results(stem, f"{device.upper()} backward benchmark", info, rows, lines,
+                  out=Path(args.out) if args.out else RESULTS, plot=lambda path: plot(rows, path, title))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 import safesvd
 
-from _common import RESULTS, cuda_graph_ms, cuda_loop_ms
+from _common import RESULTS, cuda_graph_ms, cuda_loop_ms, write_results
 
 SIZES = [3, 8, 16, 32]
 
@@ -104,16 +103,13 @@ def main() -> None:
                            "forward vs torch": base["fwd"] / fwd, "fwd+bwd vs torch": base["full"] / full}
                     rows.append(row)
                     print(format_row(row), flush=True)
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"cuda_forward_{datetime.date.today().isoformat()}"
-    (out / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = ["# CUDA forward (and forward + backward) vs torch", "", *(f"- {k}: {v}" for k, v in info.items()), "",
-             "Median of repeated loops timed with CUDA events; `forward graph` is a CUDA-graph replay of the "
+    lines = ["Median of repeated loops timed with CUDA events; `forward graph` is a CUDA-graph replay of the "
              "loop where it can be captured. `vs torch` = torch's time / this method's (higher is faster).", "",
              header, sep, *map(format_row, rows)]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out / (stem + '.md')}")
+    print()
+    write_results(stem, "CUDA forward (and forward + backward) vs torch", info, rows, lines,
+                  out=Path(args.out) if args.out else RESULTS)
 
 
 def _engine_built() -> bool:

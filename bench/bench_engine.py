@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 
 import torch
 
 import safesvd
 
-from _common import RESULTS, machine, median, paired_ratios, timed_rounds, torch_sqrtm
+from _common import machine, median, paired_ratios, timed_rounds, torch_sqrtm, write_results
 
 SQUARE = [2, 3, 4, 5, 8, 16, 24, 32, 48, 64]
 RECTANGULAR = [(64, 16), (256, 8), (8, 3), (16, 64), (3, 8)]
@@ -202,10 +201,7 @@ def main() -> None:
     if args.quick:
         return
     stem = args.output or f"cpu_engine_{datetime.date.today().isoformat()}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = ["# Small-matrix engine vs torch (CPU)", "", *(f"- {k}: {v}" for k, v in info.items()), "",
-             "Produced by `bench/bench_engine.py`: random input and cotangents, methods interleaved, median of "
+    lines = ["Produced by `bench/bench_engine.py`: random input and cotangents, methods interleaved, median of "
              f"{args.repeats} kept rounds (a round is discarded when other processes used > 10% of the CPUs). "
              "Times in ms for the whole batch; speedup = torch / safesvd in the same run. Thread scaling "
              "(safesvd forward + backward, 1 thread / all): the ratio of the two interleaved medians, and the "
@@ -226,11 +222,9 @@ def main() -> None:
                      f"| {m['safesvd fwd']:.1f} | **{r['speedup_fwd']:.1f}x** | {m['torch fwd+bwd']:.1f} "
                      f"| {m['safesvd fwd+bwd']:.1f} | **{r['speedup_fwd_bwd']:.1f}x** | {warm} | {lapack} "
                      f"| {r['thread_scaling']:.2f}x | {r['thread_scaling_paired']:.2f}x |")
-    if plot(rows, RESULTS / f"{stem}.png", f"safesvd small-matrix engine vs torch, CPU {info['cpu']}, "
-                                              f"{info['threads']} threads"):
-        lines += ["", f"![speedup]({stem}.png)"]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / (stem + '.md')}")
+    title = f"safesvd small-matrix engine vs torch, CPU {info['cpu']}, {info['threads']} threads"
+    write_results(stem, "Small-matrix engine vs torch (CPU)", info, rows, lines,
+                  plot=lambda path: plot(rows, path, title))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import warnings
@@ -39,7 +38,7 @@ import safesvd
 from safesvd._override import override_torch
 from safesvd._testing import finite_difference_grad, with_singular_values
 
-from _common import RESULTS, machine, timed_rounds
+from _common import machine, timed_rounds, write_results
 
 
 
@@ -188,12 +187,7 @@ def main() -> None:
         return
 
     stem = args.output or f"roma_{datetime.date.today().isoformat()}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "gradient_errors": err_rows,
-                                                      "timings": time_rows}, indent=1))
     lines = [
-        "# Nearest rotation: safesvd.procrustes(special=True) vs roma", "",
-        *(f"- {k}: {v}" for k, v in info.items()), "",
         "Produced by `bench/bench_roma.py`. Methods: `safesvd.procrustes(A, special=True)`; "
         "`roma.special_procrustes(A)` (its default, Horn's closed form in float64, derivative damped by "
         "`gradient_eps=1e-5`); `roma.special_procrustes(A, method=\"svd\")` (manual derivative, same damping); "
@@ -214,10 +208,11 @@ def main() -> None:
         *time_lines, "",
         f"Run-to-run spread of the kept rounds: median / fastest run up to "
         f"{max(r['median_ms'] / r['min_ms'] for r in time_rows):.2f}x, so differences of a few tens of "
-        "percent between methods are within it.", "",
+        "percent between methods are within it.",
     ]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    print(f"\nwrote {RESULTS / (stem + '.md')}")
+    print()
+    write_results(stem, "Nearest rotation: safesvd.procrustes(special=True) vs roma", info, None, lines,
+                  data={"gradient_errors": err_rows, "timings": time_rows})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import statistics
 import time
@@ -22,8 +21,7 @@ from pathlib import Path
 import torch
 
 import safesvd
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import write_results
 
 
 def decaying_matrix(m, n, dtype):
@@ -91,16 +89,12 @@ def main():
             "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                          if l.startswith("model name")), platform.processor())}
     stem = f"cpu_topk_{datetime.date.today().isoformat()}"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = ["# Top-k / rank-1 forward + backward, large matrix (CPU)", "", *(f"- {a}: {b}" for a, b in info.items()),
-             f"- matrix: {m} x {n}, singular values exp(-i/20); loss: singular values plus random linear terms of "
+    lines = [f"- matrix: {m} x {n}, singular values exp(-i/20); loss: singular values plus random linear terms of "
              "the kept vectors; median of repeated runs", "",
              "| op | dtype | safesvd fwd+bwd ms | torch.linalg.svd fwd+bwd ms | speedup |", "|---|---|---|---|---|"]
     lines += [f"| {r['op']} | {r['dtype']} | {r['safesvd ms']:.1f} | {r['torch.linalg.svd ms']:.1f} | {r['speedup']:.1f}x |"
               for r in rows]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / (stem + '.md')}")
+    write_results(stem, "Top-k / rank-1 forward + backward, large matrix (CPU)", info, rows, lines)
 
 
 if __name__ == "__main__":
