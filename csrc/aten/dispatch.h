@@ -76,6 +76,11 @@ struct DeviceKernels {
   void (*eigh_backward_fused)(const EighBackwardArgs&, Tensor& gA, Tensor& gauge) = nullptr;
   void (*svd_build_J)(const SvdBuildJArgs&, Tensor& J, Tensor& Dr, Tensor& factors, Tensor& gauge) = nullptr;
   void (*eigh_build_J)(const EighBuildJArgs&, Tensor& J, Tensor& gauge) = nullptr;
+  // The matrix functions' forward Y = U diag(f) Vh (Vh undefined: U diag(f) U^H) into a
+  // contiguous Y of the result's shape, where the device has a kernel faster than batched
+  // BLAS for it; false (nothing written) where it does not (the caller then multiplies
+  // with at::matmul). Null: never.
+  bool (*fn_forward)(const Tensor& U, const Tensor& Vh, const Tensor& f, Tensor& Y) = nullptr;
   // Whether the matrix functions' backward of (B, m, n) input like U runs the fused
   // kernels (above: batched BLAS); null: max(m, n) <= fused_max_dim.
   bool (*fn_backward_fused)(const Tensor& like, int64_t m, int64_t n) = nullptr;

@@ -19,6 +19,17 @@ void check_optional_like(const c10::optional<Tensor>& t, const Tensor& like, con
   check_cotangent(t, like, op, name);
 }
 
+// U diag(f) Vh (Vh undefined: U diag(f) U^H): the device's kernel where it takes it, else
+// batched BLAS.
+Tensor product_with_spectrum(const DeviceKernels& dev, const Tensor& U, const Tensor& Vh, const Tensor& f) {
+  if (dev.fn_forward) {
+    Tensor Y = at::empty(with_trailing(batch_shape(U), {U.size(-2), Vh.defined() ? Vh.size(-1) : U.size(-2)}),
+                         U.options());
+    if (dev.fn_forward(U, Vh, f, Y)) return Y;
+  }
+  return at::matmul(U * f.unsqueeze(-2), Vh.defined() ? Vh : U.mH());
+}
+
 Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const Tensor& Vh, const Tensor& fS,
                       const Tensor& dfS, const c10::optional<Tensor>& d2fS, const c10::optional<Tensor>& df0,
                       c10::optional<double> rtol, c10::optional<double> atol) {
@@ -29,7 +40,7 @@ Tensor svd_fn_forward(const Tensor& A, const Tensor& U, const Tensor& S, const T
   TORCH_CHECK_VALUE(A.dim() >= 2 && A.size(-2) == U.size(-2) && A.size(-1) == Vh.size(-1), op, ": A ",
                     A.sizes(), " does not match its decomposition");
   resolve_divided_difference(S.scalar_type(), rtol, atol, op);
-  return at::matmul(U * fS.unsqueeze(-2), Vh);
+  return product_with_spectrum(device_kernels(U.device(), op), U, Vh, fS);
 }
 
 Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const Tensor& fL, const Tensor& dfL,
@@ -40,7 +51,7 @@ Tensor eigh_fn_forward(const Tensor& A, const Tensor& L, const Tensor& Q, const 
   check_optional_like(d2fL, L, op, "d2f(L)");
   TORCH_CHECK_VALUE(A.sizes() == Q.sizes(), op, ": A ", A.sizes(), " does not match Q ", Q.sizes());
   resolve_divided_difference(L.scalar_type(), rtol, atol, op);
-  return at::matmul(Q * fL.unsqueeze(-2), Q.mH());
+  return product_with_spectrum(device_kernels(Q.device(), op), Q, Tensor(), fL);
 }
 
 // gA and gf (the cotangent of f(S), for parameters of f) of Y = U diag(f(S)) V^H.

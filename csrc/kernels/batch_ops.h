@@ -109,6 +109,35 @@ struct EighFnBackwardOp {
   }
 };
 
+// The matrix functions' forward, one real matrix: Y = U diag(f) Vh (svd_fn: U (m, k),
+// Vh (k, n), k = min(m, n)) or Y = Q diag(f) Q^T (eigh_fn: Vh absent, U = Q). Y is
+// contiguous (B, m, n); each entry sums its k terms in the order l = 0..k-1, whatever the
+// strides.
+template <typename scalar_t_, typename Dims>
+struct FnForwardOp {
+  using scalar_t = scalar_t_;
+  Dims dims;
+  BatchedRef<scalar_t> U, Vh;
+  BatchedRef<scalar_t> f;
+  scalar_t* Y;
+  SAFESVD_HD int64_t scratch() const { return 0; }
+  SAFESVD_HD void operator()(int64_t b, scalar_t*) const {
+    const int64_t m = dims.m(), n = dims.n(), k = dims.k();
+    const MatRef<const scalar_t> u = U.at(b);
+    const MatRef<const scalar_t> vh = Vh.defined() ? Vh.at(b) : MatRef<const scalar_t>{u.p, u.cs, u.rs};
+    const scalar_t* fb = f.row(b);
+    scalar_t* y = Y + b * m * n;
+    for (int64_t i = 0; i < m * n; ++i) y[i] = scalar_t(0);
+    for (int64_t l = 0; l < k; ++l) {
+      const scalar_t fl = fb[l * f.cs];
+      for (int64_t i = 0; i < m; ++i) {
+        const scalar_t a = u(i, l) * fl;
+        for (int64_t j = 0; j < n; ++j) y[i * n + j] += a * vh(l, j);
+      }
+    }
+  }
+};
+
 // ------------------------------------------------- builders of the batched path
 // Inputs are contiguous (B, k, k) / (B, k); the products are batched BLAS.
 
