@@ -135,6 +135,9 @@ TORCH_LIBRARY(safesvd, m) {
   // Per matrix (...): the smallest |value| (or |value index|) is zero up to the divided
   // differences' rounding floor (matrix functions of rank-deficient input).
   m.def("_merged_with_zero(Tensor spectrum, float? rtol=None, float? atol=None, int? index=None) -> Tensor");
+  // procrustes(special=True): f(S) = [1, ..., 1, sign det(U Vh)] and, per matrix, whether
+  // the nearest rotation is not unique.
+  m.def("_procrustes_flip(Tensor U, Tensor S, Tensor Vh) -> (Tensor fS, Tensor ambiguous)");
   // Guarded coefficients of scaled differences d (..., E...), with their slope
   // and gauge notes.
   m.def(

@@ -292,6 +292,60 @@ def test_procrustes_errors():
         safesvd.procrustes(torch.randn(3, 3, dtype=torch.complex64), special=True)
 
 
+def _procrustes_flip_reference(U, S, Vh):
+    """The flip of procrustes(special=True) from its definition, op by op: d = sign det(U Vh);
+    not unique where d < 0 and the two smallest singular values are within the guard
+    tolerance, or where the second smallest is zero up to the divided differences' floor."""
+    from safesvd import _guards
+
+    n = S.shape[-1]
+    d = torch.linalg.det(U.double() @ Vh.double()).sign().to(S.dtype)
+    fS = torch.ones_like(S)
+    fS[..., -1] = d
+    if n == 1:
+        return fS, torch.zeros(S.shape[:-1], dtype=torch.bool)
+    p = _guards.params(S, None, 0, "pinv")
+    diff = _guards.scaled(S[..., -2] - S[..., -1], p, 0)
+    note = torch.ops.safesvd._guard_coefficients(diff.unsqueeze(-1), torch.ones_like(diff).unsqueeze(-1), p, "pinv")[2]
+    return fS, (note[..., 0] > 0) & (d < 0) | _guards.merged_with_zero(S, index=-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_procrustes_flip(dtype, n):
+    """torch.ops.safesvd._procrustes_flip: the CPU's one-pass loop (n <= 3, contiguous S) and
+    its ATen path (any other input) equal the definition, on random matrices with and
+    without reflection, a repeated smallest singular value (with and without reflection), a
+    nearly repeated pair just outside and inside the tolerance, rank deficiency by one and
+    by two, and the zero matrix."""
+    g = torch.Generator().manual_seed(n)
+    eps = torch.finfo(dtype).eps
+    rtol = torch.ops.safesvd._guard_defaults(dtype, None, None, False)[0]
+    spectra = [[3.0, 2.0, 1.0, 0.5][:n], [2.0, 1.0, 1.0, 1.0][:n], [2.0, 1.0, 1.0 + 0.5 * rtol, 1.0][:n],
+               [2.0, 1.0, 1.0 + 4 * rtol, 1.0][:n], [1.0, 1.0, 0.0, 0.0][:n], [2.0, 1.0, 1.0, 0.0][:n],
+               [0.0] * n, [1e-30, 5e-31, 5e-31, 1e-31][:n]]
+    flip = torch.ones(n, 1, dtype=torch.float64)
+    flip[0] = -1  # a row's sign: the other sign of det, the same singular values
+    A = torch.stack([with_singular_values(s, n, n) * f for s in spectra for f in (1.0, flip)]).to(dtype)
+    A = torch.cat([A, torch.randn(20, n, n, dtype=dtype, generator=g)])
+    U, S, Vh = torch.linalg.svd(A)
+    ref = _procrustes_flip_reference(U, S, Vh)
+    fused = torch.ops.safesvd._procrustes_flip(U, S, Vh)
+    aten = torch.ops.safesvd._procrustes_flip(U, torch.stack([S, S], -1)[..., 0], Vh)
+    for got in (fused, aten):
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+    assert (ref[1].any() or n == 1) and not ref[1].all()  # the cases above reach both answers
+    assert (ref[0][..., -1] < 0).any() and (ref[0][..., -1] > 0).any()
+    batched = torch.ops.safesvd._procrustes_flip(U.reshape(2, -1, n, n), S.reshape(2, -1, n), Vh.reshape(2, -1, n, n))
+    assert torch.equal(batched[0].reshape(S.shape), ref[0]) and torch.equal(batched[1].reshape(-1), ref[1])
+    empty = torch.ops.safesvd._procrustes_flip(U[:0], S[:0], Vh[:0])
+    assert empty[0].shape == (0, n) and empty[1].shape == (0,)
+    with pytest.raises(ValueError, match="square"):
+        torch.ops.safesvd._procrustes_flip(torch.cat([U, U], -1), S, Vh)
+    with pytest.raises(TypeError, match="real"):
+        torch.ops.safesvd._procrustes_flip(U.to(torch.complex128), S, Vh.to(torch.complex128))
+
+
 # ------------------------------------------------- the forward product
 
 
@@ -365,6 +419,10 @@ def test_opcheck(dtype, device):
     torch.library.opcheck(torch.ops.safesvd._guard_params.default, (L.abs(), L.new_ones(2), 8, "lorentz", None, None, False))
     torch.library.opcheck(torch.ops.safesvd._guard_coefficients.default, (torch.randn_like(Q.real), Q.real.abs(), p, "pinv"))
     torch.library.opcheck(torch.ops.safesvd._merged_with_zero.default, (L.abs(), None, None, -2))
+    if not dtype.is_complex:
+        for n in (3, 4):  # the CPU's loop and the ATen path
+            U3, S3, Vh3 = torch.linalg.svd(torch.randn(2, n, n, dtype=dtype, device=device))
+            torch.library.opcheck(torch.ops.safesvd._procrustes_flip.default, (U3, S3, Vh3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

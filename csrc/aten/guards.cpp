@@ -129,6 +129,103 @@ std::tuple<Tensor, Tensor, Tensor> guard_coefficients(const Tensor& d, const c10
   return {coef.view(d.sizes()), slope.view(d.sizes()), note.view(d.sizes())};
 }
 
+// det of an n x n matrix, n <= 3, by cofactors; e(i, j) reads an entry (a tensor of a
+// batch's entries, or one number).
+template <typename E>
+auto cofactor_det(int64_t n, const E& e) -> decltype(e(0, 0) * e(0, 0)) {
+  if (n == 1) return e(0, 0);
+  if (n == 2) return e(0, 0) * e(1, 1) - e(0, 1) * e(1, 0);
+  return e(0, 0) * (e(1, 1) * e(2, 2) - e(1, 2) * e(2, 1)) - e(0, 1) * (e(1, 0) * e(2, 2) - e(1, 2) * e(2, 0)) +
+         e(0, 2) * (e(1, 0) * e(2, 1) - e(1, 1) * e(2, 0));
+}
+
+// det of (..., n, n): cofactors for n <= 3, LU above (only its sign is used, of
+// orthogonal factors whose det is +-1).
+Tensor small_det(const Tensor& M) {
+  const int64_t n = M.size(-1);
+  if (n > 3) return at::linalg_det(M);
+  return cofactor_det(n, [&](int64_t i, int64_t j) { return M.select(-2, i).select(-1, j); });
+}
+
+template <typename T>
+T sign_of(T x) {
+  return T((x > T(0)) - (x < T(0)));
+}
+
+// procrustes_flip below on the CPU, n <= 3, S contiguous: per matrix, the decisions of its
+// ATen path (the same guard parameters and comparisons, kernels/guards.h) in one pass.
+template <typename T>
+void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Tensor& fS, Tensor& ambiguous) {
+  const int64_t n = S.size(-1), B = S.numel() / n;
+  const Tensor U3 = U.reshape({B, n, n}), V3 = Vh.reshape({B, n, n});
+  const T *u = U3.const_data_ptr<T>(), *v = V3.const_data_ptr<T>(), *s = S.const_data_ptr<T>();
+  const int64_t ub = U3.stride(0), urs = U3.stride(1), ucs = U3.stride(2);
+  const int64_t vb = V3.stride(0), vrs = V3.stride(1), vcs = V3.stride(2);
+  T* f = fS.mutable_data_ptr<T>();
+  bool* amb = ambiguous.mutable_data_ptr<bool>();
+  const kernels::GuardParams<T> params = resolve_guard("pinv", S.scalar_type(), c10::nullopt, c10::nullopt,
+                                                       "safesvd._procrustes_flip").params<T>();
+  const auto [r, a] = resolve_divided_difference(S.scalar_type(), c10::nullopt, c10::nullopt, "safesvd._procrustes_flip");
+  at::parallel_for(0, B, 4096, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* ub_ = u + b * ub;
+      const T* vb_ = v + b * vb;
+      const T d = sign_of(cofactor_det(n, [&](int64_t i, int64_t j) { return ub_[i * urs + j * ucs]; }) *
+                          cofactor_det(n, [&](int64_t i, int64_t j) { return vb_[i * vrs + j * vcs]; }));
+      const T* sb = s + b * n;
+      for (int64_t i = 0; i + 1 < n; ++i) f[b * n + i] = T(1);
+      f[b * n + n - 1] = d;
+      bool out = false;
+      if (n > 1) {
+        const T top = kernels::max_abs(sb, 1, n);
+        const kernels::MatrixGuard<T> mg = kernels::matrix_guard(params, top, T(0), 0);
+        const bool close = mg.inside((sb[n - 2] - sb[n - 1]) * mg.scale.f1 * mg.scale.f2);
+        const kernels::DividedDifferences<T> dd = kernels::divided_differences(T(r), T(a), top);
+        const bool merged = (std::abs(sb[n - 2]) * dd.scale.f1) * dd.scale.f2 <= dd.floor;
+        out = (close && d < T(0)) || merged;
+      }
+      amb[b] = out;
+    }
+  });
+}
+
+// The flip of procrustes(special=True) (python/safesvd/_functions.py): f(S) = [1, ..., 1, d]
+// with d = sign det(U Vh) = sign(det U det Vh), and per matrix whether the nearest
+// rotation is not unique: a reflection (d < 0) with the two smallest singular values
+// within the guard tolerance (close_pair of python/safesvd/_guards.py), or the second
+// smallest zero up to the divided differences' floor (merged_with_zero). One call where
+// the Python composition took about thirty (3x3, B = 1: 45 -> 3 us on the CPU).
+std::tuple<Tensor, Tensor> procrustes_flip(const Tensor& U, const Tensor& S, const Tensor& Vh) {
+  const char* op = "safesvd._procrustes_flip";
+  const BelowAutograd below;
+  TORCH_CHECK_VALUE(S.dim() >= 1 && U.dim() == S.dim() + 1 && Vh.dim() == U.dim() && U.size(-1) == S.size(-1) &&
+                        U.size(-2) == S.size(-1) && Vh.sizes() == U.sizes(),
+                    op, ": expected square U (..., n, n), S (..., n), Vh (..., n, n), got ", U.sizes(), ", ",
+                    S.sizes(), ", ", Vh.sizes());
+  TORCH_CHECK_TYPE((S.scalar_type() == at::kFloat || S.scalar_type() == at::kDouble) &&
+                       U.scalar_type() == S.scalar_type() && Vh.scalar_type() == S.scalar_type(),
+                   op, ": expected real U, S, Vh of one dtype, got ", U.scalar_type(), ", ", S.scalar_type(), ", ",
+                   Vh.scalar_type());
+  const int64_t n = S.size(-1);
+  const auto batch = batch_shape(S, 1);
+  if (S.numel() == 0) return {at::ones_like(S, at::MemoryFormat::Contiguous), at::zeros(batch, S.options().dtype(at::kBool))};
+  if (S.is_cpu() && U.is_cpu() && Vh.is_cpu() && S.is_contiguous() && n <= 3 && !U.is_neg() && !Vh.is_neg()) {
+    Tensor fS = at::empty_like(S, at::MemoryFormat::Contiguous), amb = at::empty(batch, S.options().dtype(at::kBool));
+    AT_DISPATCH_FLOATING_TYPES(S.scalar_type(), "safesvd_procrustes_flip",
+                               [&] { procrustes_flip_cpu<scalar_t>(U, S, Vh, fS, amb); });
+    return {fS, amb};
+  }
+  const Tensor d = (small_det(U) * small_det(Vh)).sign();
+  Tensor fS = at::ones_like(S, at::MemoryFormat::Contiguous);
+  fS.select(-1, n - 1).copy_(d);
+  if (n == 1) return {fS, at::zeros(batch, S.options().dtype(at::kBool))};
+  const Tensor p = guard_params(S, at::zeros(batch, S.options()), 0, "pinv", c10::nullopt, c10::nullopt, false);
+  const Tensor diff = (S.select(-1, n - 2) - S.select(-1, n - 1)) * p.select(-1, 0) * p.select(-1, 1);
+  const Tensor note = std::get<2>(guard_coefficients(diff.unsqueeze(-1), at::ones_like(diff).unsqueeze(-1), p, "pinv"));
+  const Tensor close = note.select(-1, 0) > 0;
+  return {fS, at::logical_or(at::logical_and(close, d < 0), merged_with_zero(S, c10::nullopt, c10::nullopt, n - 2))};
+}
+
 }  // namespace
 
 // The largest gauge residual (column 0 of a CPU (..., 3) gauge tensor of a backward op),
@@ -172,6 +269,7 @@ TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
   m.impl("_guard_params", &guard_params);
   m.impl("_guard_coefficients", &guard_coefficients);
   m.impl("_merged_with_zero", &merged_with_zero);
+  m.impl("_procrustes_flip", &procrustes_flip);
 }
 TORCH_LIBRARY_IMPL(safesvd, CompositeImplicitAutograd, m) {
   m.impl("_guard_defaults", [](at::ScalarType dtype, c10::optional<double> rtol, c10::optional<double> atol,

@@ -243,24 +243,6 @@ def _polar_factor(A: torch.Tensor, name: str) -> torch.Tensor:
     return _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
 
 
-def _small_det(M: torch.Tensor) -> torch.Tensor:
-    """det of (..., n, n): closed form for n <= 3 (a few elementwise passes; the LU of
-    torch.linalg.det costs ~80 ns per 3x3 matrix on the CPU), LU above."""
-    n = M.shape[-1]
-    if n == 1:
-        return M[..., 0, 0]
-    if n == 2:
-        return M[..., 0, 0] * M[..., 1, 1] - M[..., 0, 1] * M[..., 1, 0]
-    if n == 3:
-        return (M[..., 0, :] * torch.linalg.cross(M[..., 1, :], M[..., 2, :])).sum(-1)
-    return torch.linalg.det(M)
-
-
-def _orthogonal_det_sign(U: torch.Tensor, Vh: torch.Tensor) -> torch.Tensor:
-    """sign det(U Vh) = det(U) det(Vh) for orthogonal U, Vh (each det is +-1, far from 0)."""
-    return (_small_det(U) * _small_det(Vh)).sign()
-
-
 @_inputs.outside_autocast
 def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     """The nearest matrix with orthonormal columns (rows) to A in Frobenius norm: ``U V^H``.
@@ -282,18 +264,11 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
         raise TypeError("safesvd.procrustes(special=True) is defined for real input (rotations); "
                         "use special=False for the nearest unitary matrix")
     U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
-    n = S.shape[-1]
-    d = _orthogonal_det_sign(U.detach(), Vh.detach()) if n else S.new_ones(S.shape[:-1])
-    fS = torch.ones_like(S.detach())
-    if n:
-        fS[..., -1] = d
-        reflect = d < 0
-        # Not unique when the flipped direction is ambiguous (repeated smallest singular
-        # value with a reflection) or when two singular values vanish.
-        ambiguous = torch.zeros_like(reflect)
-        if n > 1:
-            ambiguous = (_guards.close_pair(S, -2, -1) & reflect) | _guards.merged_with_zero(S, index=-2)
-        _warn_not_unique(ambiguous, "safesvd.procrustes(special=True): the nearest rotation is not unique "
-                         "(repeated smallest singular value with a reflection, or rank deficiency).")
-    zeros = torch.zeros_like(S.detach())
+    # f(S) = [1, ..., 1, sign det(U Vh)]; not unique when the flipped direction is ambiguous
+    # (repeated smallest singular value with a reflection) or when two singular values
+    # vanish (one operator: csrc/aten/guards.cpp, procrustes_flip).
+    fS, ambiguous = torch.ops.safesvd._procrustes_flip(U, S, Vh)
+    _warn_not_unique(ambiguous, "safesvd.procrustes(special=True): the nearest rotation is not unique "
+                     "(repeated smallest singular value with a reflection, or rank deficiency).")
+    zeros = torch.zeros_like(S)
     return _apply_svd_fn(A, U, S, Vh, fS, zeros, zeros, None, None, None)

@@ -86,14 +86,6 @@ def inside_pairs(spectrum: torch.Tensor, guard: str, rtol, atol, dims: int, sing
     return found
 
 
-def close_pair(spectrum: torch.Tensor, i: int, j: int, guard="pinv", rtol=None, atol=None) -> torch.Tensor:
-    """Per matrix: True where values i and j are within the guard tolerance (of the whole spectrum)."""
-    p = params(spectrum, None, 0, guard, rtol, atol)
-    d = scaled((spectrum[..., i] - spectrum[..., j]).detach(), p, 0)
-    note = torch.ops.safesvd._guard_coefficients(d.unsqueeze(-1), torch.ones_like(d).unsqueeze(-1), p, guard)[2]
-    return note[..., 0] > 0
-
-
 def merged_with_zero(spectrum: torch.Tensor, rtol=None, atol=None, index: int | None = None) -> torch.Tensor:
     """Per matrix: True where the smallest value (or value `index`) is zero up to the divided
     differences' rounding floor (the values a matrix function cannot tell from 0)."""

@@ -559,6 +559,7 @@ _FAKES = {
         spectrum.new_empty((*spectrum.shape[:-1], 6))),
     "_merged_with_zero": lambda spectrum, rtol=None, atol=None, index=None: spectrum.new_empty(
         spectrum.shape[:-1], dtype=torch.bool),
+    "_procrustes_flip": lambda U, S, Vh: (S.new_empty(S.shape), S.new_empty(S.shape[:-1], dtype=torch.bool)),
     "_guard_coefficients": lambda d, xabs, params, guard: (d.new_empty(d.shape), d.new_empty(d.shape),
                                                            d.new_empty(d.shape)),
     "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
@@ -605,7 +606,7 @@ def register() -> None:
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
-                 "_merged_with_zero", "_spectral_function"):
+                 "_merged_with_zero", "_spectral_function", "_procrustes_flip"):
         register_vmap(name)
     register._lib = lib
     _registered = True
