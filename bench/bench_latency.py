@@ -8,8 +8,10 @@ calls (us per call), interleaved rounds, median of `--repeats` kept rounds (a ro
 discarded when other processes used > 10% of the CPUs; bench/_common.py):
 
     torch f+b           torch.linalg.svd / eigh, forward + backward, random cotangents
-                        (sqrtm: torch's eigh, Q sqrt(L) Q^T; procrustes: torch's svd, U Vh)
-    safesvd f+b         safesvd.svd / eigh / sqrtm / procrustes: the C++ autograd node
+                        (sqrtm: torch's eigh, Q sqrt(L) Q^T; procrustes: torch's svd, U Vh;
+                        rotation: U diag(1, .., 1, sign det(U Vh)) Vh)
+    safesvd f+b         safesvd.svd / eigh / sqrtm / procrustes / procrustes(special=True):
+                        the C++ autograd node
                         (csrc/aten/autograd.cpp)
     safesvd f+b (Function)  the same with the Python torch.autograd.Function
                         (safesvd._ops.use_cpp_node = False: the path before the node, and
@@ -57,6 +59,17 @@ def methods(op: str, n: int, B: int, dtype, calls: int) -> dict:
 
         def safe_f(X):
             return (safesvd.sqrtm(X),)
+    elif op == "rotation":  # procrustes(special=True), the nearest rotation (Kabsch): torch's
+        # U diag(1, .., 1, sign det(U Vh)) Vh
+
+        def torch_f(X):
+            U, _, Vh = torch.linalg.svd(X)
+            d = torch.ones(X.shape[:-1], dtype=X.dtype)
+            d[..., -1] = torch.linalg.det(U @ Vh).sign()
+            return ((U * d.unsqueeze(-2)) @ Vh,)
+
+        def safe_f(X):
+            return (safesvd.procrustes(X, special=True),)
     else:  # procrustes (the nearest orthogonal matrix): torch's U @ Vh
 
         def torch_f(X):
@@ -78,7 +91,7 @@ def methods(op: str, n: int, B: int, dtype, calls: int) -> dict:
 
 CASES = [("svd", 3, torch.float32), ("eigh", 3, torch.float32), ("svd", 3, torch.float64),
          ("eigh", 3, torch.float64), ("svd", 8, torch.float32), ("eigh", 8, torch.float32),
-         ("sqrtm", 3, torch.float32), ("procrustes", 3, torch.float32)]
+         ("sqrtm", 3, torch.float32), ("procrustes", 3, torch.float32), ("rotation", 3, torch.float32)]
 BATCHES = [1, 8, 32]
 
 
