@@ -56,20 +56,23 @@ Tensor guard_params(const Tensor& spectrum, const Tensor& cotangent_scale, int64
 // min |x| with NaN propagating like amin, two products, one comparison), in one pass
 // instead of eight ATen calls (polar / procrustes at B = 1: ~9 -> ~2.5 us). Every step is
 // exact or one IEEE operation, so the answer is the ATen path's (tests/test_functions.py).
+// One spectrum s (k values): index < 0 the smallest |value|, else |value index|.
+template <typename T>
+bool merged_with_zero_one(const T* s, int64_t k, int64_t index, T rtol, T atol) {
+  const kernels::DividedDifferences<T> dd = kernels::divided_differences(rtol, atol, kernels::max_abs(s, 1, k));
+  T m = std::abs(s[index < 0 ? 0 : index]);
+  if (index < 0)
+    for (int64_t i = 1; i < k; ++i) {
+      const T a = std::abs(s[i]);
+      m = (a < m || a != a) ? a : m;
+    }
+  return (m * dd.scale.f1) * dd.scale.f2 <= dd.floor;
+}
+
 template <typename T>
 void merged_with_zero_cpu(const T* x, int64_t B, int64_t k, int64_t index, T rtol, T atol, bool* out) {
   at::parallel_for(0, B, std::max<int64_t>(1, 16384 / k), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const T* s = x + b * k;
-      const kernels::DividedDifferences<T> dd = kernels::divided_differences(rtol, atol, kernels::max_abs(s, 1, k));
-      T m = std::abs(s[index < 0 ? 0 : index]);
-      if (index < 0)
-        for (int64_t i = 1; i < k; ++i) {
-          const T a = std::abs(s[i]);
-          m = (a < m || a != a) ? a : m;
-        }
-      out[b] = (m * dd.scale.f1) * dd.scale.f2 <= dd.floor;
-    }
+    for (int64_t b = b0; b < b1; ++b) out[b] = merged_with_zero_one(x + b * k, k, index, rtol, atol);
   });
 }
 
@@ -153,7 +156,8 @@ T sign_of(T x) {
 }
 
 // procrustes_flip below on the CPU, n <= 3, S contiguous: per matrix, the decisions of its
-// ATen path (the same guard parameters and comparisons, kernels/guards.h) in one pass.
+// ATen path (the same guard parameters and comparisons, kernels/guards.h, and
+// merged_with_zero_one of merged_with_zero above) in one pass.
 template <typename T>
 void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Tensor& fS, Tensor& ambiguous) {
   const int64_t n = S.size(-1), B = S.numel() / n;
@@ -180,9 +184,7 @@ void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Ten
         const T top = kernels::max_abs(sb, 1, n);
         const kernels::MatrixGuard<T> mg = kernels::matrix_guard(params, top, T(0), 0);
         const bool close = mg.inside((sb[n - 2] - sb[n - 1]) * mg.scale.f1 * mg.scale.f2);
-        const kernels::DividedDifferences<T> dd = kernels::divided_differences(T(r), T(a), top);
-        const bool merged = (std::abs(sb[n - 2]) * dd.scale.f1) * dd.scale.f2 <= dd.floor;
-        out = (close && d < T(0)) || merged;
+        out = (close && d < T(0)) || merged_with_zero_one(sb, n, n - 2, T(r), T(a));
       }
       amb[b] = out;
     }
