@@ -398,20 +398,42 @@ def close_in_norm(x, y, n):
     assert (err <= 10 * n * eps).all(), (n, err.max().item())
 
 
-def degenerate_first(n, small, dtype, g):
-    """Batches of 1 + small n x n matrices, the first with a repeated and a zero singular
-    value (A), or a repeated and a zero eigenvalue (E, to be symmetrized), the rest random."""
+def small_square_cases(limit, dtype, seed):
+    """For n = 9..32 with room for a batch under `limit` (B n^3): n, the largest such batch
+    `small`, and the svd / eigh of 1 + small n x n matrices, the first with a repeated and a
+    zero singular value (eigenvalue), the rest random."""
     from safesvd._testing import with_eigenvalues, with_singular_values
 
-    s = torch.rand(n, dtype=torch.float64, generator=g) + 0.5
-    s[1], s[-1] = s[0], 0.0
-    A = torch.cat([with_singular_values(s.tolist(), n, n)[None],
-                   torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
-    lam = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
-    lam[1], lam[3] = lam[0], 0.0
-    E = torch.cat([with_eigenvalues(lam.tolist())[None],
-                   torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
-    return A, E
+    g = torch.Generator().manual_seed(seed)
+    for n in (9, 12, 16, 24, 32):
+        small = limit // n**3
+        if small == 0:
+            continue
+        s = torch.rand(n, dtype=torch.float64, generator=g) + 0.5
+        s[1], s[-1] = s[0], 0.0
+        A = torch.cat([with_singular_values(s.tolist(), n, n)[None],
+                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+        lam = torch.linspace(-1.0, 2.0, n, dtype=torch.float64)
+        lam[1], lam[3] = lam[0], 0.0
+        E = torch.cat([with_eigenvalues(lam.tolist())[None],
+                       torch.randn(small, n, n, dtype=torch.float64, generator=g)]).to(dtype)
+        yield n, small, torch.linalg.svd(A, full_matrices=False), torch.linalg.eigh(E + E.mT)
+
+
+def assert_whole_batched_part_fused(op, args, small, n, counter, whole_calls=None):
+    """op(*args) on the whole batch takes the batched path (the CPU counter `counter` grows:
+    by exactly `whole_calls` when given), on its first `small` matrices the per-matrix kernel
+    (the counter stays); the two agree, the gradient to rounding in norm, the second result
+    (gauge, gf) elementwise."""
+    calls = cpu_soa_calls(counter)
+    whole = op(*args)
+    grew = cpu_soa_calls(counter) - calls
+    assert (grew == whole_calls if whole_calls is not None else grew > 0), (op, n, grew)
+    calls = cpu_soa_calls(counter)
+    part = op(*(x[:small] if isinstance(x, torch.Tensor) else x for x in args))
+    assert cpu_soa_calls(counter) == calls, (op, n)
+    close_in_norm(part[0], whole[0][:small], n)
+    torch.testing.assert_close(part[1], whole[1][:small])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -421,58 +443,25 @@ def test_small_square_batches_take_the_runtime_size_kernel(dtype):
     batched path (csrc/cpu/cpu.cpp, per_matrix_square). The same gradients and gauge to
     rounding, a repeated and a zero singular value (eigenvalue) included."""
     limit = 32768 if dtype == torch.float32 else 16384
-    g = torch.Generator().manual_seed(17)
-    for n in (9, 12, 16, 24, 32):
-        small = limit // n**3
-        if small == 0:
-            continue
-        A, E = degenerate_first(n, small, dtype, g)
-        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-        gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
-        calls = cpu_soa_calls("builder")
-        whole = torch.ops.safesvd._svd_backward(gU, gS, gVh, U, S, Vh, "pinv", None, None)
-        assert cpu_soa_calls("builder") == calls + 1, n
-        part = torch.ops.safesvd._svd_backward(gU[:small], gS[:small], gVh[:small], U[:small], S[:small],
-                                               Vh[:small], "pinv", None, None)
-        assert cpu_soa_calls("builder") == calls + 1, n
-        close_in_norm(part[0], whole[0][:small], n)
-        torch.testing.assert_close(part[1], whole[1][:small])
-        L, Q = torch.linalg.eigh(E + E.mT)
-        gL, gQ = torch.randn_like(L), torch.randn_like(Q)
-        calls = cpu_soa_calls("builder")
-        whole = torch.ops.safesvd._eigh_backward(gL, gQ, L, Q, "pinv", None, None)
-        assert cpu_soa_calls("builder") == calls + 1, n
-        part = torch.ops.safesvd._eigh_backward(gL[:small], gQ[:small], L[:small], Q[:small], "pinv", None, None)
-        assert cpu_soa_calls("builder") == calls + 1, n
-        close_in_norm(part[0], whole[0][:small], n)
-        torch.testing.assert_close(part[1], whole[1][:small])
+    for n, small, (U, S, Vh), (L, Q) in small_square_cases(limit, dtype, 17):
+        cotangents = [torch.randn_like(x) for x in (U, S, Vh, L, Q)]
+        assert_whole_batched_part_fused(torch.ops.safesvd._svd_backward,
+                                        (*cotangents[:3], U, S, Vh, "pinv", None, None), small, n, "builder", 1)
+        assert_whole_batched_part_fused(torch.ops.safesvd._eigh_backward,
+                                        (*cotangents[3:], L, Q, "pinv", None, None), small, n, "builder", 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matrix_function_small_batches_take_the_runtime_size_kernel(dtype):
     """The matrix functions' backward follows the same rule (csrc/cpu/cpu.cpp,
     fn_backward_fused_cpu) with a quarter of its limits: real square n > 8 with B n^3 up to
-    8192 (float32) or 4096 (float64) takes the per-matrix kernel at its runtime size (none of the batched path's
-    products), a larger batch the batched path. The same gA and gf to rounding, a repeated
-    and a zero singular value (eigenvalue) in the first matrix."""
+    8192 (float32) or 4096 (float64) takes the per-matrix kernel at its runtime size (none of
+    the batched path's products), a larger batch the batched path. The same gA and gf to
+    rounding, a repeated and a zero singular value (eigenvalue) in the first matrix."""
     limit = 8192 if dtype == torch.float32 else 4096
-    g = torch.Generator().manual_seed(19)
-    for n in (9, 12, 16, 24, 32):
-        small = limit // n**3
-        if small == 0:
-            continue
-        A, E = degenerate_first(n, small, dtype, g)
-        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-        L, Q = torch.linalg.eigh(E + E.mT)
-        G = torch.randn_like(A)
-        for name, spectrum, factors in (("_svd_fn_backward", S, (U, S, Vh)), ("_eigh_fn_backward", L, (L, Q))):
-            op = getattr(torch.ops.safesvd, name)
+    for n, small, (U, S, Vh), (L, Q) in small_square_cases(limit, dtype, 19):
+        G = torch.randn_like(U)
+        for op, spectrum, factors in ((torch.ops.safesvd._svd_fn_backward, S, (U, S, Vh)),
+                                      (torch.ops.safesvd._eigh_fn_backward, L, (L, Q))):
             f, df = spectrum**3, 3 * spectrum**2  # f(x) = x^3, odd as svd_fn needs
-            calls = cpu_soa_calls("gemm")
-            whole = op(G, *factors, f, df, None, None)
-            assert cpu_soa_calls("gemm") > calls, (name, n)
-            calls = cpu_soa_calls("gemm")
-            part = op(G[:small], *(t[:small] for t in factors), f[:small], df[:small], None, None)
-            assert cpu_soa_calls("gemm") == calls, (name, n)
-            close_in_norm(part[0], whole[0][:small], n)
-            torch.testing.assert_close(part[1], whole[1][:small])
+            assert_whole_batched_part_fused(op, (G, *factors, f, df, None, None), small, n, "gemm")
