@@ -23,11 +23,10 @@ def run(cmd, **kw):
 
 def _prebuilt_objects():
     """-DSAFESVD_PREBUILT_OBJECTS=... when setup.py's build (make build) left an object
-    file for each library source, newer than every file it was compiled from (ninja's own
-    dependency log, `ninja -t deps`) and than csrc/manifest.txt: the CMake test then links
-    them instead of compiling the library again (~7 of its ~8.5 min on 2 cores). Editing a
-    file no object depends on (a .cu, an emulation header) keeps them usable; a stale or
-    missing object, or a dependency log that cannot be read, compiles it all, as does
+    file for each library source that is current (_objects_fresh): the CMake test then
+    links them instead of compiling the library again (~7 of its ~8.5 min on 2 cores).
+    Editing a file no object depends on (a .cu, an emulation header) keeps them usable; a
+    stale or missing object, or a build folder ninja cannot read, compiles it all, as does
     SAFESVD_CMAKE_FULL_BUILD=1."""
     if os.environ.get("SAFESVD_CMAKE_FULL_BUILD") == "1":
         return []
@@ -47,60 +46,58 @@ def _ninja():
 
 
 def _objects_fresh(temp, objects) -> bool:
-    """Whether each object is at least as new as csrc/manifest.txt and every file ninja
-    recorded as its dependency (a VALID entry of `ninja -t deps`, all files present)."""
+    """Whether ninja would leave every object as it is (a dry run: each is newer than
+    every file its dependency log names, and was compiled by the command build.ninja
+    holds now) and that command carries csrc/manifest.txt's flags and defines.
+
+    The manifest's flags are compared, not its date: an edit that only adds kernel
+    instances regenerates some units (ninja sees those) and leaves the others' objects
+    current; until stop 52 an object older than the manifest counted as stale, and after
+    any such edit the suite compiled the whole library a second time (11.5 min against
+    4.5 min for a fresh clone)."""
     # The build's own ninja (_ninja), on a copy of the build folder's rules and logs:
     # another version of ninja rewrites a log it reads (1.13 read 1.11's,
     # then 1.11 discarded it and the wheel test compiled everything again).
     ninja = _ninja()
-    if ninja is None or not (temp / "build.ninja").exists() or not (temp / ".ninja_deps").exists():
+    if ninja is None or not all((temp / name).exists() for name in ("build.ninja", ".ninja_deps", ".ninja_log")):
+        return False
+    rules = (temp / "build.ninja").read_text()
+    if not _has_manifest_flags(rules):
         return False
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="safesvd-deps-") as copy:
         for name in ("build.ninja", ".ninja_deps", ".ninja_log"):
-            if (temp / name).exists():
-                shutil.copy2(temp / name, Path(copy) / name)
-        result = subprocess.run([ninja, "-C", copy, "-t", "deps", *map(str, objects)], capture_output=True, text=True)
-    if result.returncode != 0:
-        return False
-    deps: dict = {}
-    current = None
-    for line in result.stdout.splitlines():
-        if line.startswith((" ", "\t")):
-            if current is not None and line.strip():
-                deps[current].append(line.strip())
-        elif line.strip():
-            target, _, info = line.partition(": #deps ")
-            current = target if info.endswith("(VALID)") else None
-            if current is not None:
-                deps[current] = []
-    manifest = (ROOT / "csrc" / "manifest.txt").stat().st_mtime
-    for obj in objects:
-        files = deps.get(str(obj))
-        if not files:
-            return False
-        built = obj.stat().st_mtime
-        if built < manifest:
-            return False
-        for f in files:
-            try:
-                if (temp / f).stat().st_mtime > built:  # a relative path is under temp
-                    return False
-            except OSError:
-                return False
-    return True
+            shutil.copy2(temp / name, Path(copy) / name)
+        result = subprocess.run([ninja, "-C", copy, "-n", *map(str, objects)], capture_output=True, text=True)
+    return result.returncode == 0 and "no work to do" in result.stdout
+
+
+def _has_manifest_flags(rules: str) -> bool:
+    """build.ninja (setup.py's) compiles with the manifest's C++ flags, in their order
+    (`post_cflags`), and its defines for the CPU build (`cflags`)."""
+    from safesvd import _manifest
+
+    manifest = _manifest.read(ROOT)
+    variables = dict(line.split(" = ", 1) for line in rules.splitlines() if " = " in line and not line[0].isspace())
+    post, pre = variables.get("post_cflags", "").split(), variables.get("cflags", "").split()
+    flags = manifest.flags.get("cxx", [])
+    in_order = any(post[i:i + len(flags)] == flags for i in range(len(post) - len(flags) + 1))
+    return in_order and all(f"-D{m}" in pre for m in manifest.macros(["cpu"]))
 
 
 @pytest.mark.skipif(_ninja() is None, reason="ninja not found")
 def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
-    """The freshness check of the prebuilt objects, on a build of its own (absolute paths
-    and a gcc depfile, as setup.py's): fresh as built; stale once a header it was compiled
-    from, or csrc/manifest.txt, is newer; not fresh without a dependency log."""
+    """The freshness check of the prebuilt objects, on a build of its own (absolute paths,
+    a gcc depfile and the flag variables, as setup.py's): fresh as built, and still fresh
+    once csrc/manifest.txt is edited without a change of flags (new kernel instances);
+    stale once a header it was compiled from is newer, once the command that compiled it
+    changed, or once the manifest's flags differ from the build's; not fresh without a
+    dependency log or for an object ninja has no record of."""
     root = tmp_path / "root"
     (root / "csrc").mkdir(parents=True)
     manifest = root / "csrc" / "manifest.txt"
-    manifest.write_text("# flags\n")
+    manifest.write_text("flags cxx -O3 -fno-math-errno\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", root)
     build = tmp_path / "build"
     build.mkdir()
@@ -110,12 +107,18 @@ def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
     past = src.stat().st_mtime - 100
     for f in (src, hdr, manifest):
         os.utime(f, (past, past))
-    (build / "build.ninja").write_text(
-        "rule cc\n"
-        "  command = cat $in > $out && printf '%s: %s %s\\n' $out $in " + str(hdr) + " > $out.d\n"
-        "  depfile = $out.d\n"
-        "  deps = gcc\n"
-        f"build {obj}: cc {src}\n")
+
+    def rules(post_cflags, extra=""):
+        (build / "build.ninja").write_text(
+            "cflags = -DNDEBUG\n"
+            f"post_cflags = {post_cflags}\n"
+            "rule cc\n"
+            f"  command = cat $in > $out && printf '%s: %s %s\\n' $out $in {hdr} > $out.d{extra}\n"
+            "  depfile = $out.d\n"
+            "  deps = gcc\n"
+            f"build {obj}: cc {src}\n")
+
+    rules("-O3 -fno-math-errno -fopenmp")
     ninja = _ninja()
     run([ninja, "-C", build])
     assert _objects_fresh(build, [obj])
@@ -124,11 +127,23 @@ def test_prebuilt_object_check_sees_dependencies(tmp_path, monkeypatch):
     assert not _objects_fresh(build, [obj])
     os.utime(hdr, (past, past))
     assert _objects_fresh(build, [obj])
-    os.utime(manifest, (later, later))  # the manifest (flags, units) newer than the object
+    manifest.write_text("flags cxx -O3 -fno-math-errno\n# an instance more\n")
+    os.utime(manifest, (later, later))  # edited after the build, flags unchanged
+    assert _objects_fresh(build, [obj])
+    manifest.write_text("flags cxx -O2 -fno-math-errno\n")  # flags the build did not use
     assert not _objects_fresh(build, [obj])
-    os.utime(manifest, (past, past))
+    manifest.write_text("flags cxx -fno-math-errno -O3\n")  # the same flags in another order
+    assert not _objects_fresh(build, [obj])
+    manifest.write_text("flags cxx -O3 -fno-math-errno\n")
+    assert _objects_fresh(build, [obj])
+    rules("-O3 -fno-math-errno -fopenmp", extra=" && true")  # the command changed since the build
+    assert not _objects_fresh(build, [obj])
+    rules("-O3 -fno-math-errno -fopenmp")
+    assert _objects_fresh(build, [obj])
     assert not _objects_fresh(tmp_path / "nowhere", [obj])  # no build folder, no log
     assert not _objects_fresh(build, [build / "other.o"])  # an object ninja has no record of
+    (build / ".ninja_deps").unlink()
+    assert not _objects_fresh(build, [obj])
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not found")
