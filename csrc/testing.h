@@ -42,6 +42,12 @@ SAFESVD_TESTING_API int safesvd_testing_cpu_cache_poison(int mode);
 // product); -1 only reads. Returns the previous mode, -2 for a bad one.
 SAFESVD_TESTING_API int safesvd_testing_cpu_small_bmm(int mode);
 
+// The CPU's LAPACK calls (csrc/cpu/lapack.h): 1 gesdd / syevd called directly, as torch
+// calls them (the default), 0 through torch.linalg.svd / eigh; -1 only reads. Returns the
+// previous setting as it took effect (0 where this torch does not export the routines),
+// -2 for a bad mode.
+SAFESVD_TESTING_API int safesvd_testing_cpu_direct_lapack(int mode);
+
 // The C++ API's gauge check (csrc/api/api.cpp) treats CPU tensors as on a device whose
 // reads make the host wait (as CUDA's), so that its non-blocking queue runs in a
 // CPU-only test. Returns the previous setting.

@@ -22,6 +22,7 @@
 #include "../aten/entries.h"
 #include "../testing.h"
 #include "jacobi_cpu.h"
+#include "lapack.h"
 #include "launch.h"
 #include "soa_cpu.h"
 
@@ -164,9 +165,13 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
 
 // torch.linalg.svd / eigh with the matrices of a batch in parallel. torch's CPU loop over
 // LAPACK is serial (32 x 32, B = 1000: the same time on 1 and 2 threads,
-// bench/results/cpu_engine_*.md). Here each thread calls torch's own decomposition on
-// a slice of the batch: inside at::parallel_for, ATen and MKL run single-threaded, so
-// every matrix gets the one LAPACK call it gets in torch's loop with one thread. MKL's
+// bench/results/cpu_engine_*.md). Here each thread decomposes a slice of the batch as
+// torch does, calling LAPACK directly (csrc/cpu/lapack.h; torch's own function for
+// complex input or where LAPACK reports a failure): inside at::parallel_for, ATen and MKL
+// run single-threaded, so every matrix gets the one LAPACK call it gets in torch's loop
+// with one thread. A single thread, a batch of one, or a batch too small to split (run
+// inline by at::parallel_for) takes one direct call on the whole batch: torch's call at the
+// same setting, without its per-call extras (docs/architecture.md, "LAPACK on the CPU"). MKL's
 // rounding depends on the alignment of a matrix in torch's (64-byte aligned) batched
 // workspace, so the slices start at multiples of `lapack_period` matrices: each matrix
 // keeps its alignment, and the results are torch's serial ones bit for bit
@@ -203,38 +208,55 @@ void lapack_slices(int64_t B, int64_t m, int64_t n, int64_t period, const F& f) 
 }
 
 std::tuple<Tensor, Tensor, Tensor> lapack_svd_cpu(const Tensor& A, bool full) {
-  if (!lapack_in_parallel(A)) return at::linalg_svd(A, full);
+  const bool parallel = lapack_in_parallel(A);
+  if (!parallel && !cpu::direct_lapack_applies(A)) return at::linalg_svd(A, full);
   const int64_t m = A.size(-2), n = A.size(-1), k = std::min(m, n);
   const auto batch = batch_shape(A);
   const at::TensorOptions real = A.options().dtype(c10::toRealValueType(A.scalar_type()));
   Tensor U = empty_column_major(with_trailing(batch, {m, full ? m : k}), A.options()),
          S = empty_output(with_trailing(batch, {k}), real),
          Vh = empty_column_major(with_trailing(batch, {full ? n : k, n}), A.options());
+  if (!parallel) {  // torch's own function where LAPACK reports a failure: it raises its error
+    if (!cpu::direct_svd(A, full, U, S, Vh)) return at::linalg_svd(A, full);
+    return {U, S, Vh};
+  }
   const Tensor A3 = A.reshape({-1, m, n});
   Tensor U3 = as_matrix_batch(U), S3 = S.view({-1, k}), Vh3 = as_matrix_batch(Vh);
   const int64_t z = A.element_size(), r = S.element_size();
   const int64_t period = lapack_period({m * n * z, m * U.size(-1) * z, k * r, Vh.size(-2) * n * z});
   lapack_slices(A3.size(0), m, n, period, [&](int64_t b0, int64_t b1) {
-    auto [u, s, vh] = at::linalg_svd(A3.slice(0, b0, b1), full);
-    U3.slice(0, b0, b1).copy_(u);
-    S3.slice(0, b0, b1).copy_(s);
-    Vh3.slice(0, b0, b1).copy_(vh);
+    Tensor u = U3.slice(0, b0, b1), s = S3.slice(0, b0, b1), vh = Vh3.slice(0, b0, b1);
+    const Tensor a = A3.slice(0, b0, b1);
+    if (cpu::direct_svd(a, full, u, s, vh)) return;
+    auto [u2, s2, vh2] = at::linalg_svd(a, full);  // complex input, or a failure (raises)
+    u.copy_(u2);
+    s.copy_(s2);
+    vh.copy_(vh2);
   });
   return {U, S, Vh};
 }
 
 std::tuple<Tensor, Tensor> lapack_eigh_cpu(const Tensor& A, c10::string_view UPLO) {
-  if (!lapack_in_parallel(A)) return at::linalg_eigh(A, UPLO);
+  const bool parallel = lapack_in_parallel(A);
+  if (!parallel && !cpu::direct_lapack_applies(A)) return at::linalg_eigh(A, UPLO);
   const int64_t n = A.size(-1);
+  const bool upper = UPLO == "U";
   Tensor L = empty_output(with_trailing(batch_shape(A), {n}), A.options().dtype(c10::toRealValueType(A.scalar_type()))),
          Q = empty_column_major(A.sizes().vec(), A.options());
+  if (!parallel) {
+    if (!cpu::direct_eigh(A, upper, L, Q)) return at::linalg_eigh(A, UPLO);
+    return {L, Q};
+  }
   const Tensor A3 = A.reshape({-1, n, n});
   Tensor L3 = L.view({-1, n}), Q3 = as_matrix_batch(Q);
   const int64_t period = lapack_period({n * n * A.element_size(), n * L.element_size()});
   lapack_slices(A3.size(0), n, n, period, [&](int64_t b0, int64_t b1) {
-    auto [l, q] = at::linalg_eigh(A3.slice(0, b0, b1), UPLO);
-    L3.slice(0, b0, b1).copy_(l);
-    Q3.slice(0, b0, b1).copy_(q);
+    Tensor l = L3.slice(0, b0, b1), q = Q3.slice(0, b0, b1);
+    const Tensor a = A3.slice(0, b0, b1);
+    if (cpu::direct_eigh(a, upper, l, q)) return;
+    auto [l2, q2] = at::linalg_eigh(a, UPLO);
+    l.copy_(l2);
+    q.copy_(q2);
   });
   return {L, Q};
 }

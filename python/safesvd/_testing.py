@@ -23,6 +23,8 @@ def _hooks(path: str) -> ctypes.CDLL:
     lib.safesvd_testing_cpu_fused_rectangular.restype = ctypes.c_int
     lib.safesvd_testing_cpu_small_bmm.argtypes = [ctypes.c_int]
     lib.safesvd_testing_cpu_small_bmm.restype = ctypes.c_int
+    lib.safesvd_testing_cpu_direct_lapack.argtypes = [ctypes.c_int]
+    lib.safesvd_testing_cpu_direct_lapack.restype = ctypes.c_int
     lib.safesvd_testing_cpu_cache_poison.argtypes = [ctypes.c_int]
     lib.safesvd_testing_cpu_cache_poison.restype = ctypes.c_int
     lib.safesvd_testing_gauge_reads_block.argtypes = [ctypes.c_int]
@@ -98,6 +100,17 @@ def cpu_small_bmm(mode: int = -1) -> int:
     previous = hooks().safesvd_testing_cpu_small_bmm(mode)
     if previous == -2:
         raise ValueError(f"cpu_small_bmm: mode must be -1, 0 or 1, got {mode}")
+    return previous
+
+
+def cpu_direct_lapack(mode: int = -1) -> int:
+    """Set whether the CPU calls LAPACK's gesdd / syevd directly, as torch calls them (1,
+    the default), or through torch.linalg.svd / eigh (0); -1 reads. Returns the previous
+    setting as it took effect: 0 where this torch does not export the routines
+    (csrc/cpu/lapack.h)."""
+    previous = hooks().safesvd_testing_cpu_direct_lapack(mode)
+    if previous == -2:
+        raise ValueError(f"cpu_direct_lapack: mode must be -1, 0 or 1, got {mode}")
     return previous
 
 
