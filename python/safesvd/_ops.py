@@ -63,11 +63,14 @@ def apply(function, op, *args):
         return op(*args)
     node = _NODES.get(function)
     if node is not None:
-        if torch.is_grad_enabled() and _C._any_requires_grad(*args):
+        node, tensors, options = node
+        if torch.is_grad_enabled() and _C._any_requires_grad(*args[:tensors]):
             if _takes_node(args):
                 return node(*args)
         elif _fwAD._current_level < 0:  # nothing to record: the kernel below autograd
-            return _below_autograd(op, *args)
+            # Options all at their defaults are left out: the operator call parses each
+            # argument it is given against the schema, ~0.05 us apiece.
+            return _below_autograd(op, *(args[:tensors] if args[tensors:] == options else args))
     return op(*args)
 
 
@@ -75,7 +78,25 @@ def apply(function, op, *args):
 # Function adds nothing (_takes_node); False: always the Function (tests compare the two,
 # and bench/bench_latency.py times both).
 use_cpp_node = True
-_NODES: dict = {}  # Function -> the operator of its C++ node, filled by register()
+# Function -> (the operator of its C++ node, the number of leading (optional) tensor
+# arguments of its operator, the defaults of the options after them), filled by register().
+# Only tensors can require grad: _any_requires_grad over the options costs ~0.2 us of a
+# 6 us call (svd 3x3, B = 1).
+_NODES: dict = {}
+
+
+def _node_entry(node, op) -> tuple:
+    arguments = op._schema.arguments
+
+    def is_tensor(a) -> bool:
+        t = a.type
+        return isinstance(t, _C.TensorType) or (isinstance(t, _C.OptionalType)
+                                                 and isinstance(t.getElementType(), _C.TensorType))
+    tensors = next((i for i, a in enumerate(arguments) if not is_tensor(a)), len(arguments))
+    if any(is_tensor(a) for a in arguments[tensors:]):
+        raise AssertionError(f"{op}: a tensor argument after the options")
+    missing = object()  # an option without a default: never left out
+    return node, tensors, tuple(a.default_value if a.has_default_value() else missing for a in arguments[tensors:])
 
 
 def _takes_node(args) -> bool:
@@ -591,12 +612,12 @@ def register() -> None:
     }
     for name, fake in _FAKES.items():
         torch.library.register_fake(f"safesvd::{name}")(fake)
-    _NODES[SafesvdSvd] = torch.ops.safesvd._svd_autograd.default
-    _NODES[SafesvdEigh] = torch.ops.safesvd._eigh_autograd.default
-    _NODES[SafesvdSvdFn] = torch.ops.safesvd._svd_fn_autograd.default
-    _NODES[SafesvdEighFn] = torch.ops.safesvd._eigh_fn_autograd.default
+    nodes = {"svd": torch.ops.safesvd._svd_autograd.default, "eigh": torch.ops.safesvd._eigh_autograd.default,
+             "svd_fn": torch.ops.safesvd._svd_fn_autograd.default,
+             "eigh_fn": torch.ops.safesvd._eigh_fn_autograd.default}
     for name, function in functions.items():
-        register_autograd(lib, name, function, _NODES.get(function))
+        _NODES[function] = _node_entry(nodes[name], getattr(torch.ops.safesvd, name).default)
+        register_autograd(lib, name, function, nodes[name])
     # The backward of the C++ nodes: the Functions' own (csrc/aten/autograd.cpp).
     lib.impl("_svd_backward_hook", svd_backward, "CompositeImplicitAutograd")
     lib.impl("_eigh_backward_hook", eigh_backward, "CompositeImplicitAutograd")
