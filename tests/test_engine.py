@@ -481,7 +481,7 @@ def test_default_driver_falls_back_outside_the_engine():
 
 # driver=None's batches for LAPACK (csrc/cpu/cpu.cpp, lapack_batch_limit_cpu; the rule in
 # docs/architecture.md): shape -> (float32, float64) limits.
-SMALL_BATCH_LIMITS = [((7, 7), (0, 0)), ((8, 3), (0, 0)), ((128, 6), (0, 0)), ((4, 300), (0, 0)), ((8, 8), (1, 1)),
+SMALL_BATCH_LIMITS = [((5, 5), (0, 0)), ((6, 6), (1, 1)), ((7, 7), (1, 1)), ((8, 3), (0, 0)), ((7, 6), (0, 0)), ((128, 6), (0, 0)), ((4, 300), (0, 0)), ((8, 8), (1, 1)),
                       ((24, 24), (1, 1)), ((300, 4), (2, 2)), ((32, 32), (2, 2)), ((64, 16), (2, 2)),
                       ((16, 64), (1, 1)), ((48, 48), (3, 3)), ((64, 64), (3, 3)), ((256, 8), (3, 3)),
                       ((1024, 16), (10, 5)), ((3, 1000), (1, 1))]

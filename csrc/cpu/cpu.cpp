@@ -576,10 +576,15 @@ bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
 // from 48 x 48 or 256 x 8, and for tall matrices with many rows for a batch that grows
 // with the rows (1024 x 16: about 10 float32, 5 float64). Wide matrices are slow in
 // LAPACK (16 x 1024 float32: 0.34 ms, its transpose 0.10): one. With a short side below 8
-// and fewer than 1000 (wide: 2000) entries the engine is faster at every batch size.
+// and fewer than 1000 (wide: 2000) entries the engine is faster at every batch size, but
+// for one square matrix from 6 x 6: since LAPACK is called directly (csrc/cpu/lapack.h,
+// ~2.5 us less a call), one thread, 2-core AMD EPYC Zen 5 of 2026-12-07, LAPACK / engine
+// at B = 1: svd 6 x 6 0.88 / 0.91 (float32 / float64), 7 x 7 0.91 / 0.82; eigh 6 x 6
+// 0.86 / 0.78, 7 x 7 0.76 / 0.77; 5 x 5 0.90-0.97, 3 x 3 and 4 x 4 0.91-1.02 (left to the
+// engine); B = 2 1.0-1.4.
 int64_t lapack_batch_limit_cpu(int64_t m, int64_t n, bool is_double) {
   const int64_t cells = m * n;
-  const bool short_side_small = std::min(m, n) < 8;
+  const bool short_side_small = std::min(m, n) < 8 && !(m == n && m >= 6);
   if (m < n) return short_side_small && cells < 2000 ? 0 : 1;
   if (short_side_small && cells < 1000) return 0;
   if (cells <= 576) return 1;
