@@ -111,6 +111,12 @@ TORCH_LIBRARY(safesvd, m) {
   // check of their domain when `check` (ValueError: not semidefinite, not definite).
   // One definition for the Python package and the C++ API.
   m.def("_spectral_function(Tensor L, str name, bool check=True) -> (Tensor f, Tensor df, Tensor d2f)");
+  // eigh (default guard and driver) and _spectral_function of its spectrum in one call:
+  // what sqrtm / invsqrtm / logm compute before their product (csrc/aten/fn.cpp). Records
+  // no gradient (callers pass a detached A; the product, eigh_fn, carries A's gradient).
+  m.def(
+      "_eigh_spectral(Tensor A, str UPLO, str name, bool check=True) -> (Tensor L, Tensor Q, Tensor f, Tensor df, "
+      "Tensor d2f)");
 
   // The k largest singular triplets (docs/math.md, "Dominant triplets"). Forward
   // and backward are Python kernels (python/safesvd/_topk.py): a full SVD or a

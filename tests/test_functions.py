@@ -423,6 +423,9 @@ def test_opcheck(dtype, device):
         for n in (3, 4):  # the CPU's loop and the ATen path
             U3, S3, Vh3 = torch.linalg.svd(torch.randn(2, n, n, dtype=dtype, device=device))
             torch.library.opcheck(torch.ops.safesvd._procrustes_flip.default, (U3, S3, Vh3))
+    C = B @ B.mH + torch.eye(4, dtype=dtype, device=device)
+    for name in ("sqrtm", "logm"):
+        torch.library.opcheck(torch.ops.safesvd._eigh_spectral.default, (C, "U", name, True))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -483,6 +486,36 @@ def test_spectral_function_fused_cpu(name, dtype):
     for spectrum in (bad, torch.empty(1, 6, dtype=dtype)[:, ::2].copy_(bad)):
         with pytest.raises(ValueError, match="smallest eigenvalue is -1"):
             torch.ops.safesvd._spectral_function(spectrum, name, True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 3), (1, 5, 5), (4, 2, 8, 8), (0, 3, 3), (1, 1), (6, 20, 20)])
+def test_eigh_spectral_is_eigh_then_spectral_function(shape, dtype, device):
+    """_eigh_spectral (sqrtm / invsqrtm / logm before their product) returns what eigh
+    and _spectral_function of its spectrum return, bit for bit, layout included, for
+    both triangles; its domain check raises the same error; sqrtm / invsqrtm / logm go
+    through it and record nothing in it (the product carries A's gradient)."""
+    g = torch.Generator().manual_seed(len(shape) * 10 + shape[-1])
+    X = torch.randn(*shape, dtype=dtype, generator=g).to(device)
+    C = X @ X.mH + 0.5 * torch.eye(shape[-1], dtype=dtype, device=device)
+    for UPLO in ("L", "U"):
+        for name in ("sqrtm", "invsqrtm", "logm"):
+            got = torch.ops.safesvd._eigh_spectral(C, UPLO, name, True)
+            L, Q = safesvd.eigh(C, UPLO)
+            expected = (L, Q, *torch.ops.safesvd._spectral_function(L, name, True))
+            for a, b in zip(got, expected):
+                assert a.shape == b.shape and a.stride() == b.stride() and torch.equal(a, b), (UPLO, name)
+    if shape[-1] > 1 and C.numel():
+        D = C - 2 * torch.linalg.eigvalsh(C)[..., -1:, None] * torch.eye(shape[-1], dtype=dtype, device=device)
+        with pytest.raises(ValueError, match="positive semidefinite"):
+            torch.ops.safesvd._eigh_spectral(D, "L", "sqrtm", True)
+        torch.ops.safesvd._eigh_spectral(D, "L", "sqrtm", False)  # the check can be skipped
+    A = C.clone().requires_grad_()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        Y = safesvd.sqrtm(A)
+    names = [e.name for e in prof.events()]
+    assert "safesvd::_eigh_spectral" in names and "safesvd::eigh" in names
+    assert Y.requires_grad
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -435,12 +435,14 @@ struct SvdFnFunction : public torch::autograd::Function<SvdFnFunction> {
 };
 
 // sqrtm, invsqrtm, logm: the library's one definition of their values and domain
-// check (the `_spectral_function` operator, csrc/aten/fn.cpp), as in Python.
+// check (`_spectral_function`, with the decomposition in `_eigh_spectral`,
+// csrc/aten/fn.cpp), as in Python. The decomposition records nothing: the EighFn node
+// carries A's gradient.
 Tensor named_eigh_fn(const Tensor& A, const char* name) {
-  static const auto op = find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, c10::string_view, bool)>(
-      "safesvd::_spectral_function");
-  auto [L, Q] = safesvd::eigh(A, "L");
-  auto [f, df, d2f] = op.call(L.detach(), name, true);
+  static const auto op =
+      find_op<std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view,
+                                                                 bool)>("safesvd::_eigh_spectral");
+  auto [L, Q, f, df, d2f] = op.call(A.detach(), "L", name, true);
   return EighFnFunction::apply(A, L, Q, f, df, opt(d2f), c10::nullopt, c10::nullopt);
 }
 

@@ -312,10 +312,25 @@ std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::strin
   return {L.log(), L.reciprocal(), -(L * L).reciprocal()};
 }
 
+// sqrtm / invsqrtm / logm before their product: the operator call from Python is most of
+// a small decomposition's cost (~2 us at 3 x 3), so the eigendecomposition and the values
+// on its spectrum are one call.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> eigh_spectral(const Tensor& A, c10::string_view UPLO,
+                                                                 c10::string_view name, bool check) {
+  static const auto eigh =
+      find_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view, c10::optional<double>,
+                                         c10::optional<double>, c10::optional<c10::string_view>)>("safesvd::eigh");
+  const BelowAutograd below;
+  auto [L, Q] = eigh.call(A, UPLO, "pinv", c10::nullopt, c10::nullopt, c10::nullopt);
+  auto [f, df, d2f] = spectral_function(L, name, check);
+  return {L, Q, f, df, d2f};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
   m.impl("_spectral_function", &spectral_function);
+  m.impl("_eigh_spectral", &eigh_spectral);
   m.impl("svd_fn", &svd_fn_forward);
   m.impl("eigh_fn", &eigh_fn_forward);
   m.impl("_svd_fn_backward", &svd_fn_backward);

@@ -150,12 +150,13 @@ def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name):
 
 def _named_eigh_fn(A, UPLO, name):
     """sqrtm, invsqrtm, logm: their values and domain check are the library's
-    (`_spectral_function`, csrc/aten/fn.cpp: one definition for Python and C++). The
-    check reads the smallest eigenvalues: skipped while tracing or capturing."""
+    (`_spectral_function`, csrc/aten/fn.cpp: one definition for Python and C++), computed
+    with the decomposition in one operator call (`_eigh_spectral`). The check reads the
+    smallest eigenvalues: skipped while tracing or capturing."""
     _library.require()
     A = _inputs.promote(A, f"safesvd.{name}")
-    L, Q = eigh(A.detach(), UPLO)  # records nothing: the operator below carries A's gradient
-    fL, dfL, d2fL = torch.ops.safesvd._spectral_function(L.detach(), name, not _gauge.is_tracing(L))
+    # Records nothing (A detached): the operator below carries A's gradient.
+    L, Q, fL, dfL, d2fL = torch.ops.safesvd._eigh_spectral(A.detach(), UPLO, name, not _gauge.is_tracing(A))
     return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, None, None)
 
 

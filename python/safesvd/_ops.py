@@ -585,6 +585,7 @@ _FAKES = {
                                                            d.new_empty(d.shape)),
     "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
                                                        L.new_empty(L.shape)),
+    "_eigh_spectral": lambda A, UPLO, name, check=True: _eigh_spectral_fake(A, UPLO),
 }
 
 
@@ -592,6 +593,11 @@ def register_autograd(lib, name: str, function, node=None) -> None:
     """Make `function` (an autograd.Function over the op) the Autograd kernel of safesvd::<name>."""
     lib.impl(name, _autograd_kernel(function, getattr(torch.ops.safesvd, name).default, node), "Autograd",
              with_keyset=True)
+
+
+def _eigh_spectral_fake(A, UPLO):
+    L, Q = _FAKES["eigh"](A, UPLO)
+    return L, Q, L.new_empty(L.shape), L.new_empty(L.shape), L.new_empty(L.shape)
 
 
 def register_vmap(name: str) -> None:
@@ -627,7 +633,7 @@ def register() -> None:
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
-                 "_merged_with_zero", "_spectral_function", "_procrustes_flip"):
+                 "_merged_with_zero", "_spectral_function", "_eigh_spectral", "_procrustes_flip"):
         register_vmap(name)
     register._lib = lib
     _registered = True
