@@ -426,6 +426,7 @@ def test_opcheck(dtype, device):
     C = B @ B.mH + torch.eye(4, dtype=dtype, device=device)
     for name in ("sqrtm", "logm"):
         torch.library.opcheck(torch.ops.safesvd._eigh_spectral.default, (C, "U", name, True))
+    torch.library.opcheck(torch.ops.safesvd._svd_polar.default, (A,))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -516,6 +517,36 @@ def test_eigh_spectral_is_eigh_then_spectral_function(shape, dtype, device):
     names = [e.name for e in prof.events()]
     assert "safesvd::_eigh_spectral" in names and "safesvd::eigh" in names
     assert Y.requires_grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 3), (1, 5, 5), (4, 2, 8, 8), (0, 3, 3), (1, 1), (6, 7, 4), (2, 3, 9)])
+def test_svd_polar_is_svd_then_merged_with_zero(shape, dtype, device):
+    """_svd_polar (polar / procrustes before their product) returns svd's factors, ones,
+    zeros and _merged_with_zero of S, bit for bit, layout included, on full-rank and
+    rank-deficient input; polar and procrustes go through it."""
+    g = torch.Generator().manual_seed(len(shape) * 10 + shape[-1])
+    A = torch.randn(*shape, dtype=dtype, generator=g).to(device)
+    deficient = A.clone()
+    if min(shape[-2:]) > 1:  # rank deficient: a repeated column (row of a wide matrix)
+        if shape[-2] >= shape[-1]:
+            deficient[..., -1] = deficient[..., 0]
+        else:
+            deficient[..., -1, :] = deficient[..., 0, :]
+    for X in (A, deficient):
+        got = torch.ops.safesvd._svd_polar(X)
+        U, S, Vh = safesvd.svd(X)
+        expected = (U, S, Vh, torch.ones_like(S), torch.zeros_like(S), torch.ops.safesvd._merged_with_zero(S))
+        for a, b in zip(got, expected):
+            assert a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype and torch.equal(a, b)
+    if min(shape[-2:]) > 1 and A.numel():
+        assert bool(torch.ops.safesvd._svd_polar(deficient)[-1].all())  # the test sees the deficiency
+        assert not bool(torch.ops.safesvd._svd_polar(A)[-1].any())  # and not in full-rank Gaussian input
+    B = A.clone().requires_grad_()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        Q = safesvd.procrustes(B)
+    names = [e.name for e in prof.events()]
+    assert "safesvd::_svd_polar" in names and "safesvd::svd" in names and Q.requires_grad
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -326,11 +326,26 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> eigh_spectral(const Tensor& A
   return {L, Q, f, df, d2f};
 }
 
+// polar and procrustes(special=False) before their product, for the same reason.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> svd_polar(const Tensor& A) {
+  static const auto svd =
+      find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view, c10::optional<double>,
+                                                 c10::optional<double>, c10::optional<c10::string_view>)>("safesvd::svd");
+  static const auto merged_with_zero =
+      find_op<Tensor(const Tensor&, c10::optional<double>, c10::optional<double>, c10::optional<int64_t>)>(
+          "safesvd::_merged_with_zero");
+  const BelowAutograd below;
+  auto [U, S, Vh] = svd.call(A, false, "pinv", c10::nullopt, c10::nullopt, c10::nullopt);
+  Tensor rank_deficient = merged_with_zero.call(S, c10::nullopt, c10::nullopt, c10::nullopt);
+  return {U, S, Vh, at::ones_like(S), at::zeros_like(S), rank_deficient};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(safesvd, CompositeExplicitAutograd, m) {
   m.impl("_spectral_function", &spectral_function);
   m.impl("_eigh_spectral", &eigh_spectral);
+  m.impl("_svd_polar", &svd_polar);
   m.impl("svd_fn", &svd_fn_forward);
   m.impl("eigh_fn", &eigh_fn_forward);
   m.impl("_svd_fn_backward", &svd_fn_backward);

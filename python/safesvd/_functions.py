@@ -236,10 +236,10 @@ def polar(A: torch.Tensor):
 def _polar_factor(A: torch.Tensor, name: str) -> torch.Tensor:
     """U V^H of polar and procrustes(special=False), with the rank-deficiency warning."""
     _library.require()
-    U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
-    _warn_not_unique(_guards.merged_with_zero(S),
-                     f"{name}: A is rank deficient, so its polar factor U V^H is not unique.")
-    ones, zeros = torch.ones_like(S), torch.zeros_like(S)
+    # The decomposition (recording nothing: _apply_svd_fn), f = 1, f' = 0 and the
+    # rank-deficiency test (_guards.merged_with_zero) in one operator call.
+    U, S, Vh, ones, zeros, rank_deficient = torch.ops.safesvd._svd_polar(A.detach())
+    _warn_not_unique(rank_deficient, f"{name}: A is rank deficient, so its polar factor U V^H is not unique.")
     df0 = zeros[..., :1] if A.shape[-1] != A.shape[-2] else None
     return _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
 

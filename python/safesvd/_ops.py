@@ -586,6 +586,7 @@ _FAKES = {
     "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
                                                        L.new_empty(L.shape)),
     "_eigh_spectral": lambda A, UPLO, name, check=True: _eigh_spectral_fake(A, UPLO),
+    "_svd_polar": lambda A: _svd_polar_fake(A),
 }
 
 
@@ -598,6 +599,11 @@ def register_autograd(lib, name: str, function, node=None) -> None:
 def _eigh_spectral_fake(A, UPLO):
     L, Q = _FAKES["eigh"](A, UPLO)
     return L, Q, L.new_empty(L.shape), L.new_empty(L.shape), L.new_empty(L.shape)
+
+
+def _svd_polar_fake(A):
+    U, S, Vh = _FAKES["svd"](A)
+    return U, S, Vh, S.new_empty(S.shape), S.new_empty(S.shape), S.new_empty(S.shape[:-1], dtype=torch.bool)
 
 
 def register_vmap(name: str) -> None:
@@ -633,7 +639,7 @@ def register() -> None:
     for name in (*functions, "_svd_backward", "_eigh_backward", "_svd_backward_composite",
                  "_eigh_backward_composite", "_svd_fn_backward", "_eigh_fn_backward",
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
-                 "_merged_with_zero", "_spectral_function", "_eigh_spectral", "_procrustes_flip"):
+                 "_merged_with_zero", "_spectral_function", "_eigh_spectral", "_svd_polar", "_procrustes_flip"):
         register_vmap(name)
     register._lib = lib
     _registered = True
