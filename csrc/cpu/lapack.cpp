@@ -1,6 +1,6 @@
 // LAPACK's gesdd / syevd called directly (csrc/cpu/lapack.h, docs/architecture.md,
 // "LAPACK on the CPU"). Each step is the one torch's CPU linalg_svd / linalg_eigh takes
-// (torch 2.x, aten/src/ATen/native/BatchLinearAlgebraKernel.cpp): the same working copy
+// (torch 2.x; tests/test_lapack_parallel.py holds us to it bit for bit): the same working copy
 // of the input (matrices column-major, the batch contiguous, from the CPU allocator), the
 // same workspace query and its rounding up, the same leading dimensions and one workspace
 // for the whole batch, so that every matrix sees the same data at the same alignment

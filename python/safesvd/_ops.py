@@ -61,9 +61,9 @@ def apply(function, op, *args):
         return function.apply(*args)
     if torch.compiler.is_compiling():  # traced: the operator (dynamo cannot key a dict by a Function)
         return op(*args)
-    node = _NODES.get(function)
-    if node is not None:
-        node, tensors, options = node
+    entry = _NODES.get(function)
+    if entry is not None:
+        node, tensors, options = entry
         if torch.is_grad_enabled() and _C._any_requires_grad(*args[:tensors]):
             if _takes_node(args):
                 return node(*args)
