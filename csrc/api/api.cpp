@@ -31,14 +31,12 @@ namespace {
 std::atomic<int> g_gauge_mode{static_cast<int>(GaugeMode::Warn)};
 
 std::tuple<Tensor, Tensor, Tensor> svd_op(const Tensor& A, bool full, const std::string& guard, Opt r, Opt a) {
-  static const auto op = find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view, Opt, Opt,
-                                                                    c10::optional<c10::string_view>)>("safesvd::svd");
+  static const auto op = find_op<SvdOpSignature>("safesvd::svd");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(A, full, guard, r, a, c10::nullopt);
 }
 std::tuple<Tensor, Tensor> eigh_op(const Tensor& A, const std::string& UPLO, const std::string& guard, Opt r, Opt a) {
-  static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view, Opt,
-                                                             Opt, c10::optional<c10::string_view>)>("safesvd::eigh");
+  static const auto op = find_op<EighOpSignature>("safesvd::eigh");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(A, UPLO, guard, r, a, c10::nullopt);
 }

@@ -112,8 +112,7 @@ void check_gauge(const Tensor& gauge, const Tensor& spectrum, const char* op, co
 struct SvdNode : public torch::autograd::Function<SvdNode> {
   static variable_list forward(AutogradContext* ctx, const Tensor& A, bool full_matrices, c10::string_view guard,
                                Opt rtol, Opt atol, OptS driver) {
-    static const auto op = find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view, Opt, Opt,
-                                                                      OptS)>("safesvd::svd");
+    static const auto op = find_op<SvdOpSignature>("safesvd::svd");
     at::AutoDispatchBelowADInplaceOrView below;
     auto [U, S, Vh] = op.call(A, full_matrices, guard, rtol, atol, driver);
     ctx->save_for_backward({U, S, Vh});
@@ -145,8 +144,7 @@ struct SvdNode : public torch::autograd::Function<SvdNode> {
 struct EighNode : public torch::autograd::Function<EighNode> {
   static variable_list forward(AutogradContext* ctx, const Tensor& A, c10::string_view UPLO, c10::string_view guard,
                                Opt rtol, Opt atol, OptS driver) {
-    static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view, Opt,
-                                                               Opt, OptS)>("safesvd::eigh");
+    static const auto op = find_op<EighOpSignature>("safesvd::eigh");
     at::AutoDispatchBelowADInplaceOrView below;
     auto [L, Q] = op.call(A, UPLO, guard, rtol, atol, driver);
     ctx->save_for_backward({L, Q});

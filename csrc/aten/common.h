@@ -111,6 +111,13 @@ template <typename Sig>
 c10::TypedOperatorHandle<Sig> find_op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
 }
+// The C++ signatures of safesvd::svd and safesvd::eigh (csrc/safesvd.cpp), for find_op.
+using SvdOpSignature = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view,
+                                                          c10::optional<double>, c10::optional<double>,
+                                                          c10::optional<c10::string_view>);
+using EighOpSignature = std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view,
+                                                   c10::optional<double>, c10::optional<double>,
+                                                   c10::optional<c10::string_view>);
 
 // Batch shape of a (..., r, c) tensor (matrix_dims = 2) or (..., k) (1).
 inline std::vector<int64_t> batch_shape(const Tensor& X, int64_t matrix_dims = 2) {

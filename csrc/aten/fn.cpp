@@ -317,9 +317,7 @@ std::tuple<Tensor, Tensor, Tensor> spectral_function(const Tensor& L, c10::strin
 // on its spectrum are one call.
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> eigh_spectral(const Tensor& A, c10::string_view UPLO,
                                                                  c10::string_view name, bool check) {
-  static const auto eigh =
-      find_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view, c10::string_view, c10::optional<double>,
-                                         c10::optional<double>, c10::optional<c10::string_view>)>("safesvd::eigh");
+  static const auto eigh = find_op<EighOpSignature>("safesvd::eigh");
   const BelowAutograd below;
   auto [L, Q] = eigh.call(A, UPLO, "pinv", c10::nullopt, c10::nullopt, c10::nullopt);
   auto [f, df, d2f] = spectral_function(L, name, check);
@@ -328,9 +326,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> eigh_spectral(const Tensor& A
 
 // polar and procrustes(special=False) before their product, for the same reason.
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> svd_polar(const Tensor& A) {
-  static const auto svd =
-      find_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, bool, c10::string_view, c10::optional<double>,
-                                                 c10::optional<double>, c10::optional<c10::string_view>)>("safesvd::svd");
+  static const auto svd = find_op<SvdOpSignature>("safesvd::svd");
   static const auto merged_with_zero =
       find_op<Tensor(const Tensor&, c10::optional<double>, c10::optional<double>, c10::optional<int64_t>)>(
           "safesvd::_merged_with_zero");
