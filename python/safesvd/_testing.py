@@ -52,13 +52,19 @@ def cpu_kernels(table_address: int):
         hooks().safesvd_testing_install_cpu_kernels(None)
 
 
+def _set_mode(name: str, mode: int, allowed: str = "-1, 0 or 1") -> int:
+    """Call the mode hook safesvd_testing_<name> (csrc/testing.h): the previous mode, or
+    ValueError for a mode the hook refuses (it answers -2)."""
+    previous = getattr(hooks(), f"safesvd_testing_{name}")(mode)
+    if previous == -2:
+        raise ValueError(f"{name}: mode must be {allowed}, got {mode}")
+    return previous
+
+
 def cpu_soa_mode(mode: int = -1) -> int:
     """Set the CPU's SoA backward mode (1 on, 0 off, 2 per-matrix kernels over its range;
     -1 reads); returns the previous mode (docs/soa_backward.md)."""
-    previous = hooks().safesvd_testing_cpu_soa_mode(mode)
-    if previous == -2:
-        raise ValueError(f"cpu_soa_mode: mode must be -1, 0, 1 or 2, got {mode}")
-    return previous
+    return _set_mode("cpu_soa_mode", mode, "-1, 0, 1 or 2")
 
 
 def cpu_soa_calls(kind: str = "backward") -> int:
@@ -87,20 +93,14 @@ def cpu_fused_rectangular(mode: int = -1) -> int:
     """Set how the CPU's svd backward runs rectangular input (1 the default: the SoA
     tiles for a short side <= 8 or 16, batched BLAS otherwise; 0 batched BLAS for every shape with
     a side above 7; -1 reads); returns the previous mode."""
-    previous = hooks().safesvd_testing_cpu_fused_rectangular(mode)
-    if previous == -2:
-        raise ValueError(f"cpu_fused_rectangular: mode must be -1, 0 or 1, got {mode}")
-    return previous
+    return _set_mode("cpu_fused_rectangular", mode)
 
 
 def cpu_small_bmm(mode: int = -1) -> int:
     """Set whether the CPU's batched backward forms its real square products up to 64 x 64
     with its own kernel (1, the default) or batched BLAS (0); -1 reads. Returns the previous
     mode."""
-    previous = hooks().safesvd_testing_cpu_small_bmm(mode)
-    if previous == -2:
-        raise ValueError(f"cpu_small_bmm: mode must be -1, 0 or 1, got {mode}")
-    return previous
+    return _set_mode("cpu_small_bmm", mode)
 
 
 def cpu_direct_lapack(mode: int = -1) -> int:
@@ -108,10 +108,7 @@ def cpu_direct_lapack(mode: int = -1) -> int:
     the default), or through torch.linalg.svd / eigh (0); -1 reads. Returns the previous
     setting as it took effect: 0 where this torch does not export the routines
     (csrc/cpu/lapack.h)."""
-    previous = hooks().safesvd_testing_cpu_direct_lapack(mode)
-    if previous == -2:
-        raise ValueError(f"cpu_direct_lapack: mode must be -1, 0 or 1, got {mode}")
-    return previous
+    return _set_mode("cpu_direct_lapack", mode)
 
 
 def cpu_max_abs(x: torch.Tensor, over: int) -> torch.Tensor:
