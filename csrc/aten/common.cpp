@@ -188,6 +188,8 @@ std::pair<double, double> resolve_divided_difference(at::ScalarType real_dtype,
 }
 
 void check_matrix_input(const Tensor& A, const char* op, bool square, bool check_finite) {
+  TORCH_CHECK_TYPE(!A.is_nested(), op, ": expected a dense (strided) tensor, got a nested tensor");
+  TORCH_CHECK_TYPE(A.layout() == at::kStrided, op, ": expected a dense (strided) tensor, got layout ", A.layout());
   const auto dt = A.scalar_type();
   TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble || dt == at::kComplexFloat ||
                        dt == at::kComplexDouble,

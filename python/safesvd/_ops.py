@@ -43,6 +43,32 @@ def _below_autograd(op, *args):
         return op(*args)
 
 
+# The CPU kernel's dispatch key: a call with this key set goes straight to it.
+_CPU_KEYSET = _C.DispatchKeySet(_C.DispatchKey.CPU)
+_REAL = (torch.float32, torch.float64)
+
+
+def _direct_cpu_call(tensors) -> bool:
+    """May a call that records nothing go straight to the CPU kernel (the operator
+    redispatched with the CPU key alone) rather than through the dispatcher below autograd?
+
+    The same kernel either way: the direct call skips the guard object and the key
+    computation (~0.5 us of a 5 us eigh 3x3 at B = 1; docs/architecture.md, "Calls that
+    record nothing"). It also skips every key above the kernel, so it is taken only where
+    none of them would act: no dispatch mode (fake tensors, make_fx), torch function mode or
+    jit trace (whose Tracer key records the call), and every tensor argument a plain real
+    CPU tensor without a negative bit (the Negative fallback resolves that bit; the
+    Conjugate one needs complex input). Anything else goes through the dispatcher. (A
+    sparse, mkldnn or nested tensor reaches the kernel either way, which refuses it.)"""
+    if _C._len_torch_dispatch_stack() or _C._is_torch_function_mode_enabled() \
+            or _C._get_tracing_state() is not None:
+        return False
+    for t in tensors:
+        if t is not None and (type(t) is not torch.Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()):
+            return False
+    return True
+
+
 def _differentiable_backward(*tensors) -> bool:
     """Must the backward be recorded by autograd (create_graph=True, torch.func
     forward-over-reverse, a forward-mode level)?"""
@@ -70,7 +96,10 @@ def apply(function, op, *args):
         elif _fwAD._current_level < 0:  # nothing to record: the kernel below autograd
             # Options all at their defaults are left out: the operator call parses each
             # argument it is given against the schema, ~0.05 us apiece.
-            return _below_autograd(op, *(args[:tensors] if args[tensors:] == options else args))
+            call = args[:tensors] if args[tensors:] == options else args
+            if _direct_cpu_call(args[:tensors]):
+                return op._handle.redispatch_boxed(_CPU_KEYSET, *call)
+            return _below_autograd(op, *call)
     return op(*args)
 
 
