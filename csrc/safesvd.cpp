@@ -117,10 +117,14 @@ TORCH_LIBRARY(safesvd, m) {
   m.def(
       "_eigh_spectral(Tensor A, str UPLO, str name, bool check=True) -> (Tensor L, Tensor Q, Tensor f, Tensor df, "
       "Tensor d2f)");
-  // svd (default guard and driver), f = 1, f' = 0 (also f'') and the rank-deficiency test
-  // (_merged_with_zero) in one call: what polar and procrustes compute before their product
-  // U V^H (csrc/aten/fn.cpp). Records no gradient, as _eigh_spectral.
-  m.def("_svd_polar(Tensor A) -> (Tensor U, Tensor S, Tensor Vh, Tensor ones, Tensor zeros, Tensor rank_deficient)");
+  // svd (default guard and driver), f = 1 (special: procrustes' flip, _procrustes_flip),
+  // f' = 0 (also f''), whether the result is not unique (_merged_with_zero's rank
+  // deficiency; special: the flip's ambiguity) and, with product, U diag(f) Vh, in one
+  // call: what polar and procrustes compute (csrc/aten/fn.cpp). Records no gradient, as
+  // _eigh_spectral. Without product, Q is an empty tensor.
+  m.def(
+      "_svd_polar(Tensor A, bool special=False, bool product=True) -> (Tensor U, Tensor S, Tensor Vh, Tensor f, "
+      "Tensor zeros, Tensor not_unique, Tensor Q)");
 
   // The k largest singular triplets (docs/math.md, "Dominant triplets"). Forward
   // and backward are Python kernels (python/safesvd/_topk.py): a full SVD or a

@@ -158,6 +158,19 @@ def test_jit_trace_records_the_call():
     torch.testing.assert_close(traced(B), torch.linalg.eigvalsh(B))
 
 
+@pytest.mark.parametrize("fn, name", [
+    (lambda A: safesvd.svd(A), "safesvd::svd"),
+    (lambda A: safesvd.eigh(A + A.mT), "safesvd::eigh"),
+    (lambda A: safesvd.procrustes(A), "safesvd::_svd_polar"),
+    (lambda A: safesvd.procrustes(A, special=True), "safesvd::_svd_polar"),
+], ids=["svd", "eigh", "procrustes", "procrustes special"])
+def test_profiler_sees_the_operator(fn, name):
+    A = torch.randn(4, 4, dtype=torch.float64)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn(A)
+    assert name in [e.name for e in prof.events()]
+
+
 def test_inference_mode():
     A = torch.randn(4, 4, dtype=torch.float64)
     with torch.inference_mode():

@@ -1,5 +1,7 @@
 """Matrix functions (docs/math.md, "Matrix functions"): eigh_fn, svd_fn, sqrtm, invsqrtm, logm, polar, procrustes."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -311,9 +313,9 @@ def _procrustes_flip_reference(U, S, Vh):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 8, 17])
 def test_procrustes_flip(dtype, n):
-    """torch.ops.safesvd._procrustes_flip: the CPU's one-pass loop (n <= 3, contiguous S) and
+    """torch.ops.safesvd._procrustes_flip: the CPU's one-pass loop (contiguous S) and
     its ATen path (any other input) equal the definition, on random matrices with and
     without reflection, a repeated smallest singular value (with and without reflection), a
     nearly repeated pair just outside and inside the tolerance, rank deficiency by one and
@@ -321,9 +323,11 @@ def test_procrustes_flip(dtype, n):
     g = torch.Generator().manual_seed(n)
     eps = torch.finfo(dtype).eps
     rtol = torch.ops.safesvd._guard_defaults(dtype, None, None, False)[0]
-    spectra = [[3.0, 2.0, 1.0, 0.5][:n], [2.0, 1.0, 1.0, 1.0][:n], [2.0, 1.0, 1.0 + 0.5 * rtol, 1.0][:n],
-               [2.0, 1.0, 1.0 + 4 * rtol, 1.0][:n], [1.0, 1.0, 0.0, 0.0][:n], [2.0, 1.0, 1.0, 0.0][:n],
-               [0.0] * n, [1e-30, 5e-31, 5e-31, 1e-31][:n]]
+    tails = [[3.0, 2.0, 1.0, 0.5], [2.0, 1.0, 1.0, 1.0], [2.0, 1.0, 1.0 + 0.5 * rtol, 1.0],
+             [2.0, 1.0, 1.0 + 4 * rtol, 1.0], [1.0, 1.0, 0.0, 0.0], [2.0, 1.0, 1.0, 0.0],
+             [0.0] * 4, [1e-30, 5e-31, 5e-31, 1e-31]]
+    # n > 4: larger singular values above the four smallest (the cases are in the smallest).
+    spectra = [t[:n] if n <= 4 else [max(t) * (2 + k) for k in range(n - 4, 0, -1)] + t for t in tails]
     flip = torch.ones(n, 1, dtype=torch.float64)
     flip[0] = -1  # a row's sign: the other sign of det, the same singular values
     A = torch.stack([with_singular_values(s, n, n) * f for s in spectra for f in (1.0, flip)]).to(dtype)
@@ -519,12 +523,18 @@ def test_eigh_spectral_is_eigh_then_spectral_function(shape, dtype, device):
     assert Y.requires_grad
 
 
+def _same(a, b):
+    return a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype and torch.equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(3, 3), (1, 5, 5), (4, 2, 8, 8), (0, 3, 3), (1, 1), (6, 7, 4), (2, 3, 9)])
 def test_svd_polar_is_svd_then_merged_with_zero(shape, dtype, device):
-    """_svd_polar (polar / procrustes before their product) returns svd's factors, ones,
-    zeros and _merged_with_zero of S, bit for bit, layout included, on full-rank and
-    rank-deficient input; polar and procrustes go through it."""
+    """_svd_polar (polar / procrustes in one call) returns svd's factors, ones, zeros,
+    _merged_with_zero of S and svd_fn's product U Vh, bit for bit, layout included, on
+    full-rank and rank-deficient input (special=True: _procrustes_flip's f and ambiguity,
+    and U diag(f) Vh); without product an empty Q. polar and procrustes go through it, and
+    return the same Q whether they record a gradient (svd_fn's forward) or not (its Q)."""
     g = torch.Generator().manual_seed(len(shape) * 10 + shape[-1])
     A = torch.randn(*shape, dtype=dtype, generator=g).to(device)
     deficient = A.clone()
@@ -533,20 +543,37 @@ def test_svd_polar_is_svd_then_merged_with_zero(shape, dtype, device):
             deficient[..., -1] = deficient[..., 0]
         else:
             deficient[..., -1, :] = deficient[..., 0, :]
+    square_real = shape[-1] == shape[-2] and not dtype.is_complex
     for X in (A, deficient):
-        got = torch.ops.safesvd._svd_polar(X)
         U, S, Vh = safesvd.svd(X)
-        expected = (U, S, Vh, torch.ones_like(S), torch.zeros_like(S), torch.ops.safesvd._merged_with_zero(S))
-        for a, b in zip(got, expected):
-            assert a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype and torch.equal(a, b)
+        zeros = torch.zeros_like(S)
+        df0 = zeros[..., :1] if shape[-1] != shape[-2] else None
+        for special in (False, True) if square_real else (False,):
+            f, amb = torch.ops.safesvd._procrustes_flip(U, S, Vh) if special else \
+                (torch.ones_like(S), torch.ops.safesvd._merged_with_zero(S))
+            Q = torch.ops.safesvd.svd_fn(X, U, S, Vh, f, zeros, zeros, df0)
+            got = torch.ops.safesvd._svd_polar(X, special)
+            for a, b in zip(got, (U, S, Vh, f, zeros, amb, Q)):
+                assert _same(a, b)
+            without = torch.ops.safesvd._svd_polar(X, special, False)
+            assert all(_same(a, b) for a, b in zip(without[:6], got[:6])) and without[6].shape == (0,)
+            for grad in (False, True):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", safesvd.GaugeWarning)  # the deficient input
+                    Y = safesvd.procrustes(X.clone().requires_grad_(grad), special=special)
+                assert Y.requires_grad == grad and torch.equal(Y, Q)
+    if not square_real:
+        with pytest.raises((ValueError, TypeError), match="special=True"):
+            torch.ops.safesvd._svd_polar(A, True)
     if min(shape[-2:]) > 1 and A.numel():
-        assert bool(torch.ops.safesvd._svd_polar(deficient)[-1].all())  # the test sees the deficiency
-        assert not bool(torch.ops.safesvd._svd_polar(A)[-1].any())  # and not in full-rank Gaussian input
-    B = A.clone().requires_grad_()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        Q = safesvd.procrustes(B)
-    names = [e.name for e in prof.events()]
-    assert "safesvd::_svd_polar" in names and "safesvd::svd" in names and Q.requires_grad
+        assert bool(torch.ops.safesvd._svd_polar(deficient)[5].all())  # the test sees the deficiency
+        assert not bool(torch.ops.safesvd._svd_polar(A)[5].any())  # and not in full-rank Gaussian input
+    for grad in (False, True):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            Q = safesvd.procrustes(A.clone().requires_grad_(grad))
+        names = [e.name for e in prof.events()]
+        assert "safesvd::_svd_polar" in names and "safesvd::svd" in names and Q.requires_grad == grad
+        assert ("safesvd::svd_fn" in names) == grad  # recording nothing: the operator's product
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

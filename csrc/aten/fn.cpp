@@ -324,16 +324,37 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> eigh_spectral(const Tensor& A
   return {L, Q, f, df, d2f};
 }
 
-// polar and procrustes(special=False) before their product, for the same reason.
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> svd_polar(const Tensor& A) {
+// polar and procrustes before their product, for the same reason: svd, the spectrum's
+// function f (ones; special: procrustes' flip [1, ..., 1, sign det(U Vh)]), f' = f'' = 0,
+// whether the result is not unique (rank deficiency; special: _procrustes_flip's
+// ambiguity), and with `product` the product U diag(f) Vh itself, as svd_fn's forward
+// computes it (Python returns it where nothing is recorded; else svd_fn carries the
+// gradient and computes it, and Q is an empty tensor).
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> svd_polar(const Tensor& A, bool special,
+                                                                             bool product) {
   static const auto svd = find_op<SvdOpSignature>("safesvd::svd");
   static const auto merged_with_zero =
       find_op<Tensor(const Tensor&, c10::optional<double>, c10::optional<double>, c10::optional<int64_t>)>(
           "safesvd::_merged_with_zero");
+  static const auto procrustes_flip =
+      find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&)>("safesvd::_procrustes_flip");
+  const char* op = "safesvd._svd_polar";
   const BelowAutograd below;
+  if (special) {
+    TORCH_CHECK_VALUE(A.dim() >= 2 && A.size(-1) == A.size(-2), op,
+                      ": special=True expects square matrices (..., n, n), got shape ", A.sizes());
+    TORCH_CHECK_TYPE(!A.is_complex(), op, ": special=True expects real input, got ", A.scalar_type());
+  }
   auto [U, S, Vh] = svd.call(A, false, "pinv", c10::nullopt, c10::nullopt, c10::nullopt);
-  Tensor rank_deficient = merged_with_zero.call(S, c10::nullopt, c10::nullopt, c10::nullopt);
-  return {U, S, Vh, at::ones_like(S), at::zeros_like(S), rank_deficient};
+  Tensor f, not_unique;
+  if (special) {
+    std::tie(f, not_unique) = procrustes_flip.call(U, S, Vh);
+  } else {
+    f = at::ones_like(S);
+    not_unique = merged_with_zero.call(S, c10::nullopt, c10::nullopt, c10::nullopt);
+  }
+  Tensor Q = product ? product_with_spectrum(device_kernels(U.device(), op), U, Vh, f) : at::empty({0}, U.options());
+  return {U, S, Vh, f, at::zeros_like(S), not_unique, Q};
 }
 
 }  // namespace

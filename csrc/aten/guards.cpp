@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "dispatch.h"
 
@@ -155,8 +156,37 @@ T sign_of(T x) {
   return T((x > T(0)) - (x < T(0)));
 }
 
-// procrustes_flip below on the CPU, n <= 3, S contiguous: per matrix, the decisions of its
-// ATen path (the same guard parameters and comparisons, kernels/guards.h, and
+// sign det of the n x n matrix at m (row stride rs, column stride cs): cofactors for
+// n <= 3, else the signs of the pivots and of the row swaps of an LU factorization with
+// partial pivoting, in the n * n scratch w (only its sign is used, of orthogonal factors
+// whose det is +-1).
+template <typename T>
+T det_sign(const T* m, int64_t rs, int64_t cs, int64_t n, T* w) {
+  if (n <= 3) return sign_of(cofactor_det(n, [&](int64_t i, int64_t j) { return m[i * rs + j * cs]; }));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) w[i * n + j] = m[i * rs + j * cs];
+  T sign = T(1);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t p = k;
+    for (int64_t i = k + 1; i < n; ++i)
+      if (std::abs(w[i * n + k]) > std::abs(w[p * n + k])) p = i;
+    const T pivot = w[p * n + k];
+    if (pivot == T(0)) return T(0);  // singular
+    if (p != k) {
+      for (int64_t j = k; j < n; ++j) std::swap(w[p * n + j], w[k * n + j]);
+      sign = -sign;
+    }
+    if (pivot < T(0)) sign = -sign;
+    for (int64_t i = k + 1; i < n; ++i) {
+      const T l = w[i * n + k] / pivot;
+      for (int64_t j = k + 1; j < n; ++j) w[i * n + j] -= l * w[k * n + j];
+    }
+  }
+  return sign;
+}
+
+// procrustes_flip below on the CPU, S contiguous: per matrix, the decisions of its ATen
+// path (the same guard parameters and comparisons, kernels/guards.h, and
 // merged_with_zero_one of merged_with_zero above) in one pass.
 template <typename T>
 void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Tensor& fS, Tensor& ambiguous) {
@@ -170,12 +200,10 @@ void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Ten
   const kernels::GuardParams<T> params = resolve_guard("pinv", S.scalar_type(), c10::nullopt, c10::nullopt,
                                                        "safesvd._procrustes_flip").params<T>();
   const auto [r, a] = resolve_divided_difference(S.scalar_type(), c10::nullopt, c10::nullopt, "safesvd._procrustes_flip");
-  at::parallel_for(0, B, 4096, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, B, std::max<int64_t>(1, 4096 / (n * n)), [&](int64_t b0, int64_t b1) {
+    std::vector<T> w(n > 3 ? n * n : 0);
     for (int64_t b = b0; b < b1; ++b) {
-      const T* ub_ = u + b * ub;
-      const T* vb_ = v + b * vb;
-      const T d = sign_of(cofactor_det(n, [&](int64_t i, int64_t j) { return ub_[i * urs + j * ucs]; }) *
-                          cofactor_det(n, [&](int64_t i, int64_t j) { return vb_[i * vrs + j * vcs]; }));
+      const T d = det_sign(u + b * ub, urs, ucs, n, w.data()) * det_sign(v + b * vb, vrs, vcs, n, w.data());
       const T* sb = s + b * n;
       for (int64_t i = 0; i + 1 < n; ++i) f[b * n + i] = T(1);
       f[b * n + n - 1] = d;
@@ -211,7 +239,7 @@ std::tuple<Tensor, Tensor> procrustes_flip(const Tensor& U, const Tensor& S, con
   const int64_t n = S.size(-1);
   const auto batch = batch_shape(S, 1);
   if (S.numel() == 0) return {at::ones_like(S, at::MemoryFormat::Contiguous), at::zeros(batch, S.options().dtype(at::kBool))};
-  if (S.is_cpu() && U.is_cpu() && Vh.is_cpu() && S.is_contiguous() && n <= 3 && !U.is_neg() && !Vh.is_neg()) {
+  if (S.is_cpu() && U.is_cpu() && Vh.is_cpu() && S.is_contiguous() && !U.is_neg() && !Vh.is_neg()) {
     Tensor fS = at::empty_like(S, at::MemoryFormat::Contiguous), amb = at::empty(batch, S.options().dtype(at::kBool));
     AT_DISPATCH_FLOATING_TYPES(S.scalar_type(), "safesvd_procrustes_flip",
                                [&] { procrustes_flip_cpu<scalar_t>(U, S, Vh, fS, amb); });

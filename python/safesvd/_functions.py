@@ -78,7 +78,7 @@ def _warn_not_unique(condition: torch.Tensor, message: str) -> None:
     """GaugeWarning (or raise) when `condition` holds for some matrix; one sync."""
     if _gauge.get_gauge_mode() == "ignore" or _gauge.is_tracing(condition) or condition.numel() == 0:
         return
-    if bool(condition.any()):
+    if bool(condition if condition.numel() == 1 else condition.any()):  # one matrix: no any() (~0.8 us)
         _gauge.report(message + " safesvd returns the finite guarded value.", stacklevel=3)
 
 
@@ -156,7 +156,8 @@ def _named_eigh_fn(A, UPLO, name):
     _library.require()
     A = _inputs.promote(A, f"safesvd.{name}")
     # Records nothing (A detached): the operator below carries A's gradient.
-    L, Q, fL, dfL, d2fL = torch.ops.safesvd._eigh_spectral(A.detach(), UPLO, name, not _gauge.is_tracing(A))
+    L, Q, fL, dfL, d2fL = _ops.call_detached(torch.ops.safesvd._eigh_spectral.default, A.detach(), UPLO, name,
+                                             not _gauge.is_tracing(A))
     return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, None, None)
 
 
@@ -228,20 +229,28 @@ def polar(A: torch.Tensor):
     unique: the guarded finite value is returned with a GaugeWarning.
     """
     A = _inputs.promote(A, "safesvd.polar")
-    Q = _polar_factor(A, "safesvd.polar")
+    Q = _polar_factor(A, False, "safesvd.polar", _RANK_DEFICIENT)
     P = Q.mH @ A
     return Q, (P + P.mH) / 2
 
 
-def _polar_factor(A: torch.Tensor, name: str) -> torch.Tensor:
-    """U V^H of polar and procrustes(special=False), with the rank-deficiency warning."""
+def _polar_factor(A: torch.Tensor, special: bool, name: str, not_unique: str) -> torch.Tensor:
+    """U diag(f) V^H of polar and procrustes (f = 1; special: the flip), warning with
+    `not_unique` where it is not unique."""
     _library.require()
-    # The decomposition (recording nothing: _apply_svd_fn), f = 1, f' = 0 and the
-    # rank-deficiency test (_guards.merged_with_zero) in one operator call.
-    U, S, Vh, ones, zeros, rank_deficient = torch.ops.safesvd._svd_polar(A.detach())
-    _warn_not_unique(rank_deficient, f"{name}: A is rank deficient, so its polar factor U V^H is not unique.")
+    # The decomposition (of A.detach(): svd_fn carries the gradient), f, f' = f'' = 0, the
+    # uniqueness test and, when nothing is recorded, the product: one operator call.
+    product = _ops.records_nothing(A)
+    U, S, Vh, fS, zeros, ambiguous, Q = _ops.call_detached(torch.ops.safesvd._svd_polar.default, A.detach(),
+                                                           special, product)
+    _warn_not_unique(ambiguous, f"{name}: {not_unique}")
+    if product:
+        return Q
     df0 = zeros[..., :1] if A.shape[-1] != A.shape[-2] else None
-    return _apply_svd_fn(A, U, S, Vh, ones, zeros, zeros, df0, None, None)
+    return _apply_svd_fn(A, U, S, Vh, fS, zeros, zeros, df0, None, None)
+
+
+_RANK_DEFICIENT = "A is rank deficient, so its polar factor U V^H is not unique."
 
 
 @_inputs.outside_autocast
@@ -258,18 +267,15 @@ def procrustes(A: torch.Tensor, special: bool = False) -> torch.Tensor:
     _library.require()
     A = _inputs.promote(A, "safesvd.procrustes")
     if not special:  # polar's Q, without its P
-        return _polar_factor(A, "safesvd.polar")
+        return _polar_factor(A, False, "safesvd.polar", _RANK_DEFICIENT)
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"safesvd.procrustes(special=True): expected square matrices, got shape {tuple(A.shape)}")
     if A.is_complex():
         raise TypeError("safesvd.procrustes(special=True) is defined for real input (rotations); "
                         "use special=False for the nearest unitary matrix")
-    U, S, Vh = svd(A.detach())  # the decomposition records nothing (_apply_svd_fn)
     # f(S) = [1, ..., 1, sign det(U Vh)]; not unique when the flipped direction is ambiguous
     # (repeated smallest singular value with a reflection) or when two singular values
-    # vanish (one operator: csrc/aten/guards.cpp, procrustes_flip).
-    fS, ambiguous = torch.ops.safesvd._procrustes_flip(U, S, Vh)
-    _warn_not_unique(ambiguous, "safesvd.procrustes(special=True): the nearest rotation is not unique "
-                     "(repeated smallest singular value with a reflection, or rank deficiency).")
-    zeros = torch.zeros_like(S)
-    return _apply_svd_fn(A, U, S, Vh, fS, zeros, zeros, None, None, None)
+    # vanish (csrc/aten/guards.cpp, procrustes_flip).
+    return _polar_factor(A, True, "safesvd.procrustes(special=True)",
+                         "the nearest rotation is not unique (repeated smallest singular value with a "
+                         "reflection, or rank deficiency).")

@@ -55,18 +55,36 @@ def _direct_cpu_call(tensors) -> bool:
     The same kernel either way: the direct call skips the guard object and the key
     computation (~0.5 us of a 5 us eigh 3x3 at B = 1; docs/architecture.md, "Calls that
     record nothing"). It also skips every key above the kernel, so it is taken only where
-    none of them would act: no dispatch mode (fake tensors, make_fx), torch function mode or
-    jit trace (whose Tracer key records the call), and every tensor argument a plain real
+    none of them would act: no dispatch mode (fake tensors, make_fx), torch function mode,
+    jit trace (whose Tracer key records the call) or profiler (the dispatcher's call, not a
+    redispatch, records the operator's event), and every tensor argument a plain real
     CPU tensor without a negative bit (the Negative fallback resolves that bit; the
     Conjugate one needs complex input). Anything else goes through the dispatcher. (A
     sparse, mkldnn or nested tensor reaches the kernel either way, which refuses it.)"""
     if _C._len_torch_dispatch_stack() or _C._is_torch_function_mode_enabled() \
-            or _C._get_tracing_state() is not None:
+            or _C._get_tracing_state() is not None or _C._autograd._profiler_enabled():
         return False
     for t in tensors:
         if t is not None and (type(t) is not torch.Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()):
             return False
     return True
+
+
+def records_nothing(A: torch.Tensor) -> bool:
+    """Would a differentiable operator applied to A (the only tensor that can require
+    grad) record nothing: no gradient, forward-mode level or torch.func transform?"""
+    return not (_C._are_functorch_transforms_active() or _fwAD._current_level >= 0
+                or (A.requires_grad and torch.is_grad_enabled()))
+
+
+def call_detached(op, *args, tensors: int = 1):
+    """Call an operator whose (leading `tensors`) tensor arguments record nothing (detached):
+    straight to the CPU kernel where _direct_cpu_call allows it, else through the
+    dispatcher (whose autograd fallback then finds nothing to record)."""
+    if not _C._are_functorch_transforms_active() and not torch.compiler.is_compiling() \
+            and _direct_cpu_call(args[:tensors]):
+        return op._handle.redispatch_boxed(_CPU_KEYSET, *args)
+    return op(*args)
 
 
 def _differentiable_backward(*tensors) -> bool:
@@ -615,7 +633,7 @@ _FAKES = {
     "_spectral_function": lambda L, name, check=True: (L.new_empty(L.shape), L.new_empty(L.shape),
                                                        L.new_empty(L.shape)),
     "_eigh_spectral": lambda A, UPLO, name, check=True: _eigh_spectral_fake(A, UPLO),
-    "_svd_polar": lambda A: _svd_polar_fake(A),
+    "_svd_polar": lambda A, special=False, product=True: _svd_polar_fake(A, special, product),
 }
 
 
@@ -630,9 +648,10 @@ def _eigh_spectral_fake(A, UPLO):
     return L, Q, L.new_empty(L.shape), L.new_empty(L.shape), L.new_empty(L.shape)
 
 
-def _svd_polar_fake(A):
+def _svd_polar_fake(A, special=False, product=True):
     U, S, Vh = _FAKES["svd"](A)
-    return U, S, Vh, S.new_empty(S.shape), S.new_empty(S.shape), S.new_empty(S.shape[:-1], dtype=torch.bool)
+    Q = U.new_empty((*A.shape[:-2], U.shape[-2], Vh.shape[-1])) if product else U.new_empty((0,))
+    return U, S, Vh, S.new_empty(S.shape), S.new_empty(S.shape), S.new_empty(S.shape[:-1], dtype=torch.bool), Q
 
 
 def register_vmap(name: str) -> None:
