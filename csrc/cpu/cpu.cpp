@@ -314,8 +314,9 @@ std::atomic<int>& fused_rectangular_mode() {
 // A batch of real square matrices above the fixed sizes (n > 8) with B n^3 up to the
 // limit of its dtype: the backward's per-matrix kernel at its runtime size beats the
 // batched path there (tests/test_soa_backward.py compares the two).
-bool small_square_batch(const Tensor& like, int64_t m, int64_t n, int64_t float_limit, int64_t double_limit) {
-  if (m != n || n <= kernels::kMaxFixedDim || like.is_complex() || like.numel() == 0) return false;
+bool small_square_batch(const Tensor& like, int64_t m, int64_t n, int64_t float_limit, int64_t double_limit,
+                        int64_t min_n = kernels::kMaxFixedDim + 1) {
+  if (m != n || n < min_n || like.is_complex() || like.numel() == 0) return false;
   const int64_t B = like.numel() / (like.size(-1) * like.size(-2));
   return B * n * n * n <= (like.scalar_type() == at::kFloat ? float_limit : double_limit);
 }
@@ -394,8 +395,16 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
 // n = 24 B = 1 1.04x / 1.11x, n = 32 B = 1 0.70x / 0.75x; float64 n = 9 B = 4 1.38x /
 // 1.41x, B = 8 1.11x / 1.14x, n = 12 B = 4 1.12x / 1.15x, n = 16 B = 1 1.34x / 1.40x, B = 2
 // 1.03x / 1.07x, n = 24 B = 1 0.86x / 0.91x.
+// A side of 8 (the largest fixed size): real rectangular input at every batch size, and
+// square from 8 x 8 under the same limits. Measured (AMD EPYC Zen 5, 2026-12-07,
+// batched / per-matrix time of the svd_fn backward operator): 8x3, 3x8, 8x6, 8x7 B = 1
+// 3.5x, B = 64 1.5-2.6x, B = 20000 1.1-2.4x (one and two threads, both dtypes); 8x8 B =
+// 1 2.0x (eigh_fn 1.9x), B = 8 1.29x / 1.15x (float32 / float64), B = 16 0.96x / 0.99x
+// (eigh_fn 1.28x / 1.14x), B = 64 0.59x / 0.58x.
 bool fn_backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
-  return std::max(m, n) <= kFusedMaxDimCPU || small_square_batch(like, m, n, 8192, 4096);
+  if (std::max(m, n) <= kFusedMaxDimCPU) return true;
+  if (std::max(m, n) == kernels::kMaxFixedDim && m != n && !like.is_complex()) return true;
+  return small_square_batch(like, m, n, 8192, 4096, kernels::kMaxFixedDim);
 }
 
 // The matrix functions' forward product Y = U diag(f) Vh (DeviceKernels::fn_forward), real:
