@@ -205,13 +205,14 @@ def _reference_svd_fn_backward(G, U, S, Vh, fS, dfS, tol):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (8, 8), (8, 3), (3, 8), (12, 12), (14, 10), (10, 14)])
+@pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (8, 8), (8, 3), (3, 8), (12, 12), (14, 10), (10, 14),
+                                 (16, 4), (40, 4)])
 def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
-    """The fused per-matrix path (on the CPU: max(m, n) <= 7, real rectangular input with a
-    side of 8, and a small batch of real square matrices from 8 x 8) and the batched path
-    (complex input above 7, larger batches) agree with an independent tensor formula, at
-    exactly repeated and zero singular values too."""
-    for B in (20, 3, 1) if max(m, n) == 8 else (3, 1):
+    """The fused per-matrix path (on the CPU: max(m, n) <= 7, and for real input a side of
+    8, small rectangular shapes, small batches) and the batched path (complex input above
+    7, larger batches) agree with an independent tensor formula, at exactly repeated and
+    zero singular values too."""
+    for B in (3, 1) if max(m, n) < 8 else (60, 3, 1):
         _check_fn_backward_against_reference(dtype, m, n, B)
 
 
