@@ -216,6 +216,25 @@ def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
         _check_fn_backward_against_reference(dtype, m, n, B)
 
 
+@pytest.mark.parametrize("shape, batch, fused", [
+    ((8, 3), 2000, True), ((3, 8), 20, True), ((16, 4), 1000, True), ((12, 10), 27, True), ((12, 10), 28, False),
+    ((64, 16), 2, True), ((64, 16), 3, False), ((2, 64), 128, True), ((64, 2), 129, False),
+    ((8, 8), 8, True), ((8, 8), 9, False), ((9, 9), 5, True), ((9, 9), 6, False)])
+def test_fn_backward_routing(shape, batch, fused):
+    """Which real float64 svd_fn backward takes the per-matrix kernel (not the batched
+    path) on the CPU (csrc/cpu/cpu.cpp, fn_backward_fused_cpu): a side of 8 at every batch size
+    if rectangular, both sides <= 16 with m n k <= 256 at every batch size, else B m n k <=
+    32768 (rectangular) or B n^3 <= 4096 (square)."""
+    m, n = shape
+    U, S, Vh = torch.linalg.svd(torch.randn(batch, m, n, dtype=torch.float64), full_matrices=False)
+    G = torch.randn(batch, m, n, dtype=torch.float64)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as p:
+        torch.ops.safesvd._svd_fn_backward(G, U, S, Vh, S.sqrt(), 0.5 / S.sqrt(), None, None)
+    # The batched path works on slices of the batch (in_backward_slices: aten::narrow); its
+    # square products may run on the library's own kernel, which the profiler does not see.
+    assert all(e.name != "aten::narrow" for e in p.events()) == fused
+
+
 def _check_fn_backward_against_reference(dtype, m, n, B):
     k = min(m, n)
     A = torch.stack([with_singular_values([2, 2] + [1] * (k - 3) + [0], m, n, dtype) for _ in range(B)])

@@ -18,7 +18,7 @@ import torch
 import safesvd
 from safesvd._testing import cpu_fused_rectangular
 
-# Shapes the SoA tiles take (a short side above 8 is batched in both modes).
+# Shapes the SoA tiles take (a short side above 8 is batched in both modes at this B).
 SHAPES = [(8, 3), (3, 8), (12, 4), (5, 1), (1, 6), (64, 8), (8, 64), (256, 8), (40, 7)]
 SETS = ["separated", "repeated", "rankdef", "tiny", "huge"]
 SCALE = {"tiny": {torch.float32: 2.0**-100, torch.float64: 2.0**-1000},
@@ -40,7 +40,7 @@ def orth(B, m, k, g):
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def make_A(kind, m, n, dtype, g):
+def make_A(kind, m, n, dtype, g, B=B):
     k = min(m, n)
     # Relative gaps >= 0.1 / k between the singular values: rounding stays near eps.
     s = torch.linspace(2.0, 1.0, k, dtype=torch.float64).expand(B, k).clone()
@@ -69,13 +69,15 @@ def test_mode_switch():
         cpu_fused_rectangular(2)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("kind", SETS)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_fused_matches_batched(shape, kind, dtype):
+# Small batches outside the SoA's range: the per-matrix kernel at its runtime size (B m n k
+# <= 32768) against the batched path.
+SMALL_BATCHES = [((24, 20), 1), ((20, 24), 2), ((64, 12), 3), ((100, 10), 1), ((12, 10), 16), ((10, 12), 5)]
+
+
+def _fused_matches_batched(shape, kind, dtype, B):
     m, n = shape
     g = torch.Generator().manual_seed(m * 1000 + n + SETS.index(kind))
-    A = make_A(kind, m, n, dtype, g)
+    A = make_A(kind, m, n, dtype, g, B)
     draws = [torch.randn(B, m, min(m, n), generator=g, dtype=torch.float64).to(dtype),
              torch.randn(B, min(m, n), generator=g, dtype=torch.float64).to(dtype),
              torch.randn(B, min(m, n), n, generator=g, dtype=torch.float64).to(dtype)]
@@ -91,6 +93,20 @@ def test_fused_matches_batched(shape, kind, dtype):
         torch.testing.assert_close(gauge_f[:, 0], gauge_b[:, 0], rtol=1e-3, atol=1e-3)
         big = gauge_b[:, 0] > 1e-2
         assert torch.equal(gauge_f[big, 1:], gauge_b[big, 1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", SETS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fused_matches_batched(shape, kind, dtype):
+    _fused_matches_batched(shape, kind, dtype, B)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", SETS)
+@pytest.mark.parametrize("shape, batch", SMALL_BATCHES, ids=lambda s: f"{s[0]}x{s[1]}" if isinstance(s, tuple) else f"B{s}")
+def test_small_batch_per_matrix_matches_batched(shape, batch, kind, dtype):
+    _fused_matches_batched(shape, kind, dtype, batch)
 
 
 def test_through_autograd_matches_torch():
@@ -110,3 +126,22 @@ def test_through_autograd_matches_torch():
         (ours,) = torch.autograd.grad(loss(safesvd.svd), A)
         (ref,) = torch.autograd.grad(loss(torch.linalg.svd), A)
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, batch", [((24, 20), 1), ((20, 24), 2), ((100, 10), 3)])
+def test_small_batch_takes_the_per_matrix_kernel(shape, batch):
+    """Routing (csrc/cpu/cpu.cpp, backward_fused_cpu): a small batch outside the SoA's range
+    makes no batched product in mode 1 and does in mode 0; a batch above the limit makes
+    them in both."""
+    def products(A, mode):
+        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+        cot = [torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)]
+        with fused_rectangular(mode), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as p:
+            torch.ops.safesvd._svd_backward(*cot, U, S, Vh, "pinv", None, None)
+        return sum(e.name in ("aten::bmm", "aten::matmul", "aten::baddbmm") for e in p.events())
+
+    m, n = shape
+    small = torch.randn(batch, m, n, dtype=torch.float64)
+    assert products(small, 1) == 0 and products(small, 0) > 0
+    large = torch.randn(32768 // (m * n * min(m, n)) + 1, m, n, dtype=torch.float64)
+    assert products(large, 1) > 0

@@ -286,12 +286,14 @@ def test_builder_routing():
     """The SoA J builder runs the batched backward's J for real input (square n > 8, tall
     / wide with a short side 9..15 or > 16), in mode 1 only; complex input and the shapes
     of the fused kernels (n <= 8, tall / wide with a short side <= 8 or 16, a small batch of
-    square matrices: test_small_square_batches_take_the_runtime_size_kernel) do not reach it."""
+    square matrices: test_small_square_batches_take_the_runtime_size_kernel, a small batch
+    of rectangular ones, B m n k <= 32768: tests/test_rectangular_backward.py) do not reach it."""
     g = torch.Generator().manual_seed(11)
     for shape, dtype, expect in [((40, 9, 9), torch.float64, 1), ((5, 33, 33), torch.float32, 1),
                                  ((5, 9, 9), torch.float64, 0),
-                                 ((5, 40, 12), torch.float32, 1), ((5, 12, 40), torch.float32, 1),
-                                 ((5, 40, 12), torch.float64, 1), ((5, 9, 9), torch.complex128, 0),
+                                 ((7, 40, 12), torch.float32, 1), ((7, 12, 40), torch.float32, 1),
+                                 ((7, 40, 12), torch.float64, 1), ((5, 40, 12), torch.float64, 0),
+                                 ((5, 9, 9), torch.complex128, 0),
                                  ((5, 3, 3), torch.float64, 0), ((5, 40, 8), torch.float64, 0),
                                  ((5, 40, 16), torch.float64, 0), ((5, 16, 40), torch.float32, 0)]:
         A = torch.randn(shape, dtype=torch.float64, generator=g).to(dtype)
@@ -368,9 +370,10 @@ def test_small_batches_take_the_per_matrix_kernel(dtype):
             part = torch.ops.safesvd._eigh_backward(gL[:1], gQ[:1], L[:1], Q[:1], "pinv", None, None)
             assert cpu_soa_calls() == calls
             assert torch.equal(part[0], whole[0][:1]) and torch.equal(part[1], whole[1][:1]), (m, n)
-    # The batched path's J builders: a batch of one takes the per-matrix builder.
+    # The batched path's J builders: a batch of one takes the per-matrix builder. (A
+    # rectangular batch below B m n k = 32768 takes the per-matrix kernel instead: 7 x 40x12.)
     for m, n in [(24, 24), (40, 12), (64, 64)]:
-        A = torch.randn(3, m, n, dtype=torch.float64, generator=g).to(dtype)
+        A = torch.randn(3 if m == n else 7, m, n, dtype=torch.float64, generator=g).to(dtype)
         U, S, Vh = torch.linalg.svd(A, full_matrices=False)
         gU, gS, gVh = torch.randn_like(U), torch.randn_like(S), torch.randn_like(Vh)
         calls = cpu_soa_calls("builder")

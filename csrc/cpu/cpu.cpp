@@ -343,11 +343,22 @@ bool per_matrix_square(const Tensor& like, int64_t m, int64_t n) { return small_
 // short side <= 16 and the short sides <= 4 to the per-matrix kernel (measured on AMD
 // before the SoA builder, 1.1-1.45x there); the SoA tiles took the short sides <= 8, and
 // the batched path got faster.
+//
+// A small batch of real rectangular matrices outside the SoA's range (B m n k <= 32768)
+// takes the per-matrix kernel at its runtime size: measured (AMD EPYC Zen 5, 2026-12-07,
+// one thread, svd backward operator, batched / per-matrix time, float32 / float64) 24x20
+// B = 1 1.84x / 1.60x, B = 2 1.61x / 1.34x, B = 4 1.18x / 1.04x; 64x12 B = 1 1.81x /
+// 1.60x, B = 4 1.21x / 1.03x; 32x24 B = 1 1.47x / 1.15x, B = 2 1.35x / 0.95x, B = 4 0.94x;
+// 100x10 B = 1 1.81x, B = 4 1.34x / 1.40x, B = 16 1.07x / 1.20x; 12x10 B = 16 1.34x;
+// 48x40 B = 1 0.93x / 0.72x.
 bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   if (per_matrix_square(like, m, n)) return true;
   const bool small = std::max(m, n) <= kFusedMaxDimCPU;
   if (m != n && fused_rectangular_mode().load() == 0) return small;
-  return small || (soa_mode().load() != 0 && soa_shape(like, m, n));
+  if (small || (soa_mode().load() != 0 && soa_shape(like, m, n))) return true;
+  if (m == n || like.is_complex() || like.numel() == 0) return false;
+  const int64_t B = like.numel() / (like.size(-1) * like.size(-2));  // like: U (..., m, k)
+  return B * m * n * std::min(m, n) <= 32768;
 }
 
 // The SoA tiles compute W matrices however few are real: a batch of one (float32
