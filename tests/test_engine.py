@@ -480,20 +480,34 @@ def test_default_driver_falls_back_outside_the_engine():
 
 
 # driver=None's batches for LAPACK (csrc/cpu/cpu.cpp, lapack_batch_limit_cpu; the rule in
-# docs/architecture.md): shape -> (float32, float64) limits.
+# docs/architecture.md): (shape, threads) -> (float32, float64) limits.
 SMALL_BATCH_LIMITS = [((5, 5), (0, 0)), ((6, 6), (1, 1)), ((7, 7), (1, 1)), ((8, 3), (0, 0)), ((7, 6), (0, 0)), ((128, 6), (0, 0)), ((4, 300), (0, 0)), ((8, 8), (1, 1)),
                       ((24, 24), (1, 1)), ((300, 4), (2, 2)), ((32, 32), (2, 2)), ((64, 16), (2, 2)),
-                      ((16, 64), (1, 1)), ((48, 48), (3, 3)), ((64, 64), (3, 3)), ((256, 8), (3, 3)),
+                      ((16, 64), (1, 1)), ((48, 48), (2, 2)), ((64, 64), (3, 2)), ((256, 8), (3, 3)),
                       ((1024, 16), (10, 5)), ((3, 1000), (1, 1))]
+SMALL_BATCH_LIMITS = [(shape, 1, limits) for shape, limits in SMALL_BATCH_LIMITS] + [
+    # On more threads LAPACK takes up to threads x the limit (at most 8) where each matrix
+    # is a slice of its own (m n min(m, n) >= 65536).
+    ((48, 48), 2, (4, 4)), ((64, 64), 2, (6, 4)), ((64, 64), 3, (8, 6)), ((1024, 16), 2, (10, 8)),
+    ((32, 32), 2, (2, 2)), ((256, 8), 2, (3, 3)), ((16, 16), 2, (1, 1)), ((16, 64), 2, (1, 1))]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,limits", SMALL_BATCH_LIMITS)
-def test_default_driver_sends_small_batches_to_lapack(shape, limits, dtype):
+@pytest.mark.parametrize("shape,threads,limits", SMALL_BATCH_LIMITS)
+def test_default_driver_sends_small_batches_to_lapack(shape, threads, limits, dtype):
     """driver=None decomposes a batch of at most `limit` matrices with LAPACK (the engine's
     tile costs as much for one matrix as for 16 or 32) and a larger one with the engine:
     its results equal driver="lapack"'s or driver="jacobi"'s bit for bit, with batch
     dimensions too; eigh follows the same rule. driver="jacobi" stays the engine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _check_small_batch_routing(shape, limits, dtype)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_small_batch_routing(shape, limits, dtype):
     m, n = shape
     limit = limits[dtype == torch.float64]
     g = torch.Generator().manual_seed(m * 100 + n)

@@ -611,6 +611,17 @@ bool small_bmm_cpu(const Tensor& a, const Tensor& b, Tensor& out) {
 // at B = 1: svd 6 x 6 0.88 / 0.91 (float32 / float64), 7 x 7 0.91 / 0.82; eigh 6 x 6
 // 0.86 / 0.78, 7 x 7 0.76 / 0.77; 5 x 5 0.90-0.97, 3 x 3 and 4 x 4 0.91-1.02 (left to the
 // engine); B = 2 1.0-1.4.
+// Square 48 x 48, and 64 x 64 float64: two (AMD EPYC Zen 5, 2026-12-07, one thread, LAPACK
+// / engine at B = 3: svd 48 x 48 1.18 / 0.92 (float32 / float64), eigh 1.08 / 1.28; 64 x 64
+// float64 svd 1.28, eigh 1.18; float32 0.94 and 0.77, so three there; the Intel Xeon had
+// three for both: the crossover lies between).
+// On T threads LAPACK runs the matrices of a batch on their own threads once each is at
+// least 64k multiply-adds (lapack_slices), while the engine runs a tile of 8 or more
+// matrices on one thread: up to T times as many matrices, at most 8, go to LAPACK there.
+// Measured on 2 threads (same machine, LAPACK / engine): 48 x 48 B = 4 svd 0.82 / 1.07
+// (float32 / float64), eigh 0.81 / 0.92, B = 6 1.18 / 1.64, 1.17 / 1.35; 64 x 64 float32 B
+// = 6 svd 0.97, eigh 0.93, B = 8 1.28, 1.24; float64 B = 4 0.92, 0.82, B = 6 1.36, 1.21.
+// (32 x 32, whose slices hold two matrices, gains nothing: 1.02-1.33 at B = 2..4.)
 int64_t lapack_batch_limit_cpu(int64_t m, int64_t n, bool is_double) {
   const int64_t cells = m * n;
   const bool short_side_small = std::min(m, n) < 8 && !(m == n && m >= 6);
@@ -618,7 +629,12 @@ int64_t lapack_batch_limit_cpu(int64_t m, int64_t n, bool is_double) {
   if (short_side_small && cells < 1000) return 0;
   if (cells <= 576) return 1;
   if (cells <= 1600) return 2;
-  return std::max<int64_t>(3, cells / (is_double ? 3200 : 1600));
+  int64_t limit = m == n && cells <= 4096 && (cells <= 2304 || is_double)
+                      ? 2
+                      : std::max<int64_t>(3, cells / (is_double ? 3200 : 1600));
+  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  if (threads > 1 && cells * std::min(m, n) >= 65536) limit = std::max(limit, std::min<int64_t>(limit * threads, 8));
+  return limit;
 }
 
 DeviceKernels cpu_kernels() {

@@ -27,8 +27,9 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
         driver: ``None`` (default: the small-matrix engine where it was measured
             faster, real input on CPU with square n <= 64, both sides <= 8, or the
             short side <= 16 (thin factors), except small batches of larger matrices
-            (one from 6 x 6, three at 64 x 64), which LAPACK decomposes faster; LAPACK /
-            cuSOLVER elsewhere), ``"jacobi"`` (the engine at every batch size: Jacobi, errors
+            (one from 6 x 6, two or three at 64 x 64, up to 8 on more threads), which
+            LAPACK decomposes faster; LAPACK / cuSOLVER elsewhere), ``"jacobi"`` (the
+            engine at every batch size: Jacobi, errors
             within 4x of LAPACK's; ValueError where it does not apply) or ``"lapack"``.
             Singular vectors are unique only up to sign (phase): the drivers may differ there.
 
