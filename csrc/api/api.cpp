@@ -500,9 +500,22 @@ Tensor sqrtm(const Tensor& A) { return named_eigh_fn(A, "sqrtm"); }
 Tensor invsqrtm(const Tensor& A) { return named_eigh_fn(A, "invsqrtm"); }
 Tensor logm(const Tensor& A) { return named_eigh_fn(A, "logm"); }
 
+// As Python's polar: one _svd_polar call on A.detach() (svd, f = 1, the rank-deficiency
+// test; svd_fn carries the whole gradient of A), and the not-unique report in the gauge
+// mode (Ignore: none; Raise: an error; Warn: a warning).
 std::tuple<Tensor, Tensor> polar(const Tensor& A) {
-  auto [U, S, Vh] = safesvd::svd(A);
-  const Tensor ones = at::ones_like(S.detach()), zeros = at::zeros_like(S.detach());
+  static const auto op =
+      find_op<std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>(const Tensor&, bool, bool)>(
+          "safesvd::_svd_polar");
+  auto [U, S, Vh, ones, zeros, rank_deficient, unused] = op.call(A.detach(), false, false);
+  const auto mode = gauge_mode();
+  if (mode != GaugeMode::Ignore && rank_deficient.numel() > 0 && rank_deficient.any().item<bool>()) {
+    const char* msg =
+        "safesvd::polar: A is rank deficient, so its polar factor U V^H is not unique. safesvd returns the finite "
+        "guarded value.";
+    TORCH_CHECK(mode != GaugeMode::Raise, msg);
+    TORCH_WARN(msg);
+  }
   const Tensor df0 = A.size(-1) != A.size(-2) ? zeros.narrow(-1, 0, S.size(-1) ? 1 : 0) : Tensor();
   const Tensor Q = SvdFnFunction::apply(A, U, S, Vh, ones, zeros, opt(zeros), opt(df0), c10::nullopt, c10::nullopt);
   const Tensor P = at::matmul(Q.mH(), A);

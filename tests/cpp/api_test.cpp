@@ -70,6 +70,33 @@ void check_gauge_queue() {
   safesvd_testing_gauge_reads_block(previous);
 }
 
+// polar of a rank-deficient matrix: a finite factor and a not-unique report in the gauge
+// mode (none in Ignore); a full-rank matrix, none.
+void check_polar_not_unique() {
+  const at::Tensor deficient = at::tensor({1.0, 2.0, 2.0, 4.0}, at::kDouble).view({2, 2});
+  CaptureWarnings capture;
+  c10::WarningUtils::WarningHandlerGuard guard(&capture);
+  safesvd::set_gauge_mode(safesvd::GaugeMode::Warn);
+  const at::Tensor Q = std::get<0>(safesvd::polar(deficient));
+  check(Q.isfinite().all().item<bool>() && capture.messages.size() == 1 &&
+            capture.messages[0].find("not unique") != std::string::npos,
+        "polar of a rank-deficient matrix warns that it is not unique");
+  safesvd::polar(at::eye(3, at::kDouble) + 0.1 * at::ones({3, 3}, at::kDouble));
+  check(capture.messages.size() == 1, "polar of a full-rank matrix does not warn");
+  safesvd::set_gauge_mode(safesvd::GaugeMode::Raise);
+  bool raised = false;
+  try {
+    safesvd::polar(deficient);
+  } catch (const c10::Error& e) {
+    raised = std::string(e.what()).find("not unique") != std::string::npos;
+  }
+  check(raised, "polar of a rank-deficient matrix raises in mode Raise");
+  safesvd::set_gauge_mode(safesvd::GaugeMode::Ignore);
+  safesvd::polar(deficient);
+  check(capture.messages.size() == 1, "polar reports nothing in mode Ignore");
+  safesvd::set_gauge_mode(safesvd::GaugeMode::Warn);
+}
+
 at::Tensor grad_of(const std::function<at::Tensor(const at::Tensor&)>& loss, const at::Tensor& A) {
   const at::Tensor X = A.detach().clone().requires_grad_(true);
   return torch::autograd::grad({loss(X)}, {X})[0];
@@ -127,6 +154,7 @@ int main(int argc, char** argv) {
   check(at::allclose(at::matmul(U * S.unsqueeze(-2), Vh), B, 1e-10, 1e-10), "svd reconstructs A");
   check(at::allclose(safesvd::svdvals(B), S), "svdvals");
   check_gauge_queue();
+  check_polar_not_unique();
   std::printf("%s\n", failures ? "FAILED" : "all passed");
   return failures ? 1 : 0;
 }
