@@ -30,4 +30,4 @@ def eigh(A: torch.Tensor, UPLO: str = "L", *, guard: str = "pinv",
     """
     _library.require()
     A = _inputs.promote(A, "safesvd.eigh")
-    return _ops.apply(_ops.SafesvdEigh, torch.ops.safesvd.eigh.default, A, UPLO, guard, rtol, atol, driver)
+    return _ops.apply(_ops.SafesvdEigh, _ops.OPS.eigh, A, UPLO, guard, rtol, atol, driver)

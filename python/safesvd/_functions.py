@@ -86,7 +86,7 @@ def _apply_svd_fn(A, U, S, Vh, fS, dfS, d2fS, df0, rtol, atol):
     """The svd_fn operator on A and its decomposition. The operator carries the whole
     gradient (and forward-mode tangent) of A, so the decomposition is taken of A.detach():
     a graph through it would never be used, and cost a node per call."""
-    return _ops.apply(_ops.SafesvdSvdFn, torch.ops.safesvd.svd_fn.default, A, U, S, Vh, fS, dfS, d2fS, df0,
+    return _ops.apply(_ops.SafesvdSvdFn, _ops.OPS.svd_fn, A, U, S, Vh, fS, dfS, d2fS, df0,
                       rtol, atol)
 
 
@@ -145,7 +145,7 @@ def _eigh_fn(A, f, df, d2f, UPLO, rtol, atol, name):
     fL, dfL, d2fL = _values(A, L, f, df, d2f, name)
     # The op sees the Hermitian matrix eigh decomposed (one triangle mirrored),
     # so that its gradient, like torch's, is the Hermitian one.
-    return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, rtol, atol)
+    return _ops.apply(_ops.SafesvdEighFn, _ops.OPS.eigh_fn, A, L, Q, fL, dfL, d2fL, rtol, atol)
 
 
 def _named_eigh_fn(A, UPLO, name):
@@ -156,9 +156,9 @@ def _named_eigh_fn(A, UPLO, name):
     _library.require()
     A = _inputs.promote(A, f"safesvd.{name}")
     # Records nothing (A detached): the operator below carries A's gradient.
-    L, Q, fL, dfL, d2fL = _ops.call_detached(torch.ops.safesvd._eigh_spectral.default, A.detach(), UPLO, name,
+    L, Q, fL, dfL, d2fL = _ops.call_detached(_ops.OPS._eigh_spectral, A.detach(), UPLO, name,
                                              not _gauge.is_tracing(A))
-    return _ops.apply(_ops.SafesvdEighFn, torch.ops.safesvd.eigh_fn.default, A, L, Q, fL, dfL, d2fL, None, None)
+    return _ops.apply(_ops.SafesvdEighFn, _ops.OPS.eigh_fn, A, L, Q, fL, dfL, d2fL, None, None)
 
 
 @_inputs.outside_autocast
@@ -241,7 +241,7 @@ def _polar_factor(A: torch.Tensor, special: bool, name: str, not_unique: str) ->
     # The decomposition (of A.detach(): svd_fn carries the gradient), f, f' = f'' = 0, the
     # uniqueness test and, when nothing is recorded, the product: one operator call.
     product = _ops.records_nothing(A)
-    U, S, Vh, fS, zeros, ambiguous, Q = _ops.call_detached(torch.ops.safesvd._svd_polar.default, A.detach(),
+    U, S, Vh, fS, zeros, ambiguous, Q = _ops.call_detached(_ops.OPS._svd_polar, A.detach(),
                                                            special, product)
     _warn_not_unique(ambiguous, f"{name}: {not_unique}")
     if product:

@@ -38,6 +38,16 @@ from . import _gauge, _guards
 _registered = False
 
 
+class _Operators:
+    """The operators the public functions call on every call (torch.ops.safesvd.<name>.default),
+    looked up once by register(): the lookup through torch.ops is four attribute reads,
+    ~0.14 us of a 4.5 us call (eigh 3x3 at B = 1)."""
+
+
+OPS = _Operators()
+_PUBLIC_OPERATORS = ("svd", "eigh", "svd_fn", "eigh_fn", "_svd_polar", "_eigh_spectral")
+
+
 def _below_autograd(op, *args):
     with _C._AutoDispatchBelowAutograd():
         return op(*args)
@@ -61,13 +71,17 @@ def _direct_cpu_call(tensors) -> bool:
     CPU tensor without a negative bit (the Negative fallback resolves that bit; the
     Conjugate one needs complex input). Anything else goes through the dispatcher. (A
     sparse, mkldnn or nested tensor reaches the kernel either way, which refuses it.)"""
-    if _C._len_torch_dispatch_stack() or _C._is_torch_function_mode_enabled() \
-            or _C._get_tracing_state() is not None or _C._autograd._profiler_enabled():
+    if _dispatch_stack_len() or _function_mode_enabled() or _tracing_state() is not None or _profiler_enabled():
         return False
     for t in tensors:
-        if t is not None and (type(t) is not torch.Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()):
+        if t is not None and (type(t) is not _Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()):
             return False
     return True
+
+
+# Bound once: each attribute read of a module costs ~0.02 us in a path of ~0.3 us.
+_dispatch_stack_len, _function_mode_enabled = _C._len_torch_dispatch_stack, _C._is_torch_function_mode_enabled
+_tracing_state, _profiler_enabled, _Tensor = _C._get_tracing_state, _C._autograd._profiler_enabled, torch.Tensor
 
 
 def records_nothing(A: torch.Tensor) -> bool:
@@ -689,6 +703,8 @@ def register() -> None:
                  "_svd_fn_second_order", "_eigh_fn_second_order", "_guard_params", "_guard_coefficients",
                  "_merged_with_zero", "_spectral_function", "_eigh_spectral", "_svd_polar", "_procrustes_flip"):
         register_vmap(name)
+    for name in _PUBLIC_OPERATORS:
+        setattr(OPS, name, getattr(torch.ops.safesvd, name).default)
     register._lib = lib
     _registered = True
     _gauge.set_cpp_backward(True)

@@ -48,7 +48,7 @@ def svd(A: torch.Tensor, full_matrices: bool = False, *, guard: str = "pinv",
     """
     _library.require()
     A = _inputs.promote(A, "safesvd.svd")
-    return _ops.apply(_ops.SafesvdSvd, torch.ops.safesvd.svd.default, A, full_matrices, guard, rtol, atol, driver)
+    return _ops.apply(_ops.SafesvdSvd, _ops.OPS.svd, A, full_matrices, guard, rtol, atol, driver)
 
 
 def svdvals(A: torch.Tensor, *, driver: str | None = None) -> torch.Tensor:
