@@ -79,7 +79,9 @@ def test_direct_call_not_taken_when_recording():
     lambda: torch.nn.Parameter(torch.randn(3, 3, dtype=torch.float64), requires_grad=False),
     lambda: torch.randn(3, 3, dtype=torch.float64).as_subclass(type("Sub", (torch.Tensor,), {})),
     lambda: torch._neg_view(torch.randn(3, 3, dtype=torch.float64)),
-], ids=["complex", "parameter", "subclass", "negative view"])
+    lambda: torch._to_functional_tensor(torch.randn(3, 3, dtype=torch.float64)),
+    lambda: torch._efficientzerotensor((3, 3), dtype=torch.float64),
+], ids=["complex", "parameter", "subclass", "negative view", "functional", "zero tensor"])
 def test_other_tensors_go_through_the_dispatcher(monkeypatch, make):
     X = make()
     assert not _ops._direct_cpu_call((X,))
@@ -92,6 +94,18 @@ def test_plain_tensors_take_the_direct_call():
     X = torch.randn(3, 3)
     assert _ops._direct_cpu_call((X,)) and _ops._direct_cpu_call((X.double().mT, None, X[0]))
     assert not _ops._direct_cpu_call((X, torch.randn(3, dtype=torch.complex64)))
+
+
+def test_storage_free_tensors_are_computed():
+    # A functional tensor and a zero tensor hold no data of their own: their dispatch keys
+    # supply it, so the kernel must not be called with them directly.
+    S = symmetric(4, 4)
+    for a, b in zip(safesvd.eigh(torch._to_functional_tensor(S)), safesvd.eigh(S)):
+        assert torch.equal(torch._from_functional_tensor(a), b)
+    Z = torch._efficientzerotensor((3, 4, 4), dtype=torch.float64)
+    assert torch.equal(safesvd.svd(Z)[1], torch.zeros(3, 4, dtype=torch.float64))
+    assert torch.equal(safesvd.procrustes(torch._to_functional_tensor(S)),
+                       torch._to_functional_tensor(safesvd.procrustes(S)))
 
 
 def test_negative_bit_is_resolved():
@@ -169,6 +183,24 @@ def test_profiler_sees_the_operator(fn, name):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         fn(A)
     assert name in [e.name for e in prof.events()]
+
+
+@pytest.mark.parametrize("special", [False, True])
+def test_jit_trace_of_polar_keeps_the_gradient(special):
+    # Traced with an example that records nothing, the graph must still hold the
+    # differentiable product (svd_fn), for the inputs that will require grad.
+    A = torch.randn(3, 3, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(lambda X: safesvd.procrustes(X, special=special), (A,))
+    assert "safesvd::svd_fn" in str(traced.graph)
+    X = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    Y = traced(X)
+    assert Y.requires_grad
+    torch.testing.assert_close(Y, safesvd.procrustes(X.detach(), special=special))
+    (g,) = torch.autograd.grad((Y * A).sum(), X)
+    (h,) = torch.autograd.grad((safesvd.procrustes(X, special=special) * A).sum(), X)
+    torch.testing.assert_close(g, h)
 
 
 def test_inference_mode():

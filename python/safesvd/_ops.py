@@ -67,14 +67,16 @@ def _direct_cpu_call(tensors) -> bool:
     record nothing"). It also skips every key above the kernel, so it is taken only where
     none of them would act: no dispatch mode (fake tensors, make_fx), torch function mode,
     jit trace (whose Tracer key records the call) or profiler (the dispatcher's call, not a
-    redispatch, records the operator's event), and every tensor argument a plain real
-    CPU tensor without a negative bit (the Negative fallback resolves that bit; the
-    Conjugate one needs complex input). Anything else goes through the dispatcher. (A
+    redispatch, records the operator's event), and every tensor argument a real CPU
+    `torch.Tensor` (no subclass) without a negative bit (which the Negative fallback
+    resolves) that is no functional (functionalization) or zero tensor (whose data the
+    Functionalize and ZeroTensor keys supply). Anything else goes through the dispatcher. (A
     sparse, mkldnn or nested tensor reaches the kernel either way, which refuses it.)"""
     if _dispatch_stack_len() or _function_mode_enabled() or _tracing_state() is not None or _profiler_enabled():
         return False
     for t in tensors:
-        if t is not None and (type(t) is not _Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()):
+        if t is not None and (type(t) is not _Tensor or t.dtype not in _REAL or not t.is_cpu or t.is_neg()
+                              or t._is_zerotensor() or _is_functional(t)):
             return False
     return True
 
@@ -82,13 +84,15 @@ def _direct_cpu_call(tensors) -> bool:
 # Bound once: each attribute read of a module costs ~0.02 us in a path of ~0.3 us.
 _dispatch_stack_len, _function_mode_enabled = _C._len_torch_dispatch_stack, _C._is_torch_function_mode_enabled
 _tracing_state, _profiler_enabled, _Tensor = _C._get_tracing_state, _C._autograd._profiler_enabled, torch.Tensor
+_is_functional = torch._is_functional_tensor
 
 
 def records_nothing(A: torch.Tensor) -> bool:
     """Would a differentiable operator applied to A (the only tensor that can require
-    grad) record nothing: no gradient, forward-mode level or torch.func transform?"""
+    grad) record nothing: no gradient, forward-mode level, torch.func transform or jit
+    trace (whose graph must hold the differentiable operator, for inputs that will)?"""
     return not (_C._are_functorch_transforms_active() or _fwAD._current_level >= 0
-                or (A.requires_grad and torch.is_grad_enabled()))
+                or (A.requires_grad and torch.is_grad_enabled()) or _tracing_state() is not None)
 
 
 def call_detached(op, *args, tensors: int = 1):
