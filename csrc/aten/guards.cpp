@@ -200,7 +200,8 @@ void procrustes_flip_cpu(const Tensor& U, const Tensor& S, const Tensor& Vh, Ten
   const kernels::GuardParams<T> params = resolve_guard("pinv", S.scalar_type(), c10::nullopt, c10::nullopt,
                                                        "safesvd._procrustes_flip").params<T>();
   const auto [r, a] = resolve_divided_difference(S.scalar_type(), c10::nullopt, c10::nullopt, "safesvd._procrustes_flip");
-  at::parallel_for(0, B, std::max<int64_t>(1, 4096 / (n * n)), [&](int64_t b0, int64_t b1) {
+  // Chunks of 4096 matrices up to 3 x 3 (cofactors), of about as much work above (LU).
+  at::parallel_for(0, B, n <= 3 ? 4096 : std::max<int64_t>(1, 4096 * 27 / (n * n * n)), [&](int64_t b0, int64_t b1) {
     std::vector<T> w(n > 3 ? n * n : 0);
     for (int64_t b = b0; b < b1; ++b) {
       const T d = det_sign(u + b * ub, urs, ucs, n, w.data()) * det_sign(v + b * vb, vrs, vcs, n, w.data());
