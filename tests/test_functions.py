@@ -206,7 +206,7 @@ def _reference_svd_fn_backward(G, U, S, Vh, fS, dfS, tol):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n", [(4, 4), (6, 5), (5, 6), (8, 8), (8, 3), (3, 8), (12, 12), (14, 10), (10, 14),
-                                 (16, 4), (40, 4)])
+                                 (16, 4), (40, 4), (3, 40)])
 def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
     """The fused per-matrix path (on the CPU: max(m, n) <= 7, and for real input a side of
     8, small rectangular shapes, small batches) and the batched path (complex input above
@@ -218,13 +218,14 @@ def test_fn_backward_fused_and_batched_equal_reference(dtype, m, n):
 
 @pytest.mark.parametrize("shape, batch, fused", [
     ((8, 3), 2000, True), ((3, 8), 20, True), ((16, 4), 1000, True), ((12, 10), 27, True), ((12, 10), 28, False),
-    ((64, 16), 2, True), ((64, 16), 3, False), ((2, 64), 128, True), ((64, 2), 129, False),
+    ((64, 16), 2, True), ((64, 16), 3, False), ((2, 64), 300, True), ((64, 2), 129, False), ((3, 32), 400, True),
+    ((4, 64), 129, False),
     ((8, 8), 8, True), ((8, 8), 9, False), ((9, 9), 5, True), ((9, 9), 6, False)])
 def test_fn_backward_routing(shape, batch, fused):
     """Which real float64 svd_fn backward takes the per-matrix kernel (not the batched
-    path) on the CPU (csrc/cpu/cpu.cpp, fn_backward_fused_cpu): a side of 8 at every batch size
-    if rectangular, both sides <= 16 with m n k <= 256 at every batch size, else B m n k <=
-    32768 (rectangular) or B n^3 <= 4096 (square)."""
+    path) on the CPU (csrc/cpu/cpu.cpp, fn_backward_fused_cpu): a side of 8 at every batch
+    size if rectangular, both sides <= 16 with m n k <= 256 or wide with m <= 3 at every
+    batch size, else B m n k <= 32768 (rectangular) or B n^3 <= 4096 (square)."""
     m, n = shape
     U, S, Vh = torch.linalg.svd(torch.randn(batch, m, n, dtype=torch.float64), full_matrices=False)
     G = torch.randn(batch, m, n, dtype=torch.float64)

@@ -408,21 +408,25 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
 // 1.03x / 1.07x, n = 24 B = 1 0.86x / 0.91x.
 // Real rectangular input above the fixed sizes: the per-matrix kernel (at its runtime size
 // where a side is above 8) with a side of 8 at every batch size, with both sides <= 16 and
-// m n k <= 256 at every batch size, else for B m n k <= 32768; square from 8 x 8 under the
-// limits above. Measured (AMD EPYC Zen 5, 2026-12-07, batched / per-matrix time of the
-// svd_fn backward operator, one thread unless said): 8x3, 3x8, 8x6, 8x7 B = 1 3.5x, B = 64
-// 1.5-2.6x, B = 20000 1.1-2.4x (one and two threads, both dtypes); 12x3, 16x4, 4x16 B = 1
-// 3.2-3.6x, B = 5000 1.2-3.4x (two threads 1.6-3.4x); 32x4 B = 16 1.27x, B = 256 0.80x; 16x12
-// B = 1 2.7x, B = 4 1.8x, B = 16 0.94x; 24x20 B = 1 2.0x, B = 16 0.68x; 64x16 B = 1 1.5x,
-// B = 2 1.08x / 1.21x (float32 / float64), B = 16 0.50x / 0.79x; 256x8 B = 1 1.25x / 1.6x,
-// B = 2 1.01x / 1.45x; 1000x3 B = 1 0.93x / 1.09x; tall and thin at large B worse (64x2,
-// 128x2 B = 5000, two threads: 0.68-1.02x; 2x64 3.2-3.5x). 8x8 B = 1 2.0x (eigh_fn 1.9x),
-// B = 8 1.29x / 1.15x, B = 16 0.96x / 0.99x (eigh_fn 1.28x / 1.14x), B = 64 0.59x.
+// m n k <= 256 or wide with m <= 3 at every batch size, else for B m n k <= 32768; square
+// from 8 x 8 under the limits above. Measured (AMD EPYC Zen 5, 2026-12-07, batched /
+// per-matrix time of the svd_fn backward operator, one thread unless said): 8x3, 3x8, 8x6,
+// 8x7 B = 1 3.5x, B = 64 1.5-2.6x, B = 20000 1.1-2.4x (one and two threads, both dtypes);
+// 12x3, 16x4, 4x16 B = 1 3.2-3.6x, B = 5000 1.2-3.4x (two threads 1.6-3.4x); 32x4 B = 16
+// 1.27x, B = 256 0.80x; 16x12 B = 1 2.7x, B = 4 1.8x, B = 16 0.94x; 24x20 B = 1 2.0x, B =
+// 16 0.68x; 64x16 B = 1 1.5x, B = 2 1.08x / 1.21x (float32 / float64), B = 16 0.50x /
+// 0.79x; 256x8 B = 1 1.25x / 1.6x, B = 2 1.01x / 1.45x; 1000x3 B = 1 0.93x / 1.09x; tall
+// and thin at large B worse (64x2, 128x2 B = 5000, two threads: 0.68-1.02x), but wide with
+// a short side <= 3 better at every batch size (2x64, 3x32 B = 1000 3.0-3.6x, B = 5000 on
+// two threads 3.1-4.0x; 2x300 1.2-1.3x), so those take it too (4x64, 4x128, 6x40 B = 1000:
+// 0.73-1.2x, left to the B m n k rule). 8x8 B = 1 2.0x (eigh_fn 1.9x), B = 8 1.29x / 1.15x,
+// B = 16 0.96x / 0.99x (eigh_fn 1.28x / 1.14x), B = 64 0.59x.
 bool fn_backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   if (std::max(m, n) <= kFusedMaxDimCPU) return true;
   if (m != n && !like.is_complex()) {
     const int64_t work = m * n * std::min(m, n), B = like.numel() / std::max<int64_t>(1, like.size(-1) * like.size(-2));
-    return std::max(m, n) == kernels::kMaxFixedDim || (std::max(m, n) <= 16 && work <= 256) || B * work <= 32768;
+    return std::max(m, n) == kernels::kMaxFixedDim || (std::max(m, n) <= 16 && work <= 256) || (m < n && m <= 3) ||
+           B * work <= 32768;
   }
   return small_square_batch(like, m, n, 8192, 4096, kernels::kMaxFixedDim);
 }
