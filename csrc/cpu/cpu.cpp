@@ -177,9 +177,11 @@ void eigh_jacobi_cpu(const Tensor& A, bool lower, Tensor& L, Tensor& Q, Tensor& 
 // keeps its alignment, and the results are torch's serial ones bit for bit
 // (tests/test_lapack_parallel.py). The outputs have torch's layout (U, Vh, Q column-major,
 // the batch contiguous).
+// The number of matrices in a (..., r, c) tensor (0 when it is empty).
+int64_t matrix_count(const Tensor& t) { return t.numel() ? t.numel() / (t.size(-1) * t.size(-2)) : 0; }
+
 bool lapack_in_parallel(const Tensor& A) {
-  const int64_t B = A.numel() ? A.numel() / (A.size(-1) * A.size(-2)) : 0;
-  return B > 1 && at::get_num_threads() > 1 && !at::in_parallel_region();
+  return matrix_count(A) > 1 && at::get_num_threads() > 1 && !at::in_parallel_region();
 }
 
 // The number of matrices after which the offsets of a matrix in every contiguous batch
@@ -317,8 +319,7 @@ std::atomic<int>& fused_rectangular_mode() {
 bool small_square_batch(const Tensor& like, int64_t m, int64_t n, int64_t float_limit, int64_t double_limit,
                         int64_t min_n = kernels::kMaxFixedDim + 1) {
   if (m != n || n < min_n || like.is_complex() || like.numel() == 0) return false;
-  const int64_t B = like.numel() / (like.size(-1) * like.size(-2));
-  return B * n * n * n <= (like.scalar_type() == at::kFloat ? float_limit : double_limit);
+  return matrix_count(like) * n * n * n <= (like.scalar_type() == at::kFloat ? float_limit : double_limit);
 }
 
 // svd and eigh: below about B n^3 = 32768 (float32) or 16384 (float64) the batched path's
@@ -357,8 +358,7 @@ bool backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   if (m != n && fused_rectangular_mode().load() == 0) return small;
   if (small || (soa_mode().load() != 0 && soa_shape(like, m, n))) return true;
   if (m == n || like.is_complex() || like.numel() == 0) return false;
-  const int64_t B = like.numel() / (like.size(-1) * like.size(-2));  // like: U (..., m, k)
-  return B * m * n * std::min(m, n) <= 32768;
+  return matrix_count(like) * m * n * std::min(m, n) <= 32768;  // like: U (..., m, k)
 }
 
 // The SoA tiles compute W matrices however few are real: a batch of one (float32
@@ -424,9 +424,9 @@ void svd_backward_fused_cpu(const SvdBackwardArgs& a, Tensor& gA, Tensor& gauge)
 bool fn_backward_fused_cpu(const Tensor& like, int64_t m, int64_t n) {
   if (std::max(m, n) <= kFusedMaxDimCPU) return true;
   if (m != n && !like.is_complex()) {
-    const int64_t work = m * n * std::min(m, n), B = like.numel() / std::max<int64_t>(1, like.size(-1) * like.size(-2));
+    const int64_t work = m * n * std::min(m, n);
     return std::max(m, n) == kernels::kMaxFixedDim || (std::max(m, n) <= 16 && work <= 256) || (m < n && m <= 3) ||
-           B * work <= 32768;
+           matrix_count(like) * work <= 32768;
   }
   return small_square_batch(like, m, n, 8192, 4096, kernels::kMaxFixedDim);
 }
