@@ -170,6 +170,12 @@ void enqueue(const Tensor& gauge, const Tensor& spectrum, const char* what, doub
   if (overflow) drain(1);
 }
 
+// A report in gauge mode `mode` (not Ignore): an error in Raise, a warning in Warn.
+void report_in_mode(GaugeMode mode, const std::string& msg) {
+  TORCH_CHECK(mode != GaugeMode::Raise, msg);
+  TORCH_WARN(msg);
+}
+
 void check_gauge(const Tensor& gauge, const Tensor& spectrum, const char* what, const std::string& guard, Opt rtol,
                  Opt atol) {
   drain(0);
@@ -185,8 +191,7 @@ void check_gauge(const Tensor& gauge, const Tensor& spectrum, const char* what, 
   const std::vector<double> v(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
   const std::string msg = gauge_message(what, flat[b][1].item<double>(), flat[b][2].item<double>(),
                                         unravel(b, batch_shape(gauge, 1)), residual, v);
-  TORCH_CHECK(mode != GaugeMode::Raise, msg);
-  TORCH_WARN(msg);
+  report_in_mode(mode, msg);
 }
 
 // Does the spectrum have a pair inside the guard tolerance (for singular values also
@@ -236,8 +241,7 @@ struct SecondOrderCheck : public torch::autograd::Function<SecondOrderCheck> {
       const char* msg =
           "safesvd: a second derivative passes through repeated (or zero) singular values / eigenvalues, where it "
           "is not exact (docs/math.md, \"Second order\"); the matrix functions have an exact second order.";
-      TORCH_CHECK(mode != GaugeMode::Raise, msg);
-      TORCH_WARN(msg);
+      report_in_mode(mode, msg);
     }
     return {grads[0], Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
@@ -515,8 +519,7 @@ std::tuple<Tensor, Tensor> polar(const Tensor& A) {
     const char* msg =
         "safesvd::polar: A is rank deficient, so its polar factor U V^H is not unique. safesvd returns the finite "
         "guarded value.";
-    TORCH_CHECK(mode != GaugeMode::Raise, msg);
-    TORCH_WARN(msg);
+    report_in_mode(mode, msg);
   }
   const Tensor df0 = A.size(-1) != A.size(-2) ? zeros.narrow(-1, 0, S.size(-1) ? 1 : 0) : Tensor();
   const Tensor Q = SvdFnFunction::apply(A, U, S, Vh, ones, zeros, opt(zeros), opt(df0), c10::nullopt, c10::nullopt);
